@@ -1,0 +1,29 @@
+"""posledger: the inventory core of a cannabis retail POS, as PostgreSQL functions with a thin Python shell."""
+
+from posledger.errors import (
+    BatchBlocked,
+    Busy,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidSale,
+    LedgerAppendOnly,
+    LimitExceeded,
+    NotFound,
+    PosLedgerError,
+)
+from posledger.sales import record_sale
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchBlocked",
+    "Busy",
+    "IdempotencyConflict",
+    "InsufficientStock",
+    "InvalidSale",
+    "LedgerAppendOnly",
+    "LimitExceeded",
+    "NotFound",
+    "PosLedgerError",
+    "record_sale",
+]

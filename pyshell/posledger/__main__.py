@@ -1,0 +1,3 @@
+from posledger.cli import run
+
+run()

@@ -1,0 +1,109 @@
+"""The posledger command line: a thin layer over the library, printing JSON.
+
+Exit codes: 0 done; 1 refused by posledger (the error and its JSON detail go to stderr);
+2 wrong usage; 3 the database could not be reached or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any, NoReturn
+
+import click
+import psycopg
+
+from posledger.connection import resolve_dsn, start_embedded
+from posledger.errors import PosLedgerError
+from posledger.migrations import SQL_DIR, migrate
+from posledger.sales import record_sale
+
+EXIT_REFUSED = 1
+EXIT_DATABASE = 3
+
+dsn_option = click.option(
+    "--dsn",
+    envvar="POSLEDGER_DSN",
+    help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then an embedded server.",
+)
+
+
+def _echo_json(value: Any, err: bool = False) -> None:
+    click.echo(json.dumps(value, indent=2, default=str), err=err)
+
+
+def _fail(code: int, error: str, message: str, **extra: Any) -> NoReturn:
+    _echo_json({"error": error, "message": message, **extra}, err=True)
+    sys.exit(code)
+
+
+def _connect_dsn(dsn: str | None) -> str:
+    return resolve_dsn(dsn) or start_embedded()
+
+
+@click.group()
+@click.version_option(package_name="posledger")
+def main() -> None:
+    """posledger: record POS sales against batch-level stock, atomically, in PostgreSQL."""
+
+
+@main.command("migrate")
+@dsn_option
+def migrate_command(dsn: str | None) -> None:
+    """Apply pending schema migrations and (re)create every function. Safe to run twice, or twice at once."""
+    applied = migrate(_connect_dsn(dsn))
+    _echo_json({"applied": applied})
+
+
+@main.command("sale")
+@click.argument("payload", type=click.File("r"))
+@dsn_option
+def sale_command(payload: click.utils.LazyFile, dsn: str | None) -> None:
+    """Record the sale in PAYLOAD (a JSON file, or - for standard input) and print the result.
+
+    Example: posledger sale sale.json --dsn postgresql://localhost/posledger
+    """
+    try:
+        sale = json.load(payload)
+    except json.JSONDecodeError as error:
+        _fail(EXIT_REFUSED, "InvalidJSON", f"the payload is not JSON: {error}")
+    with psycopg.connect(_connect_dsn(dsn)) as conn:
+        _echo_json(record_sale(conn, sale))
+
+
+@main.command("demo")
+@dsn_option
+def demo_command(dsn: str | None) -> None:
+    """Migrate, stock a new demo store with two batches, and ring up one sale split across them (FEFO).
+
+    With no DSN it runs on an embedded PostgreSQL in ./.posledger, started and stopped for you.
+    """
+    target = _connect_dsn(dsn)
+    migrate(target)
+    with psycopg.connect(target) as conn:
+        row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
+        conn.commit()
+        assert row is not None
+        sale = json.loads((SQL_DIR / "demo" / "sale.json").read_text())
+        sale.update(store_id=str(row[0]), receipt_number=f"DEMO-{uuid.uuid4().hex[:8]}")
+        _echo_json(record_sale(conn, sale))
+
+
+def run() -> None:
+    """Entry point: posledger's own refusals and database failures become exit codes, not tracebacks."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except click.Abort:
+        sys.exit(1)
+    except PosLedgerError as refused:
+        _fail(EXIT_REFUSED, type(refused).__name__, str(refused),
+              sqlstate=refused.sqlstate, detail=refused.detail, hint=refused.hint)
+    except psycopg.Error as failure:
+        _fail(EXIT_DATABASE, type(failure).__name__, str(failure).strip(),
+              sqlstate=failure.sqlstate)

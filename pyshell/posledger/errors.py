@@ -1,0 +1,85 @@
+"""One exception class per SQLSTATE our functions raise (class IV), each carrying the parsed JSON detail.
+
+Callers match on the class or on ``detail``, never on message text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+
+class PosLedgerError(Exception):
+    """posledger refused the operation."""
+
+    sqlstate: str = ""
+
+    def __init__(self, message: str | None = None, *, detail: Any = None, hint: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+        self.detail = detail
+        self.hint = hint
+
+
+class InvalidSale(PosLedgerError):
+    """The payload is malformed; ``detail["problems"]`` names every problem."""
+
+    sqlstate = "IV400"
+
+
+class LedgerAppendOnly(PosLedgerError):
+    """The ledger is append-only: an UPDATE, DELETE or TRUNCATE of it was refused."""
+
+    sqlstate = "IV403"
+
+
+class NotFound(PosLedgerError):
+    """The store, a sku or a batch is unknown; ``detail["missing"]`` lists them."""
+
+    sqlstate = "IV404"
+
+
+class InsufficientStock(PosLedgerError):
+    """A line cannot be served; ``detail["short_lines"]`` lists every short sku and batch."""
+
+    sqlstate = "IV409"
+
+
+class IdempotencyConflict(PosLedgerError):
+    """The receipt number was already used for a different sale."""
+
+    sqlstate = "IV412"
+
+
+class LimitExceeded(PosLedgerError):
+    """The sale exceeds a legal purchase limit."""
+
+    sqlstate = "IV422"
+
+
+class BatchBlocked(PosLedgerError):
+    """A batch is recalled or quarantined and may not be sold."""
+
+    sqlstate = "IV423"
+
+
+class Busy(PosLedgerError):
+    """A lock could not be had in time; the call is safe to retry."""
+
+    sqlstate = "IV503"
+
+
+ERROR_CLASSES: dict[str, type[PosLedgerError]] = {
+    cls.sqlstate: cls for cls in PosLedgerError.__subclasses__()
+}
+
+
+def translate(error: psycopg.Error) -> PosLedgerError | None:
+    """The posledger exception for a database error raised by our functions, or None for any other error."""
+    diag = error.diag
+    cls = ERROR_CLASSES.get(diag.sqlstate or "")
+    if cls is None:
+        return None
+    detail = json.loads(diag.message_detail) if diag.message_detail else None
+    return cls(diag.message_primary, detail=detail, hint=diag.message_hint)

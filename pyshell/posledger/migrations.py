@@ -1,0 +1,41 @@
+"""Brings a database to the current schema: yoyo applies sql/migrations, then every file of
+sql/functions is re-applied (CREATE OR REPLACE), since yoyo runs no hook when nothing is pending."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+import yoyo
+from psycopg.conninfo import conninfo_to_dict
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+# Held for the whole migrate: two migrates at once would race on yoyo's own tables and on
+# CREATE OR REPLACE FUNCTION ("tuple concurrently updated"); the second waits and finds nothing to do.
+_MIGRATE_LOCK_KEY = 0x706F736C  # "posl"
+
+
+def yoyo_uri(dsn: str) -> str:
+    """The yoyo URI for a libpq DSN or URI: every connection parameter travels as a query argument,
+    which yoyo hands to psycopg 3 as is (the +psycopg scheme; plain postgresql:// means psycopg2)."""
+    params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+    return "postgresql+psycopg://?" + urlencode(params)
+
+
+def migrate(dsn: str) -> list[str]:
+    """Apply pending migrations and (re)create all functions; return the ids of the migrations applied."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", [_MIGRATE_LOCK_KEY])
+        backend = yoyo.get_backend(yoyo_uri(dsn))
+        try:
+            with backend.lock():
+                pending = backend.to_apply(yoyo.read_migrations(str(SQL_DIR / "migrations")))
+                backend.apply_migrations(pending)
+        finally:
+            backend.connection.close()
+        with conn.transaction():
+            for function_file in sorted((SQL_DIR / "functions").glob("*.sql")):
+                conn.execute(function_file.read_text())
+        return [migration.id for migration in pending]

@@ -1,0 +1,302 @@
+-- record_pos_sale(jsonb) returns jsonb: one sale at the till, all or nothing (DESIGN.md sections 3-6).
+-- Read top to bottom: the entry function first, then its private helpers in the order it calls them.
+
+CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_problems jsonb := public.pos_sale_problems(p_sale);
+    v_store_id uuid;
+    v_lines    public.pos_sale_line[];
+    v_missing  jsonb;
+    v_order    public.pos_orders;
+    v_alloc    public.pos_sale_allocation[];
+    v_short    jsonb;
+BEGIN
+    -- Everything that needs no lock is checked first, so locks are held only for the writes.
+    IF v_problems <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = 'invalid sale: the payload has problems',
+            DETAIL = jsonb_build_object('problems', v_problems)::text,
+            HINT = 'Correct every field named in problems and send the sale again.';
+    END IF;
+    v_store_id := p_sale->>'store_id';
+    v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
+    v_missing := public.pos_sale_missing(v_store_id, v_lines);
+    IF v_missing <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the store, a sku or a batch is unknown',
+            DETAIL = jsonb_build_object('missing', v_missing)::text,
+            HINT = 'Stock a sku or batch in this store (receive it) before selling it.';
+    END IF;
+
+    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
+    v_order := public.pos_sale_claim_receipt(v_store_id, p_sale);
+    IF v_order.result IS NOT NULL THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+
+    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock.
+    PERFORM FROM public.ocs_inventory
+    WHERE store_id = v_store_id AND sku = ANY (ARRAY(SELECT DISTINCT l.sku FROM unnest(v_lines) l))
+    ORDER BY id FOR UPDATE;
+
+    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_store_id, v_lines) a);
+    v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
+    IF v_short <> '[]' AND v_order.policy = 'strict' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
+    END IF;
+
+    RETURN public.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+END $$;
+
+-- Every problem of the payload at once, as [{field, problem}]; [] for a valid sale.
+CREATE OR REPLACE FUNCTION pos_sale_problems(p_sale jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    WITH sale AS (
+        SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM sale, LATERAL (VALUES
+            (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+            (2, 'receipt_number', 'is required and must be a non-empty string',
+                NOT public.json_is_text(s->'receipt_number')),
+            (3, 'user_id', 'must be a uuid when given',
+                public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
+            (4, 'status', 'must be "completed": reservations are not supported yet',
+                public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
+            (5, 'policy', 'must be "strict" or "lenient" when given',
+                public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+            (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
+                s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
+            (7, 'total', 'is required and must be a number from 0 to 1000000000',
+                NOT public.json_is_number(s->'total', 0, 1e9)),
+            (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
+                public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
+            (9, 'tax', 'must be a number from 0 to 1000000000 when given',
+                public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
+            (10, 'items', 'is required and must be a non-empty array',
+                coalesce(jsonb_typeof(s->'items') <> 'array' OR jsonb_array_length(s->'items') = 0, true))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM sale,
+             jsonb_array_elements(CASE jsonb_typeof(s->'items') WHEN 'array' THEN s->'items' ELSE '[]' END)
+                 WITH ORDINALITY AS i(item, n),
+             LATERAL (VALUES
+                (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
+                    NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                    NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
+                (3, 'batch.batch_lot', 'is required when a batch is given',
+                    public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$$;
+
+-- The lines of a valid sale, numbered from 1 in payload order.
+CREATE OR REPLACE FUNCTION pos_sale_lines(p_sale jsonb) RETURNS SETOF pos_sale_line
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT i.n::integer,
+           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
+           i.item->'product'->>'name',
+           i.item->'batch'->>'batch_lot',
+           (i.item->>'quantity')::numeric::integer
+    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+$$;
+
+-- The store, skus and batches the sale names that do not exist, as [{store_id} | {sku, batch}].
+-- Stock rows are never deleted once they have a ledger, so this unlocked read cannot go stale.
+CREATE OR REPLACE FUNCTION pos_sale_missing(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
+            THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
+        ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                        ORDER BY l.sku, l.batch_lot), '[]')
+              FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                                WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                  AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
+    END
+$$;
+
+-- Inserts the order header, or returns the order already recorded for this store and receipt
+-- (result set), raising IV412 when that order was a different sale. ON CONFLICT waits for a
+-- concurrent insert of the same receipt to commit or roll back, so a retry never sees 23505.
+CREATE OR REPLACE FUNCTION pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS pos_orders
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_order public.pos_orders;
+BEGIN
+    INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
+                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
+    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
+            p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
+            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
+            (p_sale->>'total')::numeric, p_sale)
+    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
+    RETURNING * INTO v_order;
+    IF FOUND THEN
+        RETURN v_order;
+    END IF;
+    SELECT * INTO v_order FROM public.pos_orders
+    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
+    IF v_order.payload IS DISTINCT FROM p_sale THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV412',
+            MESSAGE = 'idempotency conflict: this receipt number was already used for a different sale',
+            DETAIL = jsonb_build_object('store_id', p_store_id, 'receipt_number', v_order.receipt_number,
+                                        'order_id', v_order.id)::text,
+            HINT = 'A retry must send the identical payload; a new sale needs a new receipt number.';
+    END IF;
+    RETURN v_order;
+END $$;
+
+-- Which batch each unit comes from: a named batch serves its lines in line order; lines without a
+-- batch take what is left FEFO (legacy unbatched stock, then undated batches, then oldest
+-- packaged_on_date, then oldest row), split across batches. Demand and supply are laid out as
+-- consecutive intervals per sku and matched by overlap, so lines of the same sku+batch are summed
+-- before the stock check without a loop. Rows with inventory_id NULL are the units no batch covers,
+-- with what their sku+batch had available.
+CREATE OR REPLACE FUNCTION pos_sale_allocate(p_store_id uuid, p_lines pos_sale_line[])
+RETURNS SETOF pos_sale_allocation
+LANGUAGE sql STABLE AS $$
+    WITH line AS (
+        SELECT * FROM unnest(p_lines)
+    ), stock AS (
+        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available
+        FROM public.ocs_inventory i
+        WHERE i.store_id = p_store_id AND i.sku = ANY (ARRAY(SELECT sku FROM line))
+    ), named AS (
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
+               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+                   AS taken
+        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
+    ), supply AS (
+        SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
+        FROM (SELECT s.*, s.quantity_available - coalesce((SELECT sum(n.taken) FROM named n WHERE n.id = s.id), 0)
+                          AS free
+              FROM stock s) f
+        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
+    ), demand AS (
+        SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
+               coalesce((SELECT max(s.sku_free) FROM supply s WHERE s.sku = l.sku), 0) AS sku_free
+        FROM line l
+        WHERE l.batch_lot IS NULL
+        WINDOW w AS (PARTITION BY l.sku ORDER BY l.line_no)
+    )
+    SELECT line_no, sku, batch_lot, id, taken::integer, quantity_available FROM named WHERE taken > 0
+    UNION ALL
+    SELECT d.line_no, d.sku, s.batch_lot, s.id,
+           (least(d.start_at + d.quantity, s.start_at + s.free) - greatest(d.start_at, s.start_at))::integer,
+           s.free::integer
+    FROM demand d
+    JOIN supply s ON s.sku = d.sku AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
+    UNION ALL
+    SELECT line_no, sku, batch_lot, NULL, quantity - taken::integer, quantity_available FROM named
+    WHERE taken < quantity
+    UNION ALL
+    SELECT line_no, sku, NULL, NULL, (quantity - greatest(least(quantity, sku_free - start_at), 0))::integer,
+           sku_free::integer
+    FROM demand
+    WHERE sku_free - start_at < quantity
+$$;
+
+-- The short sku+batch groups, as [{sku, batch, requested, available}]: requested sums all lines of
+-- the group, because lines of the same sku+batch are one demand.
+CREATE OR REPLACE FUNCTION pos_sale_shortfalls(p_lines pos_sale_line[], p_alloc pos_sale_allocation[])
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
+                                                 'requested', g.requested, 'available', g.available)
+                              ORDER BY g.sku, g.batch_lot), '[]')
+    FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available,
+                 (SELECT sum(l.quantity) FROM unnest(p_lines) l
+                  WHERE l.sku = a.sku AND l.batch_lot IS NOT DISTINCT FROM a.batch_lot) AS requested
+          FROM unnest(p_alloc) a
+          WHERE a.inventory_id IS NULL
+          GROUP BY a.sku, a.batch_lot) g
+$$;
+
+-- The writes of an accepted sale, under the locks record_pos_sale holds: deduct, record the lines
+-- and any authorised shortfall, award points, and store the result that a replay returns.
+CREATE OR REPLACE FUNCTION pos_sale_complete(p_order pos_orders, p_lines pos_sale_line[],
+                                             p_alloc pos_sale_allocation[], p_short jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_successful jsonb;
+    v_result     jsonb;
+BEGIN
+    -- The ledger trigger reads this to label the rows it writes for the deduction below.
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
+    WITH taken AS (
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
+        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
+    ), deducted AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_available = i.quantity_available - t.quantity,
+            quantity_on_hand = i.quantity_on_hand - t.quantity,
+            last_sold = now(), updated_at = now()
+        FROM taken t
+        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
+                                                 'remaining', quantity_available) ORDER BY id), '[]')
+    INTO v_successful FROM deducted;
+    PERFORM set_config('posledger.movement', '', true);
+
+    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
+    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+    ORDER BY a.line_no, a.inventory_id;
+
+    INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short, authorized_by)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+    FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+
+    v_result := jsonb_build_object(
+        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+        'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
+        'inventory_updates', jsonb_build_object(
+            'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
+            'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
+        'loyalty', public.pos_sale_award_points(p_order),
+        'requires_manual_inventory_adjustment', p_short <> '[]');
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
+    RETURN v_result;
+END $$;
+
+-- Points for a completed sale with a customer, awarded only here, after the stock was deducted:
+-- a sale that did not happen rolls back before it gets this far. Creates a missing profile.
+CREATE OR REPLACE FUNCTION pos_sale_award_points(p_order pos_orders) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_points  bigint;
+    v_balance bigint;
+BEGIN
+    IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
+        RETURN NULL;
+    END IF;
+    SELECT floor(p_order.total * s.loyalty_points_per_unit) INTO v_points
+    FROM public.stores s WHERE s.id = p_order.store_id;
+
+    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
+    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
+                                        updated_at = now()
+    RETURNING p.loyalty_points INTO v_balance;
+
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
+    WHERE v_points <> 0;
+
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
+END $$;

@@ -1,0 +1,131 @@
+"""Fixtures: one PostgreSQL server per session, the migrations loaded once into a template database by
+the same code users run, and a fresh database per test. After every test that used a database, the
+books must balance (see check_invariants)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql import factories
+
+from pgserver import Server, start_server
+from posledger import record_sale
+from posledger.migrations import migrate
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    with start_server() as server:
+        yield server
+
+
+def load_schema(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
+    migrate(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
+
+
+posledger_template = factories.postgresql_noproc(depends_on="pg_server", load=[load_schema])
+db = factories.postgresql("posledger_template")
+
+
+@pytest.fixture
+def dsn(db: psycopg.Connection) -> str:
+    """The per-test database's DSN, for extra connections (threads, subprocesses)."""
+    return db.info.dsn
+
+
+INVARIANT_CHECKS = {
+    "on hand differs from the ledger sum or the last running balance": """
+        SELECT i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, l.total, l.last_after
+        FROM ocs_inventory i
+        LEFT JOIN LATERAL (
+            SELECT coalesce(sum(t.quantity), 0) AS total,
+                   coalesce((array_agg(t.quantity_after ORDER BY t.id DESC))[1], 0) AS last_after
+            FROM ocs_inventory_transactions t
+            WHERE t.store_id = i.store_id AND t.inventory_id = i.id) l ON true
+        WHERE i.quantity_on_hand <> l.total OR i.quantity_on_hand <> l.last_after""",
+    "negative stock": """
+        SELECT id FROM ocs_inventory WHERE quantity_on_hand < 0 OR quantity_available < 0""",
+    "units on order lines differ from the sale ledger": """
+        SELECT inventory_id FROM (
+            SELECT inventory_id, sum(quantity) AS sold FROM pos_order_lines
+            WHERE inventory_id IS NOT NULL GROUP BY inventory_id) o
+        FULL JOIN (
+            SELECT inventory_id, -sum(quantity) AS sold FROM ocs_inventory_transactions
+            WHERE transaction_type = 'sale' GROUP BY inventory_id) t USING (inventory_id)
+        WHERE o.sold IS DISTINCT FROM t.sold""",
+    "loyalty balance differs from the loyalty ledger": """
+        SELECT p.user_id FROM profiles p
+        LEFT JOIN (SELECT user_id, sum(points) AS points FROM loyalty_transactions GROUP BY user_id) l
+            USING (user_id)
+        WHERE p.loyalty_points <> coalesce(l.points, 0)""",
+    "a committed order without its stored result": """
+        SELECT id FROM pos_orders WHERE result IS NULL""",
+}
+
+
+def check_invariants(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        broken = {name: rows for name, query in INVARIANT_CHECKS.items()
+                  if (rows := conn.execute(query).fetchall())}
+    assert not broken, f"invariants broken: {broken}"
+
+
+@pytest.fixture(autouse=True)
+def books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
+    dsn = request.getfixturevalue("dsn") if "db" in request.fixturenames else None
+    yield
+    if dsn is not None:
+        check_invariants(dsn)
+
+
+# Helpers the tests share: stock is set up exactly as the old fix plan's tests do, with a bare INSERT.
+
+def new_store(db: psycopg.Connection, **columns: Any) -> str:
+    names = ", ".join(columns) or "name"
+    values = list(columns.values()) or ["test store"]
+    row = db.execute(f"INSERT INTO stores ({names}) VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+                     values).fetchone()
+    db.commit()
+    assert row is not None
+    return str(row[0])
+
+
+def add_stock(db: psycopg.Connection, store_id: str, sku: str, quantity: int,
+              batch_lot: str | None = None, packaged_on_date: str | None = None) -> int:
+    row = db.execute(
+        "INSERT INTO ocs_inventory (store_id, sku, batch_lot, packaged_on_date, quantity_on_hand,"
+        " quantity_available) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        [store_id, sku, batch_lot, packaged_on_date, quantity, quantity]).fetchone()
+    db.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def sale_payload(store_id: str, *items: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"store_id": store_id, "receipt_number": f"R-{uuid.uuid4().hex[:10]}",
+                               "items": list(items), "total": 10.0}
+    payload.update(fields)
+    return payload
+
+
+def item(sku: str, quantity: int, batch_lot: str | None = None) -> dict[str, Any]:
+    line: dict[str, Any] = {"product": {"sku": sku, "name": f"Product {sku}"}, "quantity": quantity}
+    if batch_lot is not None:
+        line["batch"] = {"batch_lot": batch_lot}
+    return line
+
+
+def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int]]:
+    """{batch_lot: (quantity_available, quantity_on_hand)} for one sku."""
+    rows = db.execute("SELECT batch_lot, quantity_available, quantity_on_hand FROM ocs_inventory"
+                      " WHERE store_id = %s AND sku = %s", [store_id, sku]).fetchall()
+    db.commit()
+    return {batch: (available, on_hand) for batch, available, on_hand in rows}
+
+
+__all__ = ["add_stock", "item", "new_store", "record_sale", "sale_payload", "stock_of"]
