@@ -15,7 +15,7 @@ import click
 import psycopg
 
 from posledger.connection import resolve_dsn, start_embedded
-from posledger.errors import PosLedgerError
+from posledger.errors import InsufficientStock, PosLedgerError
 from posledger.migrations import SQL_DIR, migrate
 from posledger.sales import record_sale
 
@@ -24,7 +24,6 @@ EXIT_DATABASE = 3
 
 dsn_option = click.option(
     "--dsn",
-    envvar="POSLEDGER_DSN",
     help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then an embedded server.",
 )
 
@@ -75,7 +74,8 @@ def sale_command(payload: click.utils.LazyFile, dsn: str | None) -> None:
 @main.command("demo")
 @dsn_option
 def demo_command(dsn: str | None) -> None:
-    """Migrate, stock a new demo store with two batches, and ring up one sale split across them (FEFO).
+    """Migrate, stock a new demo store, and ring up three sales: one split FEFO across two lots,
+    its retry by the till (replayed, recorded once), and one refused for insufficient stock.
 
     With no DSN it runs on an embedded PostgreSQL in ./.posledger, started and stopped for you.
     """
@@ -87,7 +87,21 @@ def demo_command(dsn: str | None) -> None:
         assert row is not None
         sale = json.loads((SQL_DIR / "demo" / "sale.json").read_text())
         sale.update(store_id=str(row[0]), receipt_number=f"DEMO-{uuid.uuid4().hex[:8]}")
-        _echo_json(record_sale(conn, sale))
+        _demo_step("1. A sale without batches: 8 pre-rolls come FEFO from two lots", record_sale(conn, sale))
+        _demo_step("2. The till retries the same sale: the first result, replayed; nothing sold twice",
+                   record_sale(conn, sale))
+        oversell = {**sale, "receipt_number": f"DEMO-{uuid.uuid4().hex[:8]}",
+                    "items": [{"product": {"sku": "OCS-PREROLL-1G"}, "quantity": 100}]}
+        try:
+            record_sale(conn, oversell)
+        except InsufficientStock as refused:
+            _demo_step("3. 100 pre-rolls: refused, nothing changed",
+                       {"error": type(refused).__name__, "sqlstate": refused.sqlstate, "detail": refused.detail})
+
+
+def _demo_step(title: str, outcome: Any) -> None:
+    click.echo(f"\n== {title}")
+    _echo_json(outcome)
 
 
 def run() -> None:

@@ -1,0 +1,90 @@
+"""Races with real connections in threads (DESIGN.md section 6): a unit is never sold twice, and two
+sales never deadlock, whatever order their carts name the skus in."""
+
+import threading
+from collections import Counter
+
+import psycopg
+
+from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from posledger import InsufficientStock, PosLedgerError
+
+
+def run_tills(dsn, tills, work):
+    """Run work(conn, till) in one thread and connection per till, all starting at once.
+    Returns {till: outcome}, the outcome being the result or the exception's class name."""
+    start = threading.Barrier(len(tills))
+    outcomes = {}
+
+    def till_thread(till):
+        with psycopg.connect(dsn) as conn:
+            start.wait()
+            try:
+                outcomes[till] = work(conn, till)
+            except Exception as error:  # noqa: BLE001 - every outcome is asserted by the test
+                outcomes[till] = type(error).__name__
+
+    threads = [threading.Thread(target=till_thread, args=(till,)) for till in tills]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_many_tills_selling_the_last_units_sell_exactly_the_stock(db, dsn):
+    store = new_store(db)
+    add_stock(db, store, "LAST", 3, "OLD", "2025-01-01")
+    add_stock(db, store, "LAST", 4, "NEW", "2025-02-01")
+    outcomes = run_tills(dsn, range(16), lambda conn, till: record_sale(conn, sale_payload(store, item("LAST", 1))))
+    results = Counter(type(o).__name__ if isinstance(o, dict) else o for o in outcomes.values())
+    assert results == {"dict": 7, InsufficientStock.__name__: 9}
+    assert stock_of(db, store, "LAST") == {"OLD": (0, 0), "NEW": (0, 0)}
+
+
+def test_tills_buying_several_units_never_oversell(db, dsn):
+    store = new_store(db)
+    add_stock(db, store, "HOT", 10)
+    outcomes = run_tills(dsn, range(12), lambda conn, till: record_sale(
+        conn, sale_payload(store, item("HOT", 1 + till % 3))))
+    sold = sum(o["inventory_updates"]["successful"][0]["quantity_deducted"]
+               for o in outcomes.values() if isinstance(o, dict))
+    refused = [o for o in outcomes.values() if not isinstance(o, dict)]
+    assert set(refused) <= {InsufficientStock.__name__}
+    assert 10 - sold == stock_of(db, store, "HOT")[None][0] >= 0
+    assert sold >= 8  # a refusal only happens once the stock left cannot serve that till
+
+
+def test_carts_with_the_same_skus_in_opposite_orders_never_deadlock(db, dsn):
+    store = new_store(db)
+    for sku in ("A", "B", "C"):
+        add_stock(db, store, sku, 5000, "L1", "2025-01-01")
+        add_stock(db, store, sku, 5000, "L2", "2025-02-01")
+    carts = [("A", "B", "C"), ("C", "B", "A"), ("B", "A", "C"), ("C", "A", "B")]
+    rounds = 100
+
+    def ring_up(conn, till):
+        failures = Counter()
+        for _ in range(rounds):
+            try:
+                record_sale(conn, sale_payload(store, *(item(sku, 1) for sku in carts[till])))
+            except (PosLedgerError, psycopg.Error) as error:
+                failures[type(error).__name__] += 1
+        return failures
+
+    outcomes = run_tills(dsn, range(len(carts)), ring_up)
+    assert all(failures == Counter() for failures in outcomes.values()), outcomes
+    for sku in ("A", "B", "C"):
+        assert sum(on_hand for _, on_hand in stock_of(db, store, sku).values()) == 10000 - rounds * len(carts)
+
+
+def test_concurrent_retries_of_one_sale_record_it_once(db, dsn):
+    store = new_store(db)
+    add_stock(db, store, "SKU", 10)
+    payload = sale_payload(store, item("SKU", 2), user_id="0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11", total=40)
+    outcomes = run_tills(dsn, range(8), lambda conn, till: record_sale(conn, payload))
+    assert all(isinstance(o, dict) for o in outcomes.values()), outcomes
+    assert len({o["id"] for o in outcomes.values()}) == 1
+    assert sorted(o["replayed"] for o in outcomes.values()) == [False] + [True] * 7
+    assert stock_of(db, store, "SKU") == {None: (8, 8)}
+    assert db.execute("SELECT loyalty_points FROM profiles").fetchone() == (40,)

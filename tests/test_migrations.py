@@ -1,0 +1,95 @@
+"""Migrations are safe to run twice and twice at once, and the Python shell knows every error code
+the SQL can raise."""
+
+import re
+import threading
+import uuid
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from posledger import PosLedgerError
+from posledger.errors import ERROR_CLASSES
+from posledger.migrations import SQL_DIR, migrate
+
+SCHEMA_QUERY = """
+    SELECT 'table ' || table_name || '.' || column_name || ' ' || data_type
+    FROM information_schema.columns WHERE table_schema = 'public'
+    UNION ALL
+    SELECT 'function ' || p.oid::regprocedure || ' ' || md5(p.prosrc)
+    FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT 'constraint ' || conrelid::regclass || ' ' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    ORDER BY 1"""
+
+
+def schema_of(dsn):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(SCHEMA_QUERY).fetchall()
+
+
+@pytest.fixture
+def empty_dsn(pg_server):
+    """A database with nothing in it, dropped afterwards."""
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin = make_conninfo(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield make_conninfo(admin, dbname=name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_migrating_twice_is_a_no_op(dsn):
+    before = schema_of(dsn)
+    assert migrate(dsn) == []
+    assert schema_of(dsn) == before
+    assert any(row[0].startswith("function record_pos_sale(jsonb)") for row in before)
+
+
+def migrate_at_once(dsn, times):
+    """Run migrate(dsn) from `times` threads at once; return what each applied, and the errors."""
+    start = threading.Barrier(times)
+    applied, errors = [], []
+
+    def run():
+        start.wait()
+        try:
+            applied.append(migrate(dsn))
+        except Exception as error:  # noqa: BLE001 - asserted by the callers
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return applied, errors
+
+
+def test_migrates_at_once_on_a_new_database_apply_each_migration_once(empty_dsn):
+    applied, errors = migrate_at_once(empty_dsn, 3)
+    assert errors == []
+    migration_files = sorted(path.stem for path in (SQL_DIR / "migrations").glob("*.sql"))
+    assert sorted(applied, key=len) == [[], [], migration_files]
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("SELECT to_regprocedure('record_pos_sale(jsonb)') IS NOT NULL").fetchone() == (True,)
+
+
+def test_migrates_at_once_on_a_current_database_replace_the_functions_without_error(dsn):
+    # Nothing is pending, so every migrate goes straight to CREATE OR REPLACE of the same functions.
+    for _ in range(3):
+        applied, errors = migrate_at_once(dsn, 4)
+        assert errors == []
+        assert applied == [[]] * 4
+
+
+def test_every_error_code_raised_in_sql_has_a_python_exception_class():
+    raised = set()
+    for path in SQL_DIR.rglob("*.sql"):
+        raised |= set(re.findall(r"ERRCODE\s*=\s*'(IV\d{3})'", path.read_text()))
+    assert raised >= {"IV400", "IV403", "IV404", "IV409", "IV412"}
+    assert raised <= set(ERROR_CLASSES)
+    assert all(issubclass(cls, PosLedgerError) and cls.__doc__ for cls in ERROR_CLASSES.values())
