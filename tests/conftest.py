@@ -4,6 +4,7 @@ books must balance (see check_invariants)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -129,3 +130,7 @@ def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None
 
 
 __all__ = ["add_stock", "item", "new_store", "record_sale", "sale_payload", "stock_of"]
+
+
+def pytest_report_header() -> str:
+    return f"posledger test server: {os.environ.get('POSLEDGER_TEST_SERVER', 'system')} PostgreSQL"

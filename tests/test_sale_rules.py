@@ -67,7 +67,8 @@ def test_named_batch_is_served_first_and_fefo_takes_the_rest(db, store):
     # The unbatched line comes first in the cart, yet NEW is reserved for the line that names it.
     result = record_sale(db, sale_payload(store, item("SKU", 7), item("SKU", 3, "NEW")))
     assert sorted(batches_used(result)) == [("NEW", 5), ("OLD", 5)]
-    lines = db.execute("SELECT line_no, batch_lot, quantity FROM pos_order_lines ORDER BY line_no, batch_lot").fetchall()
+    lines = db.execute("SELECT line_no, batch_lot, quantity FROM pos_order_lines"
+                       " ORDER BY line_no, batch_lot").fetchall()
     assert lines == [(1, "NEW", 2), (1, "OLD", 5), (2, "NEW", 3)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 import psycopg
@@ -58,7 +58,7 @@ def migrate_command(dsn: str | None) -> None:
 @main.command("sale")
 @click.argument("payload", type=click.File("r"))
 @dsn_option
-def sale_command(payload: click.utils.LazyFile, dsn: str | None) -> None:
+def sale_command(payload: TextIO, dsn: str | None) -> None:
     """Record the sale in PAYLOAD (a JSON file, or - for standard input) and print the result.
 
     Example: posledger sale sale.json --dsn postgresql://localhost/posledger
