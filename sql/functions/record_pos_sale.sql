@@ -1,7 +1,32 @@
 -- record_pos_sale(jsonb) returns jsonb: one sale at the till, all or nothing (DESIGN.md sections 3-6).
 -- Read top to bottom: the entry function first, then its private helpers in the order it calls them.
 
+-- The public entry. It runs as the owner (SECURITY DEFINER: callers hold no table privileges) with a
+-- pinned search_path, so nothing a caller plants in its own search_path is called instead of ours;
+-- pg_temp is named last because unnamed it would be searched first. Its lock wait is bounded: a caller
+-- never hangs behind a stuck till, and gets IV503, safe to retry since the receipt makes it idempotent.
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'  -- the SET clause scopes the set_config below to this call
+AS $$
+DECLARE
+    v_lock_timeout text := public.posledger_lock_timeout();
+BEGIN
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
+    RETURN public.pos_sale_record(p_sale);
+EXCEPTION WHEN lock_not_available THEN
+    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the stock of this sale is locked by other sales',
+        DETAIL = jsonb_build_object('lock_timeout', v_lock_timeout, 'reason', SQLERRM)::text,
+        HINT = 'Retry the same call: the receipt number makes it idempotent.';
+END $$;
+
+REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION record_pos_sale(jsonb) TO posledger_app;
+
+-- The sale itself, in the order its guarantees need: what needs no lock first, then the receipt claim,
+-- the stock locks, the allocation, and the writes.
+CREATE OR REPLACE FUNCTION pos_sale_record(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_problems jsonb := public.pos_sale_problems(p_sale);

@@ -1,6 +1,15 @@
--- Predicates over one JSON value, shared by every entry function's validation.
--- They never raise: a payload is checked whole and every problem is reported at once, so a bad
--- value must answer false, not abort the check with a cast error (22P02).
+-- Helpers every entry function shares. This file sorts first, so the functions after it may use them.
+
+-- The lock wait an entry function accepts before it gives up with IV503 (busy, retry): the setting
+-- posledger.lock_timeout (e.g. ALTER DATABASE ... SET posledger.lock_timeout = '5s'), else 3 seconds.
+CREATE OR REPLACE FUNCTION posledger_lock_timeout() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s')
+$$;
+
+-- Predicates over one JSON value, for the entry functions' validation. They never raise: a payload is
+-- checked whole and every problem is reported at once, so a bad value must answer false, not abort the
+-- check with a cast error (22P02).
 
 CREATE OR REPLACE FUNCTION json_is_uuid(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$

@@ -1,0 +1,115 @@
+"""Least privilege: connected as a login role granted posledger_app, a till can ring up sales through
+the entry functions and do nothing else; posledger_readonly reads everything and writes nothing; and a
+caller's own search_path cannot swap our functions or operators for planted ones."""
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from posledger import InvalidSale
+
+ENTRY_FUNCTIONS = {"record_pos_sale(jsonb)"}
+
+
+def login_as(dsn, group):
+    """A DSN for a login role that is a member of `group` (created once: roles belong to the cluster)."""
+    name = f"{group}_test_login"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name), sql.Identifier(group)))
+    return make_conninfo(dsn, user=name)
+
+
+@pytest.fixture
+def till(dsn):
+    with psycopg.connect(login_as(dsn, "posledger_app")) as conn:
+        yield conn
+
+
+@pytest.fixture
+def store(db):
+    store_id = new_store(db)
+    add_stock(db, store_id, "SKU", 10)
+    return store_id
+
+
+def tables(db):
+    """Every table of ours (yoyo's bookkeeping aside), with a column an UPDATE may name."""
+    rows = db.execute("SELECT DISTINCT ON (table_name) table_name, column_name FROM information_schema.columns"
+                      " WHERE table_schema = 'public' AND is_identity = 'NO' AND table_name NOT LIKE '%yoyo%'"
+                      " AND table_name IN (SELECT tablename FROM pg_tables) ORDER BY table_name, ordinal_position"
+                      ).fetchall()
+    db.commit()
+    return rows
+
+
+def test_the_application_role_rings_up_a_sale_and_the_ledger_names_its_login(db, till, store):
+    record_sale(till, sale_payload(store, item("SKU", 2), cashier_id="cashier-1"))
+    assert stock_of(db, store, "SKU") == {None: (8, 8)}
+    assert db.execute("SELECT actor, db_user FROM ocs_inventory_transactions WHERE transaction_type = 'sale'"
+                      ).fetchone() == ("cashier-1", "posledger_app_test_login")
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM {table}", "INSERT INTO {table} DEFAULT VALUES", "DELETE FROM {table}", "TRUNCATE {table}",
+    "UPDATE {table} SET {column} = {column}",
+])
+def test_the_application_role_cannot_touch_any_table(db, till, statement):
+    for table, column in tables(db):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            till.execute(sql.SQL(statement).format(table=sql.Identifier(table), column=sql.Identifier(column)))
+        till.rollback()
+
+
+def test_the_application_role_may_execute_only_the_entry_functions(db, till):
+    executable = {row[0] for row in db.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
+        " AND has_function_privilege('posledger_app_test_login', p.oid, 'EXECUTE')")}
+    assert executable == ENTRY_FUNCTIONS
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        till.execute("SELECT pos_sale_problems('{}')")
+
+
+def test_public_has_no_privilege_on_anything_of_ours(db):
+    granted_to_public = db.execute("""
+        SELECT c.oid::regclass::text FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+        WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0
+        UNION ALL
+        SELECT p.oid::regprocedure::text FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+        WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0""").fetchall()
+    assert granted_to_public == []
+
+
+def test_the_readonly_role_reads_every_table_and_writes_none(db, dsn, store):
+    with psycopg.connect(login_as(dsn, "posledger_readonly")) as dba:
+        for table, _ in tables(db):
+            dba.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                dba.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+            dba.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            dba.execute("SELECT record_pos_sale('{}')")
+
+
+def test_objects_planted_in_the_callers_search_path_are_never_called(db, dsn, till, store):
+    # Each planted object would, if called, let a bad sale through or corrupt a good one.
+    db.execute("""
+        CREATE SCHEMA evil;
+        CREATE FUNCTION evil.json_is_uuid(jsonb) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+        CREATE FUNCTION evil.never_differs(jsonb, jsonb) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+        CREATE OPERATOR evil.<> (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = evil.never_differs);
+        CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$SELECT '2000-01-01'::timestamptz$$;
+        CREATE FUNCTION evil.least(integer, integer) RETURNS integer LANGUAGE sql AS 'SELECT 0';
+        GRANT USAGE ON SCHEMA evil TO PUBLIC;
+        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;""")
+    db.commit()
+    till.execute("SET search_path = evil, pg_catalog, public")
+    till.commit()
+    with pytest.raises(InvalidSale) as refused:
+        record_sale(till, sale_payload("not-a-uuid", item("SKU", 1)))
+    assert [p["field"] for p in refused.value.detail["problems"]] == ["store_id"]
+    record_sale(till, sale_payload(store, item("SKU", 3)))
+    assert stock_of(db, store, "SKU") == {None: (7, 7)}
+    assert db.execute("SELECT last_sold > '2001-01-01' FROM ocs_inventory").fetchone() == (True,)
