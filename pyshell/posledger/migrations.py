@@ -17,10 +17,15 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _MIGRATE_LOCK_KEY = 0x706F736C  # "posl"
 
 
+# A migration waits at most this long for a lock, so it fails instead of queueing every sale behind it.
+MIGRATION_LOCK_TIMEOUT = "5s"
+
+
 def yoyo_uri(dsn: str) -> str:
     """The yoyo URI for a libpq DSN or URI: every connection parameter travels as a query argument,
     which yoyo hands to psycopg 3 as is (the +psycopg scheme; plain postgresql:// means psycopg2)."""
     params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+    params["options"] = f"{params.get('options', '')} -c lock_timeout={MIGRATION_LOCK_TIMEOUT}".strip()
     return "postgresql+psycopg://?" + urlencode(params)
 
 

@@ -43,7 +43,7 @@ BEGIN
             DETAIL = jsonb_build_object('problems', v_problems)::text,
             HINT = 'Correct every field named in problems and send the sale again.';
     END IF;
-    v_store_id := p_sale->>'store_id';
+    v_store_id := (p_sale->>'store_id')::uuid;
     v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
     v_missing := public.pos_sale_missing(v_store_id, v_lines);
     IF v_missing <> '[]' THEN
@@ -311,7 +311,7 @@ BEGIN
     IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
         RETURN NULL;
     END IF;
-    SELECT floor(p_order.total * s.loyalty_points_per_unit) INTO v_points
+    SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
     FROM public.stores s WHERE s.id = p_order.store_id;
 
     INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
