@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +19,27 @@ from pgserver import Server, start_server
 from posledger import record_sale
 from posledger.migrations import migrate
 
+# Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
+# committed and rejected by reason in the race, fault and stateful tests, faults injected, invariant
+# checks and violations, and the deadlocks the server itself counted.
+FIGURES: Counter[str] = Counter()
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     with start_server() as server:
         yield server
+        admin = make_conninfo(host=server.host, port=server.port, user=server.user, dbname="postgres")
+        with psycopg.connect(admin) as conn:
+            FIGURES["deadlocks (pg_stat_database)"] += conn.execute(
+                "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database").fetchone()[0]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("posledger reliability figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 def load_schema(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
@@ -73,6 +90,8 @@ def check_invariants(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         broken = {name: rows for name, query in INVARIANT_CHECKS.items()
                   if (rows := conn.execute(query).fetchall())}
+    FIGURES["invariant checks"] += len(INVARIANT_CHECKS)
+    FIGURES["invariant violations"] += len(broken)
     assert not broken, f"invariants broken: {broken}"
 
 

@@ -45,28 +45,49 @@ def _binary_version(postgres: Path) -> str:
     return subprocess.run([postgres, "--version"], check=True, capture_output=True, text=True).stdout.split()[2]
 
 
+class SystemCluster:
+    """A cluster of the system binaries in a temporary folder, which a test may stop and start again.
+
+    durable=False turns fsync off for speed; a test that kills the server keeps it on.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        self.bindir = Path(os.environ.get("POSLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+        self.base = Path(tempfile.mkdtemp(prefix="posledger-pg-"))
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.base, owner.pw_uid, owner.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        self.data = self.base / "data"
+        self.server = Server(host="127.0.0.1", port=_free_port(), version=_binary_version(self.bindir / "postgres"))
+        self.settings = f"-c fsync={'on' if durable else 'off'} -c max_connections=100"
+        self._pg("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def _pg(self, program: str, *args: str | Path) -> None:
+        subprocess.run([*self.run_as, str(self.bindir / program), *map(str, args)], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", self.data, "-l", self.base / "server.log", "-w", "start", "-o",
+                 f"-p {self.server.port} -k {self.base} -c listen_addresses=127.0.0.1 {self.settings}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """mode "immediate" is a crash as far as the data is concerned: recovery replays the WAL on start."""
+        self._pg("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @contextmanager
 def system_server() -> Iterator[Server]:
-    bindir = Path(os.environ.get("POSLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-    base = Path(tempfile.mkdtemp(prefix="posledger-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
-
-    def pg(*args: str | Path) -> None:
-        subprocess.run([*run_as, *map(str, args)], check=True, capture_output=True)
-
-    pg(bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-    pg(bindir / "pg_ctl", "-D", data, "-l", base / "server.log", "-w", "start", "-o",
-       f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100")
+    cluster = SystemCluster()
+    cluster.start()
     try:
-        yield Server(host="127.0.0.1", port=port, version=_binary_version(bindir / "postgres"))
+        yield cluster.server
     finally:
-        pg(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.stop()
+        cluster.remove()
 
 
 @contextmanager

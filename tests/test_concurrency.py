@@ -6,7 +6,7 @@ from collections import Counter
 
 import psycopg
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import FIGURES, add_stock, item, new_store, record_sale, sale_payload, stock_of
 from posledger import InsufficientStock, PosLedgerError
 
 
@@ -29,6 +29,13 @@ def run_tills(dsn, tills, work):
         thread.start()
     for thread in threads:
         thread.join()
+    for outcome in outcomes.values():
+        if isinstance(outcome, dict):
+            FIGURES["sales attempted"] += 1
+            FIGURES["sales committed"] += 1
+        elif isinstance(outcome, str):
+            FIGURES["sales attempted"] += 1
+            FIGURES[f"sales rejected: {outcome}"] += 1
     return outcomes
 
 
@@ -66,10 +73,13 @@ def test_carts_with_the_same_skus_in_opposite_orders_never_deadlock(db, dsn):
     def ring_up(conn, till):
         failures = Counter()
         for _ in range(rounds):
+            FIGURES["sales attempted"] += 1
             try:
                 record_sale(conn, sale_payload(store, *(item(sku, 1) for sku in carts[till])))
+                FIGURES["sales committed"] += 1
             except (PosLedgerError, psycopg.Error) as error:
                 failures[type(error).__name__] += 1
+                FIGURES[f"sales rejected: {type(error).__name__}"] += 1
         return failures
 
     outcomes = run_tills(dsn, range(len(carts)), ring_up)
