@@ -86,10 +86,14 @@ INVARIANT_CHECKS = {
 }
 
 
-def check_invariants(dsn: str) -> None:
-    with psycopg.connect(dsn) as conn:
-        broken = {name: rows for name, query in INVARIANT_CHECKS.items()
-                  if (rows := conn.execute(query).fetchall())}
+def check_invariants(conninfo: str | psycopg.Connection) -> None:
+    """Assert the books balance, on a new connection to a DSN or on an idle connection given."""
+    if isinstance(conninfo, str):
+        with psycopg.connect(conninfo) as conn:
+            return check_invariants(conn)
+    broken = {name: rows for name, query in INVARIANT_CHECKS.items()
+              if (rows := conninfo.execute(query).fetchall())}
+    conninfo.commit()
     FIGURES["invariant checks"] += len(INVARIANT_CHECKS)
     FIGURES["invariant violations"] += len(broken)
     assert not broken, f"invariants broken: {broken}"

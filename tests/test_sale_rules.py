@@ -55,10 +55,15 @@ def test_sale_without_batch_takes_legacy_unbatched_stock_first(db, store):
     assert sorted(batches_used(result), key=str) == [("OLD", 1), (None, 3)]
 
 
-def test_fefo_skips_empty_batches(db, store):
-    add_stock(db, store, "SKU", 0, "EMPTY", "2020-01-01")
-    add_stock(db, store, "SKU", 5, "FULL", "2025-01-01")
-    assert batches_used(record_sale(db, sale_payload(store, item("SKU", 2)))) == [("FULL", 2)]
+def test_fefo_skips_empty_batches_wherever_they_stand(db, store):
+    # Found by the stateful test: an empty batch between two others must not become a 0-unit line.
+    add_stock(db, store, "SKU", 0, "EMPTY-OLDEST", "2020-01-01")
+    add_stock(db, store, "SKU", 3, "OLD", "2021-01-01")
+    add_stock(db, store, "SKU", 0, "EMPTY-MIDDLE", "2022-01-01")
+    add_stock(db, store, "SKU", 5, "NEW", "2025-01-01")
+    assert batches_used(record_sale(db, sale_payload(store, item("SKU", 4)))) == [("OLD", 3), ("NEW", 1)]
+    assert db.execute("SELECT batch_lot, quantity FROM pos_order_lines ORDER BY id").fetchall() == [
+        ("OLD", 3), ("NEW", 1)]
 
 
 def test_named_batch_is_served_first_and_fefo_takes_the_rest(db, store):

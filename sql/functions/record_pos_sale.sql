@@ -221,7 +221,8 @@ LANGUAGE sql STABLE AS $$
            (least(d.start_at + d.quantity, s.start_at + s.free) - greatest(d.start_at, s.start_at))::integer,
            s.free::integer
     FROM demand d
-    JOIN supply s ON s.sku = d.sku AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
+    JOIN supply s ON s.sku = d.sku AND s.free > 0  -- an empty batch overlaps no demand, however placed
+               AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
     UNION ALL
     SELECT line_no, sku, batch_lot, NULL, quantity - taken::integer, quantity_available FROM named
     WHERE taken < quantity
