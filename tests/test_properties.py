@@ -27,7 +27,9 @@ settings.register_profile("ci", max_examples=200, stateful_step_count=25, deadli
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("long", max_examples=5000, stateful_step_count=60, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+STATEFUL_EXAMPLES = {"ci": 30, "long": 300}[PROFILE]
 
 SKUS = ["SKU-A", "SKU-B", "SKU-C"]
 LOTS = ["LOT-1", "LOT-2", "LOT-3"]
@@ -229,4 +231,4 @@ class StoreModel(RuleBasedStateMachine):
 
 def test_a_store_under_random_operations_matches_its_model(dsn):
     StoreModel.dsn = dsn
-    run_state_machine_as_test(StoreModel, settings=settings(settings.default, max_examples=30))
+    run_state_machine_as_test(StoreModel, settings=settings(settings.default, max_examples=STATEFUL_EXAMPLES))
