@@ -78,7 +78,11 @@ def test_public_has_no_privilege_on_anything_of_ours(db):
         WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0
         UNION ALL
         SELECT p.oid::regprocedure::text FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-        WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0""").fetchall()
+        WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0
+        UNION ALL
+        SELECT t.oid::regtype::text FROM pg_type t, aclexplode(coalesce(t.typacl, acldefault('T', t.typowner))) a
+        WHERE t.typnamespace = 'public'::regnamespace AND t.typtype = 'c' AND t.typrelid IN (
+            SELECT oid FROM pg_class WHERE relkind = 'c') AND a.grantee = 0""").fetchall()
     assert granted_to_public == []
 
 
