@@ -8,6 +8,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -144,6 +145,12 @@ def item(sku: str, quantity: int, batch_lot: str | None = None) -> dict[str, Any
     return line
 
 
+def readme_sql(marker):
+    """The ```sql block of the README that starts with the comment `marker`: what DBAs copy must work."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return next(block for block in readme.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
+
+
 def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int]]:
     """{batch_lot: (quantity_available, quantity_on_hand)} for one sku."""
     rows = db.execute("SELECT batch_lot, quantity_available, quantity_on_hand FROM ocs_inventory"
@@ -152,7 +159,7 @@ def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None
     return {batch: (available, on_hand) for batch, available, on_hand in rows}
 
 
-__all__ = ["add_stock", "item", "new_store", "record_sale", "sale_payload", "stock_of"]
+__all__ = ["add_stock", "item", "new_store", "readme_sql", "record_sale", "sale_payload", "stock_of"]
 
 
 def pytest_report_header() -> str:

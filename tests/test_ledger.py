@@ -2,12 +2,11 @@
 
 import json
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload
+from conftest import add_stock, item, new_store, readme_sql, record_sale, sale_payload
 
 
 @pytest.fixture
@@ -86,12 +85,6 @@ def test_a_batch_is_one_row_per_store(db, store):
         add_stock(db, store, "SKU", 5, "LOT")
     db.rollback()
     add_stock(db, new_store(db), "SKU", 5, "LOT")
-
-
-def readme_sql(marker):
-    """The ```sql block of the README that starts with the comment `marker`: what DBAs copy must work."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    return next(block for block in readme.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
 
 
 def test_the_readme_discrepancy_query_finds_an_unledgered_change_until_it_is_corrected(db, store):
