@@ -126,6 +126,15 @@ def test_lenient_sale_completes_records_the_shortfall_and_flags_the_result(db, s
         (False, 2), (True, 3)]
 
 
+def test_lenient_sale_of_a_short_named_batch_records_that_batch_as_short(db, store):
+    add_stock(db, store, "SKU", 1, "LOT")
+    add_stock(db, store, "SKU", 9, "OTHER")
+    result = record_sale(db, sale_payload(store, item("SKU", 4, "LOT"), policy="lenient", authorized_by="m-1"))
+    assert batches_used(result) == [("LOT", 1)]  # a named batch is never swapped for another
+    assert db.execute("SELECT batch_lot, quantity_short FROM inventory_exceptions").fetchall() == [("LOT", 3)]
+    assert stock_of(db, store, "SKU") == {"LOT": (0, 0), "OTHER": (9, 9)}
+
+
 def test_lenient_sale_needs_someone_who_authorised_it(db, store):
     add_stock(db, store, "SKU", 2)
     with pytest.raises(InvalidSale) as refused:
