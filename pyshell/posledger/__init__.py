@@ -1,5 +1,7 @@
 """posledger: the inventory core of a cannabis retail POS, as PostgreSQL functions with a thin Python shell."""
 
+from importlib.metadata import version
+
 from posledger.errors import (
     BatchBlocked,
     Busy,
@@ -13,7 +15,7 @@ from posledger.errors import (
 )
 from posledger.sales import record_sale
 
-__version__ = "0.1.0"
+__version__ = version("posledger")  # the one place is pyproject.toml
 
 __all__ = [
     "BatchBlocked",

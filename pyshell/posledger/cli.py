@@ -37,7 +37,8 @@ def _fail(code: int, error: str, message: str, **extra: Any) -> NoReturn:
     sys.exit(code)
 
 
-def _connect_dsn(dsn: str | None) -> str:
+def _target_dsn(dsn: str | None) -> str:
+    """The database to work on: the one named, else the embedded server, started now."""
     return resolve_dsn(dsn) or start_embedded()
 
 
@@ -51,7 +52,7 @@ def main() -> None:
 @dsn_option
 def migrate_command(dsn: str | None) -> None:
     """Apply pending schema migrations and (re)create every function. Safe to run twice, or twice at once."""
-    applied = migrate(_connect_dsn(dsn))
+    applied = migrate(_target_dsn(dsn))
     _echo_json({"applied": applied})
 
 
@@ -67,7 +68,7 @@ def sale_command(payload: TextIO, dsn: str | None) -> None:
         sale = json.load(payload)
     except json.JSONDecodeError as error:
         _fail(EXIT_REFUSED, "InvalidJSON", f"the payload is not JSON: {error}")
-    with psycopg.connect(_connect_dsn(dsn)) as conn:
+    with psycopg.connect(_target_dsn(dsn)) as conn:
         _echo_json(record_sale(conn, sale))
 
 
@@ -79,7 +80,7 @@ def demo_command(dsn: str | None) -> None:
 
     With no DSN it runs on an embedded PostgreSQL in ./.posledger, started and stopped for you.
     """
-    target = _connect_dsn(dsn)
+    target = _target_dsn(dsn)
     migrate(target)
     with psycopg.connect(target) as conn:
         row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
