@@ -151,6 +151,13 @@ def readme_sql(marker):
     return next(block for block in readme.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
 
 
+def count_rows(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
 def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int]]:
     """{batch_lot: (quantity_available, quantity_on_hand)} for one sku."""
     rows = db.execute("SELECT batch_lot, quantity_available, quantity_on_hand FROM ocs_inventory"
@@ -159,7 +166,7 @@ def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None
     return {batch: (available, on_hand) for batch, available, on_hand in rows}
 
 
-__all__ = ["add_stock", "item", "new_store", "readme_sql", "record_sale", "sale_payload", "stock_of"]
+__all__ = ["add_stock", "count_rows", "item", "new_store", "readme_sql", "record_sale", "sale_payload", "stock_of"]
 
 
 def pytest_report_header() -> str:

@@ -11,7 +11,17 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from conftest import FIGURES, add_stock, check_invariants, item, new_store, record_sale, sale_payload, stock_of
+from conftest import (
+    FIGURES,
+    add_stock,
+    check_invariants,
+    count_rows,
+    item,
+    new_store,
+    record_sale,
+    sale_payload,
+    stock_of,
+)
 from pgserver import SystemCluster
 from posledger.migrations import migrate
 
@@ -47,12 +57,12 @@ def test_a_sale_killed_while_holding_its_locks_leaves_nothing_and_its_retry_succ
     holder.commit()
     holder.close()
     assert outcome == ["OperationalError"]
-    assert db.execute("SELECT count(*) FROM pos_orders").fetchone() == (0,)
+    assert count_rows(db, "pos_orders") == 0
     assert stock_of(db, store, "FIRST") == {None: (10, 10)}
     with psycopg.connect(dsn) as retry:
         assert record_sale(retry, payload)["replayed"] is False
     assert stock_of(db, store, "FIRST") == {None: (8, 8)}
-    assert db.execute("SELECT count(*) FROM pos_orders").fetchone() == (1,)
+    assert count_rows(db, "pos_orders") == 1
 
 
 def _attempt(conn, payload):
@@ -119,7 +129,7 @@ def test_an_immediate_stop_during_concurrent_sales_loses_nothing_acknowledged(du
     with psycopg.connect(dsn) as conn:
         for payload in in_doubt:  # the till's retry after the outage
             assert record_sale(conn, payload)["replayed"] is (payload["receipt_number"] in recorded)
-        assert conn.execute("SELECT count(*) FROM pos_orders").fetchone() == (len(acknowledged) + len(in_doubt),)
+        assert count_rows(conn, "pos_orders") == len(acknowledged) + len(in_doubt)
         sold = conn.execute("SELECT -sum(quantity) FROM ocs_inventory_transactions"
                             " WHERE transaction_type = 'sale'").fetchone()[0]
     assert sold == 3 * (len(acknowledged) + len(in_doubt))

@@ -3,7 +3,7 @@ database afterwards as the plan's verify queries do. Stock is set up as the plan
 
 import pytest
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload, stock_of
 from posledger import InsufficientStock, NotFound
 
 STORE = "5071d685-00dc-4e56-bb11-36e31b305c50"
@@ -45,7 +45,7 @@ def test_3_insufficient_stock_is_refused_and_changes_nothing(db, store):
     assert refused.value.detail == {"short_lines": [
         {"sku": "TEST_SKU_003", "batch": None, "requested": 5, "available": 2}]}
     assert stock_of(db, store, "TEST_SKU_003") == {None: (2, 2)}
-    assert db.execute("SELECT count(*) FROM pos_orders").fetchone() == (0,)
+    assert count_rows(db, "pos_orders") == 0
 
 
 def test_4_multi_batch_sale_deducts_each_named_batch(db, store):
@@ -94,4 +94,4 @@ def test_8_missing_sku_is_not_found_and_changes_nothing(db, store):
         record_sale(db, sale_payload(store, item("TEST_SKU_009", 1), item("NO_SUCH_SKU", 1)))
     assert refused.value.detail == {"missing": [{"sku": "NO_SUCH_SKU", "batch": None}]}
     assert stock_of(db, store, "TEST_SKU_009") == {None: (10, 10)}
-    assert db.execute("SELECT count(*) FROM pos_orders").fetchone() == (0,)
+    assert count_rows(db, "pos_orders") == 0

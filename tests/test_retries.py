@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload, stock_of
 from posledger import Busy
 
 SHORT_WAIT = "-c posledger.lock_timeout=200ms"
@@ -27,12 +27,6 @@ def holder(dsn, store):
         yield conn
 
 
-def orders(db):
-    value = db.execute("SELECT count(*) FROM pos_orders").fetchone()[0]
-    db.commit()
-    return value
-
-
 def release_after(conn, seconds, statement=None):
     def release():
         if statement:
@@ -50,7 +44,7 @@ def test_a_sale_that_waits_too_long_for_its_locks_is_busy_and_changes_nothing(db
     assert refused.value.sqlstate == "IV503"
     assert refused.value.detail["lock_timeout"] == "200ms"
     holder.commit()
-    assert orders(db) == 0
+    assert count_rows(db, "pos_orders") == 0
     assert stock_of(db, store, "HOT") == {None: (10, 10)}
 
 
@@ -66,7 +60,7 @@ def test_busy_is_retried_and_the_sale_recorded_once(db, dsn, store, holder):
         result = record_sale(till, sale_payload(store, item("HOT", 2)), attempts=10, backoff=0.1)
     timer.join()
     assert result["replayed"] is False
-    assert orders(db) == 1
+    assert count_rows(db, "pos_orders") == 1
     assert stock_of(db, store, "HOT") == {None: (8, 8)}
 
 
@@ -78,7 +72,7 @@ def test_busy_is_not_retried_inside_the_callers_transaction(db, dsn, store, hold
         with pytest.raises(Busy), till.transaction():
             record_sale(till, sale_payload(store, item("HOT", 1)), attempts=10, backoff=0.1)
     timer.join()
-    assert orders(db) == 0
+    assert count_rows(db, "pos_orders") == 0
 
 
 def test_a_serialization_failure_is_retried_with_a_fresh_snapshot(db, dsn, store, holder):
@@ -90,4 +84,4 @@ def test_a_serialization_failure_is_retried_with_a_fresh_snapshot(db, dsn, store
         result = record_sale(till, sale_payload(store, item("HOT", 2)), attempts=3)
     timer.join()
     assert result["inventory_updates"]["successful"][0]["remaining"] == 4
-    assert orders(db) == 1
+    assert count_rows(db, "pos_orders") == 1

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, item, new_store, readme_sql, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, new_store, readme_sql, record_sale, sale_payload, stock_of
 from posledger import IdempotencyConflict, InsufficientStock, InvalidSale, NotFound
 
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
@@ -15,12 +15,6 @@ CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 @pytest.fixture
 def store(db):
     return new_store(db)
-
-
-def count(db, table):
-    value = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    db.commit()
-    return value
 
 
 def snapshot(db):
@@ -202,8 +196,8 @@ def test_no_points_without_a_customer_or_for_a_refused_sale(db, store):
     assert record_sale(db, sale_payload(store, item("SKU", 1)))["loyalty"] is None
     with pytest.raises(InsufficientStock):
         record_sale(db, sale_payload(store, item("SKU", 1), user_id=CUSTOMER, total=50))
-    assert count(db, "profiles") == 0
-    assert count(db, "loyalty_transactions") == 0
+    assert count_rows(db, "profiles") == 0
+    assert count_rows(db, "loyalty_transactions") == 0
 
 
 # Bad input: IV400 / IV404 with every problem named, nothing changed, no raw PostgreSQL error
@@ -257,7 +251,7 @@ def test_unknown_batch_is_not_found_with_every_missing_one(db, store):
     with pytest.raises(NotFound) as refused:
         record_sale(db, sale_payload(store, item("SKU", 1, "UNKNOWN"), item("OTHER", 1), item("SKU", 1, "KNOWN")))
     assert refused.value.detail == {"missing": [{"sku": "OTHER", "batch": None}, {"sku": "SKU", "batch": "UNKNOWN"}]}
-    assert count(db, "pos_orders") == 0
+    assert count_rows(db, "pos_orders") == 0
 
 
 def test_the_readme_sql_example_records_its_sale(db):
