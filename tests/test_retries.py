@@ -65,9 +65,9 @@ def test_busy_is_retried_and_the_sale_recorded_once(db, dsn, store, holder):
 
 
 def test_busy_is_not_retried_inside_the_callers_transaction(db, dsn, store, holder):
-    # The lock is released after 0.5 s: ten attempts outside a transaction would get it (see above),
+    # The lock is released after 1 s: ten attempts outside a transaction would get it (see above),
     # so Busy here shows the caller's transaction was left to the caller to retry whole.
-    timer = release_after(holder, 0.5)
+    timer = release_after(holder, 1.0)
     with psycopg.connect(dsn, options=SHORT_WAIT) as till:
         with pytest.raises(Busy), till.transaction():
             record_sale(till, sale_payload(store, item("HOT", 1)), attempts=10, backoff=0.1)
