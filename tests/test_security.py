@@ -117,3 +117,22 @@ def test_objects_planted_in_the_callers_search_path_are_never_called(db, dsn, ti
     record_sale(till, sale_payload(store, item("SKU", 3)))
     assert stock_of(db, store, "SKU") == {None: (7, 7)}
     assert db.execute("SELECT last_sold > '2001-01-01' FROM ocs_inventory").fetchone() == (True,)
+
+
+def test_objects_planted_in_the_public_schema_do_not_shadow_the_builtins_we_call(db, till, store):
+    # Only the owner may create in public (PUBLIC lost CREATE); the till cannot plant anything there.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        till.execute("CREATE FUNCTION public.jsonb_typeof(jsonb) RETURNS text LANGUAGE sql AS $$SELECT 'object'$$")
+    till.rollback()
+    # Planted by someone who can (here the owner): pg_catalog comes first in our pinned search_path.
+    db.execute("""
+        CREATE FUNCTION public.jsonb_typeof(jsonb) RETURNS text LANGUAGE sql AS $$SELECT 'object'$$;
+        CREATE FUNCTION public.never_differs(jsonb, jsonb) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+        CREATE OPERATOR public.<> (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = public.never_differs);
+        GRANT EXECUTE ON FUNCTION public.jsonb_typeof(jsonb), public.never_differs(jsonb, jsonb) TO PUBLIC;""")
+    db.commit()
+    till.execute("SET search_path = public, pg_catalog")
+    till.commit()
+    with pytest.raises(InvalidSale) as refused:
+        record_sale(till, {"store_id": store, "receipt_number": "R-1", "total": 1, "items": "not a list"})
+    assert [p["field"] for p in refused.value.detail["problems"]] == ["items"]
