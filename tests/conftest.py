@@ -30,8 +30,7 @@ FIGURES: Counter[str] = Counter()
 def pg_server() -> Iterator[Server]:
     with start_server() as server:
         yield server
-        admin = make_conninfo(host=server.host, port=server.port, user=server.user, dbname="postgres")
-        with psycopg.connect(admin) as conn:
+        with psycopg.connect(server.dsn()) as conn:
             FIGURES["deadlocks (pg_stat_database)"] += conn.execute(
                 "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database").fetchone()[0]
 

@@ -19,6 +19,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
+
 
 @dataclass
 class Server:
@@ -32,6 +34,10 @@ class Server:
     maintenance_dbname: str = "postgres"
     template_dbname: str | None = None
     version: str = ""  # what the server binary says it is, e.g. "15.18"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """A DSN for one database of this server, as its superuser."""
+        return make_conninfo(host=self.host, port=self.port, user=self.user, dbname=dbname)
 
 
 def _free_port() -> int:

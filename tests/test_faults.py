@@ -9,7 +9,6 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from conftest import (
     FIGURES,
@@ -89,8 +88,7 @@ def durable_cluster():
 
 
 def test_an_immediate_stop_during_concurrent_sales_loses_nothing_acknowledged(durable_cluster):
-    server = durable_cluster.server
-    dsn = make_conninfo(host=server.host, port=server.port, user=server.user, dbname="postgres")
+    dsn = durable_cluster.server.dsn()
     migrate(dsn)
     with psycopg.connect(dsn) as conn:
         store = new_store(conn)

@@ -7,7 +7,6 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from posledger import PosLedgerError
 from posledger.errors import ERROR_CLASSES
@@ -34,11 +33,10 @@ def schema_of(dsn):
 def empty_dsn(pg_server):
     """A database with nothing in it, dropped afterwards."""
     name = f"empty_{uuid.uuid4().hex[:8]}"
-    admin = make_conninfo(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    yield make_conninfo(admin, dbname=name)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    yield pg_server.dsn(name)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
