@@ -8,7 +8,8 @@
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET lock_timeout = '3s'  -- the SET clause scopes the set_config below to this call
+-- This clause only scopes the set_config below to this call; the value in force is posledger_lock_timeout().
+SET lock_timeout = '3s'
 AS $$
 DECLARE
     v_lock_timeout text := public.posledger_lock_timeout();
