@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
 from pgserver import Server, start_server
-from posledger import record_sale
+from posledger import receive_inventory, record_sale
 from posledger.migrations import migrate
 
 # Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
@@ -83,6 +83,25 @@ INVARIANT_CHECKS = {
         WHERE p.loyalty_points <> coalesce(l.points, 0)""",
     "a committed order without its stored result": """
         SELECT id FROM pos_orders WHERE result IS NULL""",
+    "units on return lines differ from the return and void ledger": """
+        SELECT inventory_id FROM (
+            SELECT inventory_id, sum(quantity) AS back FROM pos_return_lines GROUP BY inventory_id) r
+        FULL JOIN (
+            SELECT inventory_id, sum(quantity) AS back FROM ocs_inventory_transactions
+            WHERE transaction_type IN ('return', 'void') GROUP BY inventory_id) t USING (inventory_id)
+        WHERE r.back IS DISTINCT FROM t.back""",
+    "an order line returned more often than it sold": """
+        SELECT ol.id FROM pos_order_lines ol
+        JOIN pos_return_lines rl ON rl.store_id = ol.store_id AND rl.order_line_id = ol.id
+        GROUP BY ol.id HAVING sum(rl.quantity) > min(ol.quantity)""",
+    "a document without its stored result": """
+        SELECT id::text FROM pos_returns WHERE result IS NULL
+        UNION ALL SELECT id::text FROM ocs_shipments WHERE result IS NULL
+        UNION ALL SELECT id::text FROM inventory_adjustments WHERE result IS NULL
+        UNION ALL SELECT reference FROM batch_status_requests WHERE result IS NULL""",
+    "a DBA view that must be empty is not": """
+        SELECT 'inventory_discrepancies' FROM inventory_discrepancies
+        UNION ALL SELECT 'negative_inventory' FROM negative_inventory""",
 }
 
 
@@ -94,7 +113,7 @@ def check_invariants(conninfo: str | psycopg.Connection) -> None:
     broken = {name: rows for name, query in INVARIANT_CHECKS.items()
               if (rows := conninfo.execute(query).fetchall())}
     conninfo.commit()
-    FIGURES["invariant checks (5 invariants each)"] += 1
+    FIGURES[f"invariant checks ({len(INVARIANT_CHECKS)} invariants each)"] += 1
     FIGURES["invariant violations"] += len(broken)
     assert not broken, f"invariants broken: {broken}"
 
@@ -130,6 +149,32 @@ def add_stock(db: psycopg.Connection, store_id: str, sku: str, quantity: int,
     return int(row[0])
 
 
+def receive(db: psycopg.Connection, store_id: str, *lines: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Receive one shipment through receive_inventory; lines are shipment_line(...) dicts."""
+    shipment: dict[str, Any] = {"store_id": store_id, "shipment_id": f"S-{uuid.uuid4().hex[:10]}",
+                                "lines": list(lines)}
+    shipment.update(fields)
+    return receive_inventory(db, shipment)
+
+
+def shipment_line(sku: str, quantity: int, batch_lot: str, packaged_on_date: str | None = None,
+                  received: int | None = None, **fields: Any) -> dict[str, Any]:
+    line: dict[str, Any] = {"sku": sku, "batch_lot": batch_lot, "quantity_shipped": quantity,
+                            "quantity_received": quantity if received is None else received, **fields}
+    if packaged_on_date is not None:
+        line["packaged_on_date"] = packaged_on_date
+    return line
+
+
+def ledger_of(db: psycopg.Connection, store_id: str, sku: str) -> list[tuple[Any, ...]]:
+    """The ledger of one sku, oldest first: (batch_lot, transaction_type, reason_code, quantity, quantity_after)."""
+    rows = db.execute("SELECT batch_lot, transaction_type, reason_code, quantity, quantity_after"
+                      " FROM ocs_inventory_transactions WHERE store_id = %s AND sku = %s ORDER BY id",
+                      [store_id, sku]).fetchall()
+    db.commit()
+    return rows
+
+
 def sale_payload(store_id: str, *items: dict[str, Any], **fields: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {"store_id": store_id, "receipt_number": f"R-{uuid.uuid4().hex[:10]}",
                                "items": list(items), "total": 10.0}
@@ -159,13 +204,19 @@ def count_rows(conn: psycopg.Connection, table: str) -> int:
 
 def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int]]:
     """{batch_lot: (quantity_available, quantity_on_hand)} for one sku."""
-    rows = db.execute("SELECT batch_lot, quantity_available, quantity_on_hand FROM ocs_inventory"
-                      " WHERE store_id = %s AND sku = %s", [store_id, sku]).fetchall()
+    return {batch: (available, on_hand) for batch, (available, on_hand, _, _) in batches_of(db, store_id, sku).items()}
+
+
+def batches_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int, int, str]]:
+    """{batch_lot: (quantity_available, quantity_on_hand, quantity_quarantined, status)} for one sku."""
+    rows = db.execute("SELECT batch_lot, quantity_available, quantity_on_hand, quantity_quarantined, status"
+                      " FROM ocs_inventory WHERE store_id = %s AND sku = %s", [store_id, sku]).fetchall()
     db.commit()
-    return {batch: (available, on_hand) for batch, available, on_hand in rows}
+    return {batch: tuple(rest) for batch, *rest in rows}
 
 
-__all__ = ["add_stock", "count_rows", "item", "new_store", "readme_sql", "record_sale", "sale_payload", "stock_of"]
+__all__ = ["add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store", "readme_sql", "receive",
+           "record_sale", "sale_payload", "shipment_line", "stock_of"]
 
 
 def pytest_report_header() -> str:

@@ -9,8 +9,10 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
 from posledger import InvalidSale
+from posledger.migrations import SQL_DIR
 
-ENTRY_FUNCTIONS = {"record_pos_sale(jsonb)"}
+# One file per entry function, named after it (shared/STYLE.md); _shared.sql holds only helpers.
+ENTRY_FUNCTIONS = {f"{path.stem}(jsonb)" for path in (SQL_DIR / "functions").glob("[!_]*.sql")}
 
 
 def login_as(dsn, group):

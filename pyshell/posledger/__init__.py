@@ -2,6 +2,14 @@
 
 from importlib.metadata import version
 
+from posledger.calls import (
+    adjust_inventory,
+    count_inventory,
+    receive_inventory,
+    record_sale,
+    return_sale,
+    set_batch_status,
+)
 from posledger.errors import (
     BatchBlocked,
     Busy,
@@ -12,8 +20,8 @@ from posledger.errors import (
     LimitExceeded,
     NotFound,
     PosLedgerError,
+    ReturnExceedsSale,
 )
-from posledger.sales import record_sale
 
 __version__ = version("posledger")  # the one place is pyproject.toml
 
@@ -27,5 +35,11 @@ __all__ = [
     "LimitExceeded",
     "NotFound",
     "PosLedgerError",
+    "ReturnExceedsSale",
+    "adjust_inventory",
+    "count_inventory",
+    "receive_inventory",
     "record_sale",
+    "return_sale",
+    "set_batch_status",
 ]

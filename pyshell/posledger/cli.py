@@ -14,10 +14,10 @@ from typing import Any, NoReturn, TextIO
 import click
 import psycopg
 
+from posledger.calls import record_sale
 from posledger.connection import resolve_dsn, start_embedded
 from posledger.errors import InsufficientStock, PosLedgerError
 from posledger.migrations import SQL_DIR, migrate
-from posledger.sales import record_sale
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3

@@ -23,7 +23,7 @@ class PosLedgerError(Exception):
 
 
 class InvalidSale(PosLedgerError):
-    """The payload is malformed; ``detail["problems"]`` names every problem."""
+    """The payload (of a sale or of any other call) is malformed; ``detail["problems"]`` names every problem."""
 
     sqlstate = "IV400"
 
@@ -35,19 +35,25 @@ class LedgerAppendOnly(PosLedgerError):
 
 
 class NotFound(PosLedgerError):
-    """The store, a sku or a batch is unknown; ``detail["missing"]`` lists them."""
+    """The store, a sku, a batch or an order is unknown; ``detail["missing"]`` lists them."""
 
     sqlstate = "IV404"
 
 
 class InsufficientStock(PosLedgerError):
-    """A line cannot be served; ``detail["short_lines"]`` lists every short sku and batch."""
+    """A line cannot be served, or an adjustment would go below zero; ``detail["short_lines"]`` lists them all."""
 
     sqlstate = "IV409"
 
 
+class ReturnExceedsSale(PosLedgerError):
+    """A return asks for more than was sold minus already returned; ``detail["over_returned"]`` lists the lines."""
+
+    sqlstate = "IV410"
+
+
 class IdempotencyConflict(PosLedgerError):
-    """The receipt number was already used for a different sale."""
+    """The idempotency key (receipt number, shipment id, reference) was already used for a different payload."""
 
     sqlstate = "IV412"
 
@@ -59,7 +65,10 @@ class LimitExceeded(PosLedgerError):
 
 
 class BatchBlocked(PosLedgerError):
-    """A batch is recalled or quarantined and may not be sold."""
+    """A batch the sale names is held (quarantined, recalled, awaiting destruction).
+
+    ``detail["blocked"]`` lists them.
+    """
 
     sqlstate = "IV423"
 

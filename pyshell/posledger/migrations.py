@@ -3,6 +3,7 @@ sql/functions is re-applied (CREATE OR REPLACE), since yoyo runs no hook when no
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +15,10 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 # Held for the whole migrate: two migrates at once would race on yoyo's own tables and on
 # CREATE OR REPLACE FUNCTION ("tuple concurrently updated"); the second waits and finds nothing to do.
+# It waits by polling, between statements: a session blocked inside pg_advisory_lock() holds a snapshot,
+# and CREATE INDEX CONCURRENTLY in the first migrate would wait for that snapshot forever.
 _MIGRATE_LOCK_KEY = 0x706F736C  # "posl"
+_MIGRATE_LOCK_POLL = 0.2  # seconds
 
 
 # A migration waits at most this long for a lock, so it fails instead of queueing every sale behind it.
@@ -32,7 +36,8 @@ def yoyo_uri(dsn: str) -> str:
 def migrate(dsn: str) -> list[str]:
     """Apply pending migrations and (re)create all functions; return the ids of the migrations applied."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", [_MIGRATE_LOCK_KEY])
+        while conn.execute("SELECT pg_try_advisory_lock(%s)", [_MIGRATE_LOCK_KEY]).fetchone() != (True,):
+            time.sleep(_MIGRATE_LOCK_POLL)
         backend = yoyo.get_backend(yoyo_uri(dsn))
         try:
             with backend.lock():

@@ -7,6 +7,60 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s')
 $$;
 
+-- Applies posledger_lock_timeout() to the calling entry function, whose own SET lock_timeout clause
+-- scopes it to that call, and returns it.
+CREATE OR REPLACE FUNCTION posledger_apply_lock_timeout() RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT set_config('lock_timeout', public.posledger_lock_timeout(), true)
+$$;
+
+-- The refusals every entry function shares, so each code keeps one shape of DETAIL across functions.
+
+-- IV400: every problem of a payload at once, as [{field, problem}]; nothing when there is none.
+CREATE OR REPLACE FUNCTION posledger_refuse_problems(p_problems jsonb, p_what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_problems <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = format('invalid %s: the payload has problems', p_what),
+            DETAIL = jsonb_build_object('problems', p_problems)::text,
+            HINT = 'Correct every field named in problems and send it again.';
+    END IF;
+END $$;
+
+-- IV404: the store, skus, batches or orders a payload names that do not exist; nothing when none.
+CREATE OR REPLACE FUNCTION posledger_refuse_missing(p_missing jsonb, p_hint text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_missing <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the payload names what does not exist',
+            DETAIL = jsonb_build_object('missing', p_missing)::text, HINT = p_hint;
+    END IF;
+END $$;
+
+-- IV412: an idempotency key already used with another payload. Payloads compare as jsonb, so key
+-- order and spacing do not matter but every value does.
+CREATE OR REPLACE FUNCTION posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_stored IS DISTINCT FROM p_sent THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV412',
+            MESSAGE = 'idempotency conflict: this key was already used for a different payload',
+            DETAIL = p_key::text,
+            HINT = 'A retry must send the identical payload; a new operation needs a new key.';
+    END IF;
+END $$;
+
+-- IV503, from an entry function's handler of lock_not_available: safe to retry, since every entry is
+-- idempotent by its key.
+CREATE OR REPLACE FUNCTION posledger_refuse_busy(p_reason text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the rows of this call are locked by other calls',
+        DETAIL = jsonb_build_object('lock_timeout', public.posledger_lock_timeout(), 'reason', p_reason)::text,
+        HINT = 'Retry the same call with the same key.';
+END $$;
+
 -- Predicates over one JSON value, for the entry functions' validation. They never raise: a payload is
 -- checked whole and every problem is reported at once, so a bad value must answer false, not abort the
 -- check with a cast error (22P02).
@@ -37,4 +91,32 @@ $$;
 CREATE OR REPLACE FUNCTION json_is_given(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) <> 'null', false)
+$$;
+
+CREATE OR REPLACE FUNCTION json_is_boolean(p_value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'boolean', false)
+$$;
+
+-- An ISO date (YYYY-MM-DD) that exists; checked by arithmetic, since a cast of 2025-02-30 would raise.
+-- CASE, not AND, guards the casts: only CASE fixes the order of evaluation.
+CREATE OR REPLACE FUNCTION json_is_date(p_value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string'
+                              AND p_value #>> '{}' ~ '^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-[0-9]{2}$', false)
+                THEN substr(p_value #>> '{}', 9, 2)::integer BETWEEN 1 AND extract(day FROM
+                         make_date(substr(p_value #>> '{}', 1, 4)::integer, substr(p_value #>> '{}', 6, 2)::integer, 1)
+                         + interval '1 month - 1 day')
+                ELSE false END
+$$;
+
+-- A GTIN as stored: 14 digits, zero-padded, or NULL when it is not a GTIN-8/12/13/14 with a valid GS1
+-- mod-10 check digit. Zero-padding keeps the check: weights count from the right.
+CREATE OR REPLACE FUNCTION gtin14(p_gtin text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_gtin ~ '^([0-9]{8}|[0-9]{12,14})$' THEN (
+        SELECT g.digits
+        FROM (SELECT lpad(p_gtin, 14, '0') AS digits) g
+        WHERE (SELECT sum(substr(g.digits, n, 1)::integer * CASE n % 2 WHEN 1 THEN 3 ELSE 1 END)
+               FROM generate_series(1, 14) AS n) % 10 = 0) END
 $$;

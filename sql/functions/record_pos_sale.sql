@@ -8,18 +8,15 @@
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
--- This clause only scopes the set_config below to this call; the value in force is posledger_lock_timeout().
+-- This clause only scopes posledger_apply_lock_timeout() to this call; see _shared.sql.
 SET lock_timeout = '3s'
 AS $$
-DECLARE
-    v_lock_timeout text := public.posledger_lock_timeout();
 BEGIN
-    PERFORM set_config('lock_timeout', v_lock_timeout, true);
+    PERFORM public.posledger_apply_lock_timeout();
     RETURN public.pos_sale_record(p_sale);
 EXCEPTION WHEN lock_not_available THEN
-    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the stock of this sale is locked by other sales',
-        DETAIL = jsonb_build_object('lock_timeout', v_lock_timeout, 'reason', SQLERRM)::text,
-        HINT = 'Retry the same call: the receipt number makes it idempotent.';
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
 END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
@@ -33,25 +30,17 @@ DECLARE
     v_problems jsonb := public.pos_sale_problems(p_sale);
     v_store_id uuid;
     v_lines    public.pos_sale_line[];
-    v_missing  jsonb;
     v_order    public.pos_orders;
     v_alloc    public.pos_sale_allocation[];
     v_short    jsonb;
+    v_blocked  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
-    IF v_problems <> '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = 'invalid sale: the payload has problems',
-            DETAIL = jsonb_build_object('problems', v_problems)::text,
-            HINT = 'Correct every field named in problems and send the sale again.';
-    END IF;
+    PERFORM public.posledger_refuse_problems(v_problems, 'sale');
     v_store_id := (p_sale->>'store_id')::uuid;
     v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
-    v_missing := public.pos_sale_missing(v_store_id, v_lines);
-    IF v_missing <> '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the store, a sku or a batch is unknown',
-            DETAIL = jsonb_build_object('missing', v_missing)::text,
-            HINT = 'Stock a sku or batch in this store (receive it) before selling it.';
-    END IF;
+    PERFORM public.posledger_refuse_missing(public.pos_sale_missing(v_store_id, v_lines),
+                                            'Stock a sku or batch in this store (receive it) before selling it.');
 
     -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
     v_order := public.pos_sale_claim_receipt(v_store_id, p_sale);
@@ -63,6 +52,14 @@ BEGIN
     PERFORM FROM public.ocs_inventory
     WHERE store_id = v_store_id AND sku = ANY (ARRAY(SELECT DISTINCT l.sku FROM unnest(v_lines) l))
     ORDER BY id FOR UPDATE;
+
+    -- Read under the locks: a recall committed while this sale waited is seen here.
+    v_blocked := public.pos_sale_blocked(v_store_id, v_lines);
+    IF v_blocked <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
+            DETAIL = jsonb_build_object('blocked', v_blocked)::text,
+            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
+    END IF;
 
     v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_store_id, v_lines) a);
     v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
@@ -172,15 +169,21 @@ BEGIN
     END IF;
     SELECT * INTO v_order FROM public.pos_orders
     WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
-    IF v_order.payload IS DISTINCT FROM p_sale THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV412',
-            MESSAGE = 'idempotency conflict: this receipt number was already used for a different sale',
-            DETAIL = jsonb_build_object('store_id', p_store_id, 'receipt_number', v_order.receipt_number,
-                                        'order_id', v_order.id)::text,
-            HINT = 'A retry must send the identical payload; a new sale needs a new receipt number.';
-    END IF;
+    PERFORM public.posledger_refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
+        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
     RETURN v_order;
 END $$;
+
+-- The batches the sale names that are held (quarantined, recalled, awaiting destruction), as
+-- [{sku, batch, status}]. Lines without a batch need no check: FEFO finds nothing available in a held batch.
+CREATE OR REPLACE FUNCTION pos_sale_blocked(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
+                              ORDER BY i.sku, i.batch_lot), '[]')
+    FROM public.ocs_inventory i
+    WHERE i.store_id = p_store_id AND i.status <> 'active'
+      AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+$$;
 
 -- Which batch each unit comes from: a named batch serves its lines in line order; lines without a
 -- batch take what is left FEFO (legacy unbatched stock, then undated batches, then oldest

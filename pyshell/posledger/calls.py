@@ -1,0 +1,89 @@
+"""The calls: one per entry function of sql/functions. The business rules live in the database; this
+only carries the payload there and retries what the database says is worth retrying."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Jsonb
+
+from posledger.errors import Busy, translate
+
+# Worth another try: a lock wait ran out (IV503), or PostgreSQL chose this transaction as the victim
+# of a serialization failure or a deadlock. A retry is safe because every entry function is idempotent
+# by its key (receipt number, shipment id, reference): a call that did commit is replayed, never
+# recorded twice.
+RETRYABLE = (Busy, psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int = 4,
+         backoff: float = 0.05) -> dict[str, Any]:
+    """Call the entry function ``function(jsonb)`` with ``payload`` and return its result.
+
+    The call runs in ``conn.transaction()``: on an idle connection it commits, so the change is durable
+    when this returns; on a connection already in a transaction (the caller's ``with conn.transaction():``,
+    or an implicit one a non-autocommit connection opened) it is a savepoint, and the caller commits.
+    Raises a ``PosLedgerError`` subclass when the database refuses the call; nothing has changed then.
+    Busy, serialization failures and deadlocks are retried up to ``attempts`` times in all, after a
+    random pause of up to ``backoff`` seconds, doubled each time - but not inside the caller's own
+    transaction, which the caller must retry whole.
+    """
+    attempt = 1
+    while True:
+        try:
+            return _call_once(conn, function, payload)
+        except RETRYABLE:
+            if attempt >= attempts or conn.info.transaction_status != TransactionStatus.IDLE:
+                raise
+            time.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))
+            attempt += 1
+
+
+def _call_once(conn: psycopg.Connection, function: str, payload: Any) -> dict[str, Any]:
+    try:
+        with conn.transaction():
+            row = conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)),
+                               [Jsonb(payload)]).fetchone()
+    except psycopg.Error as error:
+        ours = translate(error)
+        if ours is None:
+            raise
+        raise ours from error
+    assert row is not None
+    result: dict[str, Any] = row[0]
+    return result
+
+
+def record_sale(conn: psycopg.Connection, sale: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A sale at the till (record_pos_sale; README, "The sale")."""
+    return call(conn, "record_pos_sale", sale, **retry)
+
+
+def return_sale(conn: psycopg.Connection, return_: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A partial return or a whole-order void (return_pos_sale)."""
+    return call(conn, "return_pos_sale", return_, **retry)
+
+
+def receive_inventory(conn: psycopg.Connection, shipment: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """One OCS shipment into one store (receive_inventory)."""
+    return call(conn, "receive_inventory", shipment, **retry)
+
+
+def adjust_inventory(conn: psycopg.Connection, adjustment: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """Signed corrections with a reason code (adjust_inventory)."""
+    return call(conn, "adjust_inventory", adjustment, **retry)
+
+
+def count_inventory(conn: psycopg.Connection, count: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """Counted quantities, posted as adjustments (count_inventory)."""
+    return call(conn, "count_inventory", count, **retry)
+
+
+def set_batch_status(conn: psycopg.Connection, change: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """Hold, recall or release a lot (set_batch_status)."""
+    return call(conn, "set_batch_status", change, **retry)

@@ -1,0 +1,194 @@
+-- adjust_inventory(jsonb) returns jsonb: signed corrections of batch rows with a reason code, a note and
+-- who did it, all or nothing. count_inventory.sql posts a count through the same helpers below.
+
+CREATE OR REPLACE FUNCTION adjust_inventory(p_adjustment jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.adjustment_record(p_adjustment);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION adjust_inventory(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adjust_inventory(jsonb) TO posledger_app;
+
+CREATE OR REPLACE FUNCTION adjustment_record(p_adjustment jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_header public.inventory_adjustments;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    v_header := public.adjustment_claim(p_adjustment, 'adjustment');
+    IF v_header.result IS NOT NULL THEN
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    RETURN public.adjustment_apply(v_header, ARRAY(
+        SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
+                   sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
+        FROM public.adjustment_lines(v_header) l
+        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
+        GROUP BY i.id));
+END $$;
+
+-- Every problem of an adjustment or a count at once, as [{field, problem}]. p_quantity names the
+-- line's number: 'quantity' (signed, not 0) for an adjustment, 'counted' (0 or more) for a count.
+CREATE OR REPLACE FUNCTION adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    WITH doc AS (
+        SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS d
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM doc, LATERAL (VALUES
+            (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(d->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the idempotency key',
+                NOT public.json_is_text(d->'reference')),
+            (3, 'reason_code', 'is required and must be one of adjustment_reasons.code'
+                || CASE p_quantity WHEN 'counted' THEN ' for a count: physical_count, cycle_count, internal_audit'
+                   ELSE '' END,
+                NOT coalesce(d->>'reason_code' IN (SELECT code FROM public.adjustment_reasons)
+                             AND jsonb_typeof(d->'reason_code') = 'string'
+                             AND (p_quantity <> 'counted'
+                                  OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
+            (4, 'note', 'is required and must be a non-empty string', NOT public.json_is_text(d->'note')),
+            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT public.json_is_text(d->'actor')),
+            (6, 'lines', 'is required and must be a non-empty array',
+                coalesce(jsonb_typeof(d->'lines') <> 'array' OR jsonb_array_length(d->'lines') = 0, true))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM doc,
+             jsonb_array_elements(CASE jsonb_typeof(d->'lines') WHEN 'array' THEN d->'lines' ELSE '[]' END)
+                 WITH ORDINALITY AS i(line, n),
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
+                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                (3, p_quantity, CASE p_quantity WHEN 'counted' THEN 'must be a whole number from 0 to 1000000'
+                                ELSE 'must be a whole number from -1000000 to 1000000, not 0' END,
+                    NOT public.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
+                                              1e6, true)
+                    OR (p_quantity = 'quantity' AND i.line->'quantity' = '0')),
+                (4, 'quarantined', 'must be true or false when given; a count takes none',
+                    public.json_is_given(i.line->'quarantined')
+                    AND (p_quantity = 'counted' OR NOT public.json_is_boolean(i.line->'quarantined'))),
+                (5, 'batch_lot', 'is counted twice in this count',
+                    p_quantity = 'counted'
+                    AND (SELECT count(*) FROM jsonb_array_elements(d->'lines') o(line)
+                         WHERE o.line->'sku' = i.line->'sku'
+                           AND o.line->'batch_lot' IS NOT DISTINCT FROM i.line->'batch_lot') > 1)
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$$;
+
+-- The lines of a valid adjustment or count: sku, batch_lot (NULL: the unbatched row), the number
+-- (quantity or counted) and whether it is about quarantined units.
+CREATE OR REPLACE FUNCTION adjustment_lines(p_header public.inventory_adjustments)
+RETURNS TABLE (sku text, batch_lot text, quantity integer, quarantined boolean)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT l->>'sku', l->>'batch_lot',
+           (l->>CASE p_header.kind WHEN 'count' THEN 'counted' ELSE 'quantity' END)::numeric::integer,
+           coalesce((l->>'quarantined')::boolean, false)
+    FROM jsonb_array_elements(p_header.payload->'lines') l
+$$;
+
+-- Claims the reference for an adjustment or a count and returns its header: new (result NULL), or the
+-- one recorded before with its result, after refusing the unknown and a reference reused for another
+-- payload (IV412). Then locks the rows the lines name, in id order, as every writer of stock does.
+CREATE OR REPLACE FUNCTION adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid := (p_payload->>'store_id')::uuid;
+    v_header   public.inventory_adjustments;
+BEGIN
+    PERFORM public.posledger_refuse_missing(CASE
+        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+            THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
+        ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
+              FROM jsonb_array_elements(p_payload->'lines') l
+              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i WHERE i.store_id = v_store_id
+                                AND i.sku = l->>'sku' AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'))
+        END, 'Adjust or count only batches this store has stocked; receive new stock instead.');
+
+    INSERT INTO public.inventory_adjustments (store_id, reference, kind, reason_code, note, actor, payload)
+    VALUES (v_store_id, p_payload->>'reference', p_kind, p_payload->>'reason_code', p_payload->>'note',
+            p_payload->>'actor', p_payload)
+    ON CONFLICT ON CONSTRAINT inventory_adjustments_reference_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.inventory_adjustments
+        WHERE store_id = v_store_id AND reference = p_payload->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header;
+    END IF;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku IN (SELECT l->>'sku' FROM jsonb_array_elements(p_payload->'lines') l)
+    ORDER BY i.id FOR UPDATE;
+    RETURN v_header;
+END $$;
+
+-- The writes of an adjustment or a count, under the locks. No bucket may go below zero: not the
+-- quarantined units, not the rest (sellable units, or a held batch's units); IV409 lists every line
+-- that would. A held batch's units change on hand but never become available.
+CREATE OR REPLACE FUNCTION adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_short    jsonb;
+    v_adjusted jsonb;
+    v_result   jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'stock', b.stock,
+                                                 'requested', b.delta, 'available', b.units) ORDER BY i.id), '[]')
+    INTO v_short
+    FROM unnest(p_deltas) d
+    JOIN public.ocs_inventory i ON i.store_id = p_header.store_id AND i.id = d.inventory_id,
+    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
+                    ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
+    WHERE b.units + b.delta < 0;
+    IF v_short <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the adjustment would go below zero',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
+    END IF;
+
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'adjustment', 'reason_code', p_header.reason_code, 'reference_type', 'inventory_adjustment',
+        'reference_id', p_header.id, 'notes', p_header.note, 'actor', p_header.actor)::text, true);
+    WITH adjusted AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + coalesce(d.sellable, 0) + coalesce(d.quarantined, 0),
+            quantity_quarantined = i.quantity_quarantined + coalesce(d.quarantined, 0),
+            quantity_available = i.quantity_available + CASE i.status WHEN 'active' THEN coalesce(d.sellable, 0) ELSE 0 END,
+            updated_at = now()
+        FROM unnest(p_deltas) d
+        WHERE i.store_id = p_header.store_id AND i.id = d.inventory_id
+          AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0)
+        RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
+                  i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity', quantity,
+                                                 'quantity_on_hand', quantity_on_hand,
+                                                 'quantity_available', quantity_available,
+                                                 'quantity_quarantined', quantity_quarantined) ORDER BY id), '[]')
+    INTO v_adjusted FROM adjusted;
+    PERFORM set_config('posledger.movement', '', true);
+
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', p_header.store_id, 'reference', p_header.reference, 'kind', p_header.kind,
+        'reason_code', p_header.reason_code, 'timestamp', p_header.created_at, 'replayed', false,
+        'adjustments', v_adjusted);
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;

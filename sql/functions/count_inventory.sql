@@ -1,0 +1,50 @@
+-- count_inventory(jsonb) returns jsonb: counted quantities per batch, posted as adjustments in one
+-- transaction (the differences from the books, under the count's reason code), settling the lenient
+-- sales' open shortfalls of what was counted. The helpers are adjust_inventory's.
+
+CREATE OR REPLACE FUNCTION count_inventory(p_count jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.count_record(p_count);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION count_inventory(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION count_inventory(jsonb) TO posledger_app;
+
+-- A counted quantity is every unit of the batch on the shelf, quarantined ones included; the
+-- difference is read under the lock, so a sale that committed while the count waited is not lost.
+CREATE OR REPLACE FUNCTION count_record(p_count jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_header public.inventory_adjustments;
+    v_result jsonb;
+    v_settled integer;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_count, 'counted'), 'count');
+    v_header := public.adjustment_claim(p_count, 'count');
+    IF v_header.result IS NOT NULL THEN
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    v_result := public.adjustment_apply(v_header, ARRAY(
+        SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
+        FROM public.adjustment_lines(v_header) l
+        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
+
+    -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
+    UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
+    WHERE e.store_id = v_header.store_id AND e.status = 'open'
+      AND EXISTS (SELECT FROM public.adjustment_lines(v_header) l
+                  WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
+    GET DIAGNOSTICS v_settled = ROW_COUNT;
+    v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
+    RETURN v_result;
+END $$;

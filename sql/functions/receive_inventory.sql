@@ -1,0 +1,176 @@
+-- receive_inventory(jsonb) returns jsonb: one OCS shipment into one store, all or nothing.
+-- Read top to bottom: the entry function first, then its private helpers in the order it calls them.
+
+-- The public entry, built like record_pos_sale's (SECURITY DEFINER, pinned search_path, bounded lock
+-- wait): the same shipment id twice changes nothing the second time.
+CREATE OR REPLACE FUNCTION receive_inventory(p_shipment jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.receiving_record(p_shipment);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION receive_inventory(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION receive_inventory(jsonb) TO posledger_app;
+
+-- Validate, claim the shipment id, lock what exists, then create or top up one row per sku+batch.
+CREATE OR REPLACE FUNCTION receiving_record(p_shipment jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid;
+    v_shipment public.ocs_shipments;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.receiving_problems(p_shipment), 'shipment');
+    v_store_id := (p_shipment->>'store_id')::uuid;
+    PERFORM public.posledger_refuse_missing(
+        CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
+        'Create the store before receiving into it.');
+
+    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
+    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
+    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
+    RETURNING * INTO v_shipment;
+    IF NOT FOUND THEN
+        SELECT * INTO v_shipment FROM public.ocs_shipments
+        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
+        PERFORM public.posledger_refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+        RETURN v_shipment.result || '{"replayed": true}';
+    END IF;
+
+    -- Existing rows are locked in id order, as a sale locks them; new rows are inserted in sku+batch
+    -- order, so two receipts of the same new batches wait for each other instead of deadlocking.
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id
+      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
+    ORDER BY i.id FOR UPDATE;
+    RETURN public.receiving_complete(v_shipment);
+END $$;
+
+-- Every problem of the payload at once, as [{field, problem}]; [] for a valid shipment.
+CREATE OR REPLACE FUNCTION receiving_problems(p_shipment jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    WITH shipment AS (
+        SELECT CASE jsonb_typeof(p_shipment) WHEN 'object' THEN p_shipment ELSE '{}' END AS s
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM shipment, LATERAL (VALUES
+            (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+            (2, 'shipment_id', 'is required and must be a non-empty string', NOT public.json_is_text(s->'shipment_id')),
+            (3, 'received_by', 'must be a non-empty string when given',
+                public.json_is_given(s->'received_by') AND NOT public.json_is_text(s->'received_by')),
+            (4, 'lines', 'is required and must be a non-empty array',
+                coalesce(jsonb_typeof(s->'lines') <> 'array' OR jsonb_array_length(s->'lines') = 0, true))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM shipment,
+             jsonb_array_elements(CASE jsonb_typeof(s->'lines') WHEN 'array' THEN s->'lines' ELSE '[]' END)
+                 WITH ORDINALITY AS i(line, n),
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'is required and must be a non-empty string',
+                    NOT public.json_is_text(i.line->'batch_lot')),
+                (3, 'quantity_shipped', 'must be a whole number from 0 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
+                (4, 'quantity_received', 'must be a whole number from 0 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
+                (5, 'case_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    public.json_is_given(i.line->'case_gtin')
+                    AND public.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
+                                      THEN i.line->>'case_gtin' END) IS NULL),
+                (6, 'each_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    public.json_is_given(i.line->'each_gtin')
+                    AND public.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
+                                      THEN i.line->>'each_gtin' END) IS NULL),
+                (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
+                    public.json_is_given(i.line->'packaged_on_date')
+                    AND NOT public.json_is_date(i.line->'packaged_on_date'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s]', min(i.n) - 1),
+               'ships the same sku and batch as another line with a different GTIN or packaged_on_date', 99999
+        FROM shipment,
+             jsonb_array_elements(CASE jsonb_typeof(s->'lines') WHEN 'array' THEN s->'lines' ELSE '[]' END)
+                 WITH ORDINALITY AS i(line, n)
+        WHERE jsonb_typeof(i.line) = 'object'
+        GROUP BY i.line->'sku', i.line->'batch_lot'
+        HAVING count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
+                                                i.line->'packaged_on_date')) > 1
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$$;
+
+-- The writes, under the locks: rows created or topped up (received units are sellable only in an active
+-- batch), one shipment line per payload line, and the result a replay returns. Lines of the same sku and
+-- batch (several containers) are summed first: one row, one ledger row per shipment.
+CREATE OR REPLACE FUNCTION receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
+    WITH line AS (
+        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
+               public.gtin14(l.line->>'case_gtin') AS case_gtin, public.gtin14(l.line->>'each_gtin') AS each_gtin,
+               (l.line->>'packaged_on_date')::date AS packaged_on_date,
+               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
+               (l.line->>'quantity_received')::numeric::integer AS received
+        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
+    ), batch AS (
+        SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
+               min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+        FROM line GROUP BY sku, batch_lot
+    ), stocked AS (
+        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
+                                             quantity_on_hand, quantity_available)
+        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
+               b.received, b.received
+        FROM batch b ORDER BY b.sku, b.batch_lot
+        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN excluded.quantity_available ELSE 0 END,
+            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
+            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
+            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            updated_at = now()
+        RETURNING i.id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status
+    ), recorded AS (
+        INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
+                                               quantity_shipped, quantity_received)
+        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
+    )
+    SELECT jsonb_build_object(
+        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
+        'timestamp', p_shipment.created_at, 'replayed', false,
+        'batches', (SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
+                                                        'quantity_on_hand', quantity_on_hand,
+                                                        'quantity_available', quantity_available)
+                                     ORDER BY sku, batch_lot) FROM stocked),
+        'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
+                                 'received', quantity_received, 'variance', quantity_received - quantity_shipped)
+                             ORDER BY line_no), '[]')
+                      FROM recorded WHERE quantity_received <> quantity_shipped),
+        'units_received', (SELECT sum(quantity_received) FROM recorded))
+    INTO v_result;
+    PERFORM set_config('posledger.movement', '', true);
+    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
+    RETURN v_result;
+END $$;

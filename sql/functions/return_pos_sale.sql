@@ -1,0 +1,259 @@
+-- return_pos_sale(jsonb) returns jsonb: a partial return or a whole-order void, all or nothing.
+-- Units go back to the batches they were sold from, never more than sold minus already returned;
+-- loyalty points come back in proportion. Read top to bottom: entry first, then its helpers.
+
+CREATE OR REPLACE FUNCTION return_pos_sale(p_return jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.pos_return_record(p_return);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION return_pos_sale(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION return_pos_sale(jsonb) TO posledger_app;
+
+-- Validate, find the order, claim the reference, lock the order (returns of one order take turns, so
+-- "already returned" cannot change under us), plan, lock the batches in id order, write.
+CREATE OR REPLACE FUNCTION pos_return_record(p_return jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid;
+    v_order    public.pos_orders;
+    v_return   public.pos_returns;
+    v_plan     jsonb;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.pos_return_problems(p_return), 'return');
+    v_store_id := (p_return->>'store_id')::uuid;
+    SELECT * INTO v_order FROM public.pos_orders o
+    WHERE o.store_id = v_store_id
+      AND (o.id::text = p_return->>'order_id' OR o.receipt_number = p_return->>'receipt_number');
+    PERFORM public.posledger_refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
+        jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
+                           'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
+        'Name an order of this store by order_id or receipt_number.');
+
+    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
+    VALUES (v_store_id, v_order.id, p_return->>'reference',
+            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
+            p_return->>'reason', p_return->>'cashier_id', p_return)
+    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
+    RETURNING * INTO v_return;
+    IF NOT FOUND THEN
+        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
+        RETURN v_return.result || '{"replayed": true}';
+    END IF;
+
+    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR UPDATE;
+    v_plan := public.pos_return_plan(v_order, p_return);
+    PERFORM public.posledger_refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
+    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
+            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
+            HINT = 'Return at most what each line sold minus what earlier returns took back.';
+    END IF;
+    PERFORM FROM public.ocs_inventory
+    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
+    ORDER BY id FOR UPDATE;
+    RETURN public.pos_return_complete(v_order, v_return, v_plan->'lines');
+END $$;
+
+-- Every problem of the payload at once, as [{field, problem}]; [] for a valid return.
+CREATE OR REPLACE FUNCTION pos_return_problems(p_return jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    WITH ret AS (
+        SELECT CASE jsonb_typeof(p_return) WHEN 'object' THEN p_return ELSE '{}' END AS r
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM ret, LATERAL (VALUES
+            (0, '$', 'the return must be a JSON object', jsonb_typeof(p_return) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(r->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
+                NOT public.json_is_text(r->'reference')),
+            (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
+                public.json_is_given(r->'order_id') = public.json_is_given(r->'receipt_number')
+                OR (public.json_is_given(r->'order_id') AND NOT public.json_is_uuid(r->'order_id'))
+                OR (public.json_is_given(r->'receipt_number') AND NOT public.json_is_text(r->'receipt_number'))),
+            (4, 'void', 'must be true or false when given',
+                public.json_is_given(r->'void') AND NOT public.json_is_boolean(r->'void')),
+            (5, 'lines', 'is required for a return and must be a non-empty array; a void (true) takes none',
+                CASE WHEN r->'void' = 'true' THEN public.json_is_given(r->'lines') AND r->'lines' <> '[]'
+                     ELSE coalesce(jsonb_typeof(r->'lines') <> 'array' OR jsonb_array_length(r->'lines') = 0, true)
+                END),
+            (6, 'reason', 'must be a non-empty string when given',
+                public.json_is_given(r->'reason') AND NOT public.json_is_text(r->'reason')),
+            (7, 'cashier_id', 'must be a non-empty string when given',
+                public.json_is_given(r->'cashier_id') AND NOT public.json_is_text(r->'cashier_id'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM ret,
+             jsonb_array_elements(CASE jsonb_typeof(r->'lines') WHEN 'array' THEN r->'lines' ELSE '[]' END)
+                 WITH ORDINALITY AS i(line, n),
+             LATERAL (VALUES
+                (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
+                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true)
+                    OR (SELECT count(*) FROM jsonb_array_elements(r->'lines') o(line)
+                        WHERE o.line->'line_no' = i.line->'line_no') > 1),
+                (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity', 1, 1000000, true)),
+                (3, 'batch_lot', 'must be a non-empty string when given',
+                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                (4, 'defective', 'must be true or false when given',
+                    public.json_is_given(i.line->'defective') AND NOT public.json_is_boolean(i.line->'defective'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$$;
+
+-- What goes back where, as {lines, excess, unknown}. Each order line row (a line and a batch it sold
+-- from) can take back what it sold minus what earlier returns took. A return line takes from the
+-- line's newest batch row first (the reverse of the sale's FEFO), or only from the batch it names; a
+-- void takes everything left. excess lists the return lines asking for more than is left; unknown
+-- the line numbers (and batches) this order does not have.
+CREATE OR REPLACE FUNCTION pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    WITH request AS (
+        SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
+               (r.line->>'quantity')::numeric::integer AS quantity,
+               coalesce((r.line->>'defective')::boolean, false) AS defective
+        FROM jsonb_array_elements(coalesce(p_return->'lines', '[]')) r(line)
+    ), sold AS (
+        SELECT ol.id, ol.line_no, ol.sku, ol.batch_lot, ol.inventory_id,
+               ol.quantity - coalesce((SELECT sum(rl.quantity) FROM public.pos_return_lines rl
+                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_
+        FROM public.pos_order_lines ol
+        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
+    ), wanted AS (
+        SELECT s.*, r.defective,
+               least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
+        FROM sold s JOIN request r ON r.line_no = s.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        WHERE s.inventory_id IS NOT NULL  -- a lenient sale's shortfall came from no batch, so none takes it back
+        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.id DESC)
+        UNION ALL
+        SELECT s.*, false, s.left_ FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
+    )
+    SELECT jsonb_build_object(
+        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
+                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
+                  FROM wanted WHERE quantity > 0),
+        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'line_no', r.line_no, 'batch', r.batch_lot, 'requested', r.quantity,
+                              'returnable', (SELECT coalesce(sum(s.left_), 0) FROM sold s
+                                             WHERE s.line_no = r.line_no AND s.inventory_id IS NOT NULL
+                                               AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)))
+                          ORDER BY r.line_no), '[]')
+                   FROM request r
+                   WHERE r.quantity > (SELECT coalesce(sum(w.quantity), 0) FROM wanted w WHERE w.line_no = r.line_no)),
+        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', r.line_no,
+                                                                 'batch', r.batch_lot) ORDER BY r.line_no), '[]')
+                    FROM request r
+                    WHERE NOT EXISTS (SELECT FROM sold s WHERE s.line_no = r.line_no
+                                        AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot))))
+$$;
+
+-- The writes, under the locks: units back on hand (sellable in an active batch, quarantined when
+-- defective), one return line per order line row, the void's order status, points, and the result.
+CREATE OR REPLACE FUNCTION pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_restocked jsonb;
+    v_result    jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
+        'actor', p_return.actor)::text, true);
+    WITH line AS (
+        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
+                                                        sku text, batch_lot text, quantity integer, defective boolean)
+    ), per_row AS (
+        SELECT inventory_id, sum(quantity)::integer AS total,
+               coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
+        FROM line GROUP BY inventory_id
+    ), restocked AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + r.total,
+            quantity_quarantined = i.quantity_quarantined + r.defective,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
+            updated_at = now()
+        FROM per_row r
+        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
+    ), recorded AS (
+        INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
+        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
+    )
+    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
+                                        'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
+                                        'quantity_quarantined', quantity_quarantined) ORDER BY id)
+    INTO v_restocked FROM restocked;
+    PERFORM set_config('posledger.movement', '', true);
+
+    UPDATE public.pos_orders SET status = 'voided'
+    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
+    v_result := jsonb_build_object(
+        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
+        'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
+        'replayed', false,
+        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
+                                                      'quantity', l->'quantity', 'defective', l->'defective'))
+                  FROM jsonb_array_elements(p_lines) l),
+        'restocked', v_restocked,
+        'loyalty', public.pos_return_reverse_points(p_order, p_return));
+    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN v_result;
+END $$;
+
+-- The order's points come back in proportion to the units returned so far, less what earlier returns
+-- already took (floor, so rounding never takes back a point too many); a void takes back the rest. A
+-- balance never goes below zero: what the customer already spent is reported as the shortfall.
+CREATE OR REPLACE FUNCTION pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_due      bigint;
+    v_balance  bigint;
+    v_reversed bigint;
+BEGIN
+    IF p_order.user_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT (CASE WHEN p_return.kind = 'void' THEN e.earned ELSE floor(e.earned * r.returned / s.sold) END
+            - d.already)::bigint
+    INTO v_due
+    FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
+         (SELECT sum(quantity) AS sold FROM public.pos_order_lines
+          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
+         (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
+          JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
+          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
+         (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
+
+    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR UPDATE;
+    v_reversed := least(v_due, coalesce(v_balance, 0));
+    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
+    WHERE user_id = p_order.user_id AND v_reversed > 0;
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
+                                             balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
+    WHERE v_reversed > 0;
+    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
+                              'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
+END $$;

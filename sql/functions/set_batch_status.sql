@@ -1,0 +1,113 @@
+-- set_batch_status(jsonb) returns jsonb: hold, recall or release a lot - in one store, or in every store
+-- that has it when no store_id is given (a recall). Only an active batch is sellable: a held batch has
+-- nothing available, so a sale naming it is refused (IV423) and FEFO passes it by.
+
+CREATE OR REPLACE FUNCTION set_batch_status(p_change jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.batch_status_record(p_change);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION set_batch_status(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_batch_status(jsonb) TO posledger_app;
+
+CREATE OR REPLACE FUNCTION batch_status_record(p_change jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_request public.batch_status_requests;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.batch_status_problems(p_change), 'status change');
+    PERFORM public.posledger_refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.batch_status_targets(p_change))
+        THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+            'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
+        ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
+
+    INSERT INTO public.batch_status_requests (reference, payload) VALUES (p_change->>'reference', p_change)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING * INTO v_request;
+    IF NOT FOUND THEN
+        SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_request.payload, p_change,
+                                                      jsonb_build_object('reference', v_request.reference));
+        RETURN v_request.result || '{"replayed": true}';
+    END IF;
+    -- Inventory ids are unique across stores, so one id order serves a recall that spans them.
+    PERFORM FROM public.ocs_inventory i WHERE i.id IN (SELECT t.id FROM public.batch_status_targets(p_change) t)
+    ORDER BY i.id FOR UPDATE;
+    RETURN public.batch_status_complete(v_request);
+END $$;
+
+CREATE OR REPLACE FUNCTION batch_status_problems(p_change jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    WITH change AS (
+        SELECT CASE jsonb_typeof(p_change) WHEN 'object' THEN p_change ELSE '{}' END AS c
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', p.field, 'problem', p.problem) ORDER BY p.ord), '[]')
+    FROM change, LATERAL (VALUES
+        (0, '$', 'the status change must be a JSON object', jsonb_typeof(p_change) IS DISTINCT FROM 'object'),
+        (1, 'reference', 'is required and must be a non-empty string: the idempotency key (e.g. the recall notice)',
+            NOT public.json_is_text(c->'reference')),
+        (2, 'batch_lot', 'is required and must be a non-empty string', NOT public.json_is_text(c->'batch_lot')),
+        (3, 'status', 'must be one of active, quarantined, recalled, awaiting_destruction',
+            coalesce(c->'status' NOT IN ('"active"', '"quarantined"', '"recalled"', '"awaiting_destruction"'), true)),
+        (4, 'reason', 'is required and must be a non-empty string', NOT public.json_is_text(c->'reason')),
+        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT public.json_is_text(c->'actor')),
+        (6, 'sku', 'must be a non-empty string when given',
+            public.json_is_given(c->'sku') AND NOT public.json_is_text(c->'sku')),
+        (7, 'store_id', 'must be a uuid when given (absent: every store)',
+            public.json_is_given(c->'store_id') AND NOT public.json_is_uuid(c->'store_id'))
+    ) AS p(ord, field, problem, failed)
+    WHERE p.failed
+$$;
+
+-- The batch rows a valid status change is about.
+CREATE OR REPLACE FUNCTION batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM public.ocs_inventory i
+    WHERE i.batch_lot = p_change->>'batch_lot'
+      AND (p_change->>'sku' IS NULL OR i.sku = p_change->>'sku')
+      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
+$$;
+
+-- The writes, under the locks: the status, what is available (none while held; on release, every unit on
+-- hand that is not quarantined - there are no reservations yet), and one history row per batch changed.
+CREATE OR REPLACE FUNCTION batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status text := p_request.payload->>'status';
+    v_result jsonb;
+BEGIN
+    WITH target AS (
+        SELECT t.id, t.store_id, t.status FROM public.batch_status_targets(p_request.payload) t
+    ), changed AS (
+        UPDATE public.ocs_inventory i
+        SET status = v_status,
+            quantity_available = CASE v_status WHEN 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            updated_at = now()
+        FROM target t
+        WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, t.status AS from_status, i.quantity_on_hand
+    ), logged AS (
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT store_id, id, sku, batch_lot, from_status, v_status, quantity_on_hand, p_request.reference,
+               p_request.payload->>'reason', p_request.payload->>'actor'
+        FROM changed
+    )
+    SELECT jsonb_build_object(
+        'reference', p_request.reference, 'status', v_status, 'timestamp', p_request.created_at, 'replayed', false,
+        'changed', coalesce(jsonb_agg(jsonb_build_object('store_id', store_id, 'sku', sku, 'batch', batch_lot,
+                                                         'from', from_status, 'quantity_on_hand', quantity_on_hand)
+                                      ORDER BY store_id, sku), '[]'),
+        'changed_count', count(*))
+    INTO v_result FROM changed;
+    UPDATE public.batch_status_requests SET result = v_result WHERE reference = p_request.reference;
+    RETURN v_result;
+END $$;
