@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import add_stock, item, new_store, sale_payload, stock_of
+from conftest import add_stock, batches_of, count_rows, item, new_store, sale_payload, stock_of
+from posledger.migrations import SQL_DIR
 
 EMBEDDED_ENV = {k: v for k, v in os.environ.items() if k not in ("POSLEDGER_DSN", "DATABASE_URL")}
 
@@ -84,3 +85,45 @@ def test_demo_without_a_dsn_runs_on_an_embedded_postgresql(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     assert '"replayed": true' in done.stdout
     assert '"sqlstate": "IV409"' in done.stdout
+
+
+SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
+
+
+def test_receive_reads_the_sample_ocs_asn_and_prints_a_summary_table(db, dsn):
+    store = new_store(db)
+    done = posledger("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--dsn", dsn)
+    assert done.returncode == 0, done.stderr
+    assert "9001234" in done.stdout and "Received" in done.stdout
+    assert batches_of(db, store, "OCS-PREROLL-1G") == {"LOT-2025-09-A": (5, 5, 0, "active"),
+                                                       "LOT-2025-10-B": (10, 10, 0, "active")}
+    assert batches_of(db, store, "OCS-GUMMIES-10") == {"LOT-G-0820": (24, 24, 0, "active")}   # 2 cases of 12
+    row = db.execute("SELECT each_gtin, packaged_on_date::text FROM ocs_inventory WHERE batch_lot = 'LOT-G-0820'"
+                     ).fetchone()
+    assert row == ("00627701000025", "2025-08-20")
+    again = posledger("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--json",
+                      "--dsn", dsn)
+    assert again.returncode == 0, again.stderr
+    assert [result["replayed"] for result in json.loads(again.stdout)] == [True]
+    assert count_rows(db, "ocs_inventory_transactions") == 4
+
+
+def test_receive_splits_a_file_by_shipment_and_reports_a_bad_line_with_its_code(db, dsn, tmp_path):
+    store = new_store(db)
+    lines = SAMPLE_ASN.read_text().splitlines()
+    second = lines[1].replace("9001234", "9001235").replace("0627701000018,5,EA", "0627701000019,5,EA")
+    asn = tmp_path / "asn.csv"
+    asn.write_text("\n".join([lines[0], *lines[1:], second]) + "\n")
+    done = posledger("receive", str(asn), "--store-id", store, "--json", "--dsn", dsn)
+    assert done.returncode == 1
+    error = json.loads(done.stderr)
+    assert (error["sqlstate"], error["detail"]["problems"][0]["field"]) == ("IV400", "lines[0].each_gtin")
+    assert count_rows(db, "ocs_shipments") == 1   # the first shipment was received whole
+
+
+def test_receive_refuses_a_file_that_is_not_an_asn(db, dsn, tmp_path):
+    not_asn = tmp_path / "sale.csv"
+    not_asn.write_text("sku,quantity\nA,1\n")
+    done = posledger("receive", str(not_asn), "--store-id", new_store(db), "--dsn", dsn)
+    assert done.returncode == 1
+    assert json.loads(done.stderr)["error"] == "AsnFormatError"

@@ -9,7 +9,8 @@ import os
 import uuid
 
 import psycopg
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -21,7 +22,17 @@ from hypothesis.stateful import (
 )
 
 from conftest import FIGURES, add_stock, check_invariants, new_store, record_sale
-from posledger import InsufficientStock, NotFound, PosLedgerError
+from posledger import (
+    BatchBlocked,
+    InsufficientStock,
+    NotFound,
+    PosLedgerError,
+    ReturnExceedsSale,
+    count_inventory,
+    return_sale,
+    set_batch_status,
+)
+from posledger.calls import call
 
 settings.register_profile("ci", max_examples=200, stateful_step_count=25, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -32,6 +43,7 @@ settings.load_profile(PROFILE)
 STATEFUL_EXAMPLES = {"ci": 30, "long": 300}[PROFILE]
 
 SKUS = ["SKU-A", "SKU-B", "SKU-C"]
+CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 LOTS = ["LOT-1", "LOT-2", "LOT-3"]
 
 # Any JSON PostgreSQL's jsonb can hold: it refuses \u0000 and lone surrogates before any function runs.
@@ -120,13 +132,105 @@ def test_fuzzed_payloads_get_only_iv_errors_and_an_error_changes_nothing(db, dsn
             assert refused.detail, refused
             assert fingerprint(db) == before
 
-    from hypothesis import given
     given(near_valid_payload(store))(check)()
 
 
+# The other entry functions: a mostly valid payload each, for a store stocked as in the test below (and,
+# for returns, its one order), then broken the same ways as the sales above.
+REASONS = ["physical_count", "cycle_count", "loss_theft", "destruction", "shrinkage"]
+
+
+def valid_documents(store_id, order_id):
+    key = st.uuids().map(lambda u: f"K-{u.hex[:12]}")
+    sku, lot = st.sampled_from(["SKU-A", "SKU-B", "SKU-A", "NOPE"]), st.sampled_from(["LOT-1", "LOT-1", "LOT-2"])
+    gtin = st.sampled_from(["4006381333931", "96385074", "10012345678902", "4006381333932"])
+    day = st.sampled_from(["2025-09-01", "2024-02-29", "2025-06-30", "2025-02-30"])
+    receipt_line = st.fixed_dictionaries(
+        {"sku": sku, "batch_lot": lot, "quantity_shipped": st.integers(0, 20), "quantity_received": st.integers(0, 20)},
+        optional={"each_gtin": gtin, "case_gtin": gtin, "packaged_on_date": day})
+    batch = st.fixed_dictionaries({"sku": sku}, optional={"batch_lot": lot})
+    header = {"store_id": st.just(store_id), "reference": key, "note": st.just("n"), "actor": st.just("a")}
+    return {
+        "receive_inventory": st.fixed_dictionaries({"store_id": st.just(store_id), "shipment_id": key,
+                                                    "lines": st.lists(receipt_line, min_size=1, max_size=3)}),
+        "adjust_inventory": st.fixed_dictionaries({**header, "reason_code": st.sampled_from(REASONS), "lines": st.lists(
+            st.builds(lambda b, q, h: {**b, "quantity": q} | ({"quarantined": h} if h is not None else {}),
+                      batch, st.integers(-60, -1) | st.integers(1, 60), st.none() | st.booleans()),
+            min_size=1, max_size=3)}),
+        "count_inventory": st.fixed_dictionaries({**header, "reason_code": st.sampled_from(REASONS), "lines": st.lists(
+            st.builds(lambda b, c: {**b, "counted": c}, batch, st.integers(0, 300)), min_size=1, max_size=3)}),
+        "return_pos_sale": st.fixed_dictionaries(
+            {"store_id": st.just(store_id), "reference": key, "order_id": st.just(order_id)},
+            optional={"void": st.just(False), "lines": st.lists(st.fixed_dictionaries(
+                {"line_no": st.integers(1, 3), "quantity": st.integers(1, 3)},
+                optional={"defective": st.booleans(), "batch_lot": lot}), min_size=1, max_size=2)})
+        | st.fixed_dictionaries({"store_id": st.just(store_id), "reference": key, "order_id": st.just(order_id),
+                                 "void": st.just(True)}, optional={"lines": st.none() | st.just([])}),
+        "set_batch_status": st.fixed_dictionaries(
+            {"reference": key, "batch_lot": lot, "reason": st.just("r"), "actor": st.just("a"),
+             "status": st.sampled_from(["active", "quarantined", "recalled", "held"])},
+            optional={"store_id": st.just(store_id), "sku": sku}),
+    }
+
+
+@st.composite
+def broken_document(draw, valid):
+    """A valid document with one field, top-level or of one line, replaced by junk or removed."""
+    payload = draw(valid)
+    target = draw(st.sampled_from([payload, *(payload.get("lines") or [])]))
+    key = draw(st.sampled_from(sorted(target)))
+    junk = draw(st.none() | json_value | st.just(KeyError))
+    if junk is KeyError:
+        target.pop(key, None)
+    else:
+        target[key] = junk
+    return payload
+
+
+def document_fingerprint(conn):
+    row = conn.execute("""
+        SELECT (SELECT count(*) FROM ocs_inventory_transactions), (SELECT count(*) FROM batch_status_changes),
+               (SELECT count(*) FROM pos_returns) + (SELECT count(*) FROM ocs_shipments)
+               + (SELECT count(*) FROM inventory_adjustments) + (SELECT count(*) FROM batch_status_requests),
+               (SELECT string_agg(concat_ws(':', id, quantity_on_hand, quantity_available, quantity_quarantined,
+                                            status), ',' ORDER BY id) FROM ocs_inventory),
+               (SELECT coalesce(sum(loyalty_points), 0) FROM profiles)""").fetchone()
+    conn.commit()
+    return row
+
+
+@pytest.mark.parametrize("function", ["receive_inventory", "adjust_inventory", "count_inventory", "return_pos_sale",
+                                      "set_batch_status"])
+def test_fuzzed_documents_get_only_iv_errors_and_an_error_changes_nothing(db, function):
+    store = new_store(db)
+    for sku in SKUS[:2]:
+        add_stock(db, store, sku, 200)
+        add_stock(db, store, sku, 50, "LOT-1", "2025-01-01")
+    order = record_sale(db, {"store_id": store, "receipt_number": "R-1", "total": 30, "user_id": CUSTOMER,
+                             "items": [{"product": {"sku": "SKU-A"}, "quantity": 3},
+                                       {"product": {"sku": "SKU-B"}, "quantity": 2, "batch": {"batch_lot": "LOT-1"}}]})
+    valid = valid_documents(store, order["id"])[function]
+
+    @settings(settings.default, max_examples=max(settings.default.max_examples // 2, 10))
+    @given(st.one_of(valid, valid, valid, broken_document(valid), json_value))
+    def check(payload):
+        before = document_fingerprint(db)
+        FIGURES[f"fuzzed {function} payloads"] += 1
+        try:
+            call(db, function, payload)
+            FIGURES[f"fuzzed {function} payloads accepted"] += 1
+        except PosLedgerError as refused:  # anything else - a raw psycopg error - fails the test
+            FIGURES[f"fuzzed {function} payloads rejected: {refused.sqlstate}"] += 1
+            assert refused.detail, refused
+            assert document_fingerprint(db) == before
+
+    check()
+
+
 class StoreModel(RuleBasedStateMachine):
-    """A store under random receipts, manual counts and sales (named batch, FEFO, multi-line, replays),
-    against a plain Python model of its stock. After every step the database must equal the model."""
+    """A store under random receipts, counts, sales (named batch, FEFO, multi-line, replays), returns
+    (partial, defective) and holds, against a plain Python model of its stock. After every step the
+    database must equal the model."""
 
     dsn = ""
 
@@ -134,34 +238,55 @@ class StoreModel(RuleBasedStateMachine):
     def open_store(self):
         self.conn = psycopg.connect(self.dsn)
         self.store = new_store(self.conn)
-        self.rows = {}  # inventory id -> {sku, batch, date, qty}
-        self.sold = []
+        self.rows = {}  # inventory id -> {sku, batch, date, qty, quarantined, status}
+        self.sold = []  # (payload, result, {line_no: {row: units not yet returned}})
 
     def teardown(self):
         self.conn.close()
+
+    def available(self, row):
+        r = self.rows[row]
+        return r["qty"] - r["quarantined"] if r["status"] == "active" else 0
 
     @rule(sku=st.sampled_from(SKUS), batch=st.none() | st.sampled_from(LOTS), quantity=st.integers(0, 15),
           date=st.none() | st.dates(datetime.date(2024, 1, 1), datetime.date(2025, 12, 31)))
     def receive(self, sku, batch, quantity, date):
         existing = [i for i, r in self.rows.items() if (r["sku"], r["batch"]) == (sku, batch)]
         if existing:  # more of a known batch: a manual top-up, ledgered by the trigger
+            active = self.rows[existing[0]]["status"] == "active"
             self.conn.execute("UPDATE ocs_inventory SET quantity_on_hand = quantity_on_hand + %s,"
                               " quantity_available = quantity_available + %s WHERE id = %s",
-                              [quantity, quantity, existing[0]])
+                              [quantity, quantity if active else 0, existing[0]])
             self.conn.commit()
             self.rows[existing[0]]["qty"] += quantity
         else:
             row = add_stock(self.conn, self.store, sku, quantity, batch, date and date.isoformat())
-            self.rows[row] = {"sku": sku, "batch": batch, "date": date, "qty": quantity}
+            self.rows[row] = {"sku": sku, "batch": batch, "date": date, "qty": quantity, "quarantined": 0,
+                              "status": "active"}
 
     @precondition(lambda self: self.rows)
     @rule(data=st.data(), counted=st.integers(0, 15))
     def count(self, data, counted):
         row = data.draw(st.sampled_from(sorted(self.rows)))
-        self.conn.execute("UPDATE ocs_inventory SET quantity_on_hand = %s, quantity_available = %s WHERE id = %s",
-                          [counted, counted, row])
-        self.conn.commit()
-        self.rows[row]["qty"] = counted
+        r = self.rows[row]
+        payload = {"store_id": self.store, "reference": uuid.uuid4().hex, "reason_code": "cycle_count",
+                   "note": "model", "actor": "model", "lines": [{"sku": r["sku"], "batch_lot": r["batch"],
+                                                                "counted": counted}]}
+        try:
+            count_inventory(self.conn, payload)
+        except InsufficientStock:
+            assert counted < r["quarantined"]
+            return
+        r["qty"] = counted
+
+    @precondition(lambda self: any(r["batch"] for r in self.rows.values()))
+    @rule(data=st.data(), status=st.sampled_from(["active", "active", "quarantined", "recalled"]))
+    def hold_or_release(self, data, status):
+        row = data.draw(st.sampled_from(sorted(i for i, r in self.rows.items() if r["batch"])))
+        r = self.rows[row]
+        set_batch_status(self.conn, {"reference": uuid.uuid4().hex, "store_id": self.store, "sku": r["sku"],
+                                     "batch_lot": r["batch"], "status": status, "reason": "model", "actor": "m"})
+        r["status"] = status
 
     @precondition(lambda self: self.rows)
     @rule(data=st.data())
@@ -179,33 +304,62 @@ class StoreModel(RuleBasedStateMachine):
         FIGURES["sales attempted"] += 1
         try:
             result = record_sale(self.conn, payload)
-        except (NotFound, InsufficientStock) as refused:
+        except (NotFound, BatchBlocked, InsufficientStock) as refused:
             FIGURES[f"sales rejected: {type(refused).__name__}"] += 1
             assert type(refused) is expected
             return
         FIGURES["sales committed"] += 1
         assert isinstance(expected, dict), f"expected {expected.__name__}, the sale went through"
-        for row, taken in expected.items():
-            self.rows[row]["qty"] -= taken
-        self.sold.append((payload, result))
+        for taken in expected.values():
+            for row, units in taken.items():
+                self.rows[row]["qty"] -= units
+        self.sold.append((payload, result, expected))
 
     @precondition(lambda self: self.sold)
     @rule(data=st.data())
     def retry_a_sale(self, data):
-        payload, result = data.draw(st.sampled_from(self.sold))
+        payload, result, _ = data.draw(st.sampled_from(self.sold))
         assert record_sale(self.conn, payload) == {**result, "replayed": True}
 
+    @precondition(lambda self: self.sold)
+    @rule(data=st.data(), quantity=st.integers(1, 8), defective=st.booleans())
+    def return_a_line(self, data, quantity, defective):
+        payload, result, taken = data.draw(st.sampled_from(self.sold))
+        line_no = data.draw(st.sampled_from(sorted(taken)))
+        newest_first = sorted(taken[line_no], reverse=True, key=lambda i: (
+            self.rows[i]["batch"] is not None, self.rows[i]["date"] or datetime.date.min, i))
+        back = {}
+        for row in newest_first:
+            back[row] = min(quantity - sum(back.values()), taken[line_no][row])
+        returned = {"store_id": self.store, "reference": uuid.uuid4().hex, "order_id": result["id"],
+                    "lines": [{"line_no": line_no, "quantity": quantity, "defective": defective}]}
+        FIGURES["returns attempted"] += 1
+        try:
+            return_sale(self.conn, returned)
+        except ReturnExceedsSale:
+            FIGURES["returns rejected: ReturnExceedsSale"] += 1
+            assert quantity > sum(taken[line_no].values())
+            return
+        assert sum(back.values()) == quantity
+        for row, units in back.items():
+            taken[line_no][row] -= units
+            self.rows[row]["qty"] += units
+            self.rows[row]["quarantined"] += units if defective else 0
+
     def allocate(self, lines):
-        """The model of DESIGN.md's rules: {row: units} for a sale, or the error class it must get."""
+        """The model of DESIGN.md's rules: {line_no: {row: units}} for a sale, or the error class it must get."""
         def find(sku, batch):
             return [i for i, r in self.rows.items() if r["sku"] == sku and (batch is None or r["batch"] == batch)]
         if any(not find(sku, batch) for sku, batch, _ in lines):
             return NotFound
-        free = {i: r["qty"] for i, r in self.rows.items()}
+        if any(self.rows[i]["status"] != "active" for sku, batch, _ in lines if batch for i in find(sku, batch)):
+            return BatchBlocked
+        free = {i: self.available(i) for i in self.rows}
         taken = {}
-        named = [line for line in lines if line[1] is not None]
-        unbatched = [line for line in lines if line[1] is None]
-        for sku, batch, quantity in named + unbatched:
+        numbered = list(enumerate(lines, start=1))
+        named = [line for line in numbered if line[1][1] is not None]
+        unbatched = [line for line in numbered if line[1][1] is None]
+        for line_no, (sku, batch, quantity) in named + unbatched:
             fefo = sorted(find(sku, batch), key=lambda i: (self.rows[i]["batch"] is not None,
                                                           self.rows[i]["date"] is not None,
                                                           self.rows[i]["date"] or datetime.date.min, i))
@@ -213,19 +367,22 @@ class StoreModel(RuleBasedStateMachine):
                 take = min(quantity, free[row])
                 free[row] -= take
                 quantity -= take
-                taken[row] = taken.get(row, 0) + take
+                if take:
+                    taken.setdefault(line_no, {})[row] = take
             if quantity:
                 return InsufficientStock
-        return {row: units for row, units in taken.items() if units}
+        return taken
 
     @invariant()
     def database_equals_model(self):
         if not hasattr(self, "conn"):
             return
-        stock = dict(self.conn.execute("SELECT id, quantity_on_hand FROM ocs_inventory WHERE store_id = %s",
-                                       [self.store]).fetchall())
+        stock = {row: tuple(rest) for row, *rest in self.conn.execute(
+            "SELECT id, quantity_on_hand, quantity_quarantined, quantity_available, status FROM ocs_inventory"
+            " WHERE store_id = %s", [self.store])}
         self.conn.commit()
-        assert stock == {row: r["qty"] for row, r in self.rows.items()}
+        assert stock == {row: (r["qty"], r["quarantined"], self.available(row), r["status"])
+                         for row, r in self.rows.items()}
         check_invariants(self.conn)
 
 

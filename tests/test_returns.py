@@ -48,6 +48,18 @@ def test_a_partial_return_goes_back_to_the_newest_batch_of_a_fefo_split_first(db
         ("return", 5, "pos_order", order["id"], "cashier-2"), ("return", 1, "pos_order", order["id"], "cashier-2")}
 
 
+def test_newest_first_means_by_packaged_date_not_by_which_row_was_stocked_first(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 3, "NEWER", "2025-06-01")
+    add_stock(db, store, "SKU-1", 3, "OLDER", "2025-01-01")
+    add_stock(db, store, "SKU-1", 3)   # legacy unbatched stock: sold first, so returned last
+    order = record_sale(db, sale_payload(store, item("SKU-1", 8)))
+    return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 4}))
+    # sold: 3 unbatched, 3 OLDER, 2 NEWER; back: 2 NEWER, then 2 OLDER
+    assert batches_of(db, store, "SKU-1") == {"NEWER": (3, 3, 0, "active"), "OLDER": (2, 2, 0, "active"),
+                                              None: (0, 0, 0, "active")}
+
+
 def test_a_return_naming_a_batch_takes_only_from_that_batch(db):
     store, order = fefo_split_sale(db)
     return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 2, "batch_lot": "OLD"}))

@@ -13,8 +13,12 @@ from typing import Any, NoReturn, TextIO
 
 import click
 import psycopg
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
-from posledger.calls import record_sale
+from posledger.asn import AsnFormatError, read_asn
+from posledger.calls import receive_inventory, record_sale
 from posledger.connection import resolve_dsn, start_embedded
 from posledger.errors import InsufficientStock, PosLedgerError
 from posledger.migrations import SQL_DIR, migrate
@@ -70,6 +74,41 @@ def sale_command(payload: TextIO, dsn: str | None) -> None:
         _fail(EXIT_REFUSED, "InvalidJSON", f"the payload is not JSON: {error}")
     with psycopg.connect(_target_dsn(dsn)) as conn:
         _echo_json(record_sale(conn, sale))
+
+
+@main.command("receive")
+@click.argument("asn", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--store-id", required=True, help="The store receiving the shipments (uuid).")
+@click.option("--received-by", help="Who received them; the ledger's actor.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@dsn_option
+def receive_command(asn: TextIO, store_id: str, received_by: str | None, as_json: bool, dsn: str | None) -> None:
+    """Receive an OCS ASN export (CSV): each ShipmentID in it is one receive_inventory call.
+
+    Each shipment is received whole or not at all; the run stops at the first refused one. Receiving the
+    same file again changes nothing (each shipment id counts once), so a stopped run is simply rerun.
+    A case UOM counts UOMCONVERSIONQTY units; an optional Received_Qty column gives what was counted.
+
+    Example: posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+    """
+    try:
+        shipments = read_asn(asn, store_id, received_by)
+    except AsnFormatError as error:
+        _fail(EXIT_REFUSED, "AsnFormatError", str(error))
+    results = []
+    with psycopg.connect(_target_dsn(dsn)) as conn, Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("receiving", total=sum(len(shipment["lines"]) for shipment in shipments))
+        for shipment in shipments:
+            results.append(receive_inventory(conn, shipment))
+            bar.advance(task, len(shipment["lines"]))
+    if as_json:
+        _echo_json(results)
+        return
+    table = Table("shipment", "lines", "batches", "units received", "variances", "replayed", title="Received")
+    for shipment, result in zip(shipments, results, strict=True):
+        table.add_row(result["shipment_id"], str(len(shipment["lines"])), str(len(result["batches"])),
+                      str(result["units_received"]), str(len(result["variances"])), str(result["replayed"]))
+    Console().print(table)
 
 
 @main.command("demo")

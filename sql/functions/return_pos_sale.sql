@@ -118,7 +118,7 @@ $$;
 
 -- What goes back where, as {lines, excess, unknown}. Each order line row (a line and a batch it sold
 -- from) can take back what it sold minus what earlier returns took. A return line takes from the
--- line's newest batch row first (the reverse of the sale's FEFO), or only from the batch it names; a
+-- line's newest batch first (the reverse of the sale's FEFO order), or only from the batch it names; a
 -- void takes everything left. excess lists the return lines asking for more than is left; unknown
 -- the line numbers (and batches) this order does not have.
 CREATE OR REPLACE FUNCTION pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
@@ -127,21 +127,26 @@ LANGUAGE sql STABLE AS $$
         SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
                (r.line->>'quantity')::numeric::integer AS quantity,
                coalesce((r.line->>'defective')::boolean, false) AS defective
-        FROM jsonb_array_elements(coalesce(p_return->'lines', '[]')) r(line)
+        FROM jsonb_array_elements(CASE WHEN p_return->'void' = 'true' THEN '[]' ELSE p_return->'lines' END) r(line)
     ), sold AS (
         SELECT ol.id, ol.line_no, ol.sku, ol.batch_lot, ol.inventory_id,
                ol.quantity - coalesce((SELECT sum(rl.quantity) FROM public.pos_return_lines rl
-                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_
+                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_,
+               -- the reverse of the sale's FEFO order (pos_sale_allocate); NULL for a lenient shortfall
+               row_number() OVER (PARTITION BY ol.line_no ORDER BY i.batch_lot IS NOT NULL DESC,
+                                  i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
         FROM public.pos_order_lines ol
+        LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
         WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
     ), wanted AS (
-        SELECT s.*, r.defective,
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
                least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
         FROM sold s JOIN request r ON r.line_no = s.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
         WHERE s.inventory_id IS NOT NULL  -- a lenient sale's shortfall came from no batch, so none takes it back
-        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.id DESC)
+        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.newest_first)
         UNION ALL
-        SELECT s.*, false, s.left_ FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, false, s.left_
+        FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
     )
     SELECT jsonb_build_object(
         'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(

@@ -1,0 +1,69 @@
+"""Reads an OCS ASN export (CSV, with OCS's column names) into receive_inventory payloads, one per
+ShipmentID. Only the format is translated here; receive_inventory checks every value, so a value this
+cannot read is passed on as the text it was and comes back as an IV400 naming its line."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from typing import Any, TextIO
+
+COLUMNS = ("ShipmentID", "ContainerID", "SKU", "ItemName", "UnitPrice", "Vendor", "Brand", "CaseGTIN",
+           "PackagedOnDate", "BatchLot", "GTINBarCode", "EachGTIN", "Shipped_Qty", "UOM", "UOMCONVERSION",
+           "UOMCONVERSIONQTY")
+
+# Shipped_Qty counts UOMs; any other UOM (a case) holds UOMCONVERSIONQTY units each.
+EACH_UOMS = {"", "EA", "EACH", "UNIT", "UNITS"}
+
+# What the store counted, when it adds this column to the file; without it, received = shipped.
+RECEIVED_COLUMN = "Received_Qty"
+
+
+class AsnFormatError(ValueError):
+    """The file is not an OCS ASN export: columns are missing."""
+
+
+def read_asn(file: TextIO, store_id: str, received_by: str | None = None) -> list[dict[str, Any]]:
+    """One receive_inventory payload per ShipmentID, in the order the file first names them."""
+    reader = csv.DictReader(file)
+    missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
+    if missing:
+        raise AsnFormatError(f"not an OCS ASN export: missing columns {', '.join(missing)}")
+    shipments: dict[str, dict[str, Any]] = {}
+    for row in reader:
+        shipment = shipments.setdefault(row["ShipmentID"], {
+            "store_id": store_id, "shipment_id": row["ShipmentID"], "lines": [],
+            **({"received_by": received_by} if received_by else {})})
+        shipped = _units(row)
+        received = row.get(RECEIVED_COLUMN)
+        shipment["lines"].append({
+            "sku": row["SKU"], "batch_lot": row["BatchLot"], "item_name": row["ItemName"],
+            "container_id": row["ContainerID"], "case_gtin": row["CaseGTIN"] or None,
+            "each_gtin": row["EachGTIN"] or None, "packaged_on_date": _iso_date(row["PackagedOnDate"]),
+            "quantity_shipped": shipped,
+            "quantity_received": shipped if received in (None, "") else _whole(received)})
+    return list(shipments.values())
+
+
+def _whole(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _units(row: dict[str, str]) -> int | str:
+    shipped = _whole(row["Shipped_Qty"])
+    if row["UOM"].strip().upper() in EACH_UOMS:
+        return shipped
+    per_uom = _whole(row["UOMCONVERSIONQTY"])
+    if isinstance(shipped, int) and isinstance(per_uom, int):
+        return shipped * per_uom
+    return f"{row['Shipped_Qty']} {row['UOM']} of {row['UOMCONVERSIONQTY']}"
+
+
+def _iso_date(text: str) -> str | None:
+    """OCS writes "09/01/2025 12:00:00 AM" (month first); the function takes 2025-09-01."""
+    if not text.strip():
+        return None
+    try:
+        return datetime.datetime.strptime(text.strip().split(" ")[0], "%m/%d/%Y").date().isoformat()
+    except ValueError:
+        return text
