@@ -189,10 +189,11 @@ def item(sku: str, quantity: int, batch_lot: str | None = None) -> dict[str, Any
     return line
 
 
-def readme_sql(marker):
-    """The ```sql block of the README that starts with the comment `marker`: what DBAs copy must work."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    return next(block for block in readme.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
+def readme_sql(marker, doc="README.md"):
+    """The ```sql block of the README (or another doc) that starts with the comment `marker`: what DBAs copy
+    must work."""
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    return next(block for block in text.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
 
 
 def count_rows(conn: psycopg.Connection, table: str) -> int:
