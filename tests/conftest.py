@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
 from pgserver import Server, start_server
-from posledger import receive_inventory, record_sale
+from posledger import receive_inventory, record_sale, return_sale
 from posledger.migrations import migrate
 
 # Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
@@ -175,6 +175,13 @@ def ledger_of(db: psycopg.Connection, store_id: str, sku: str) -> list[tuple[Any
     return rows
 
 
+def quarantine_by_return(db: psycopg.Connection, store_id: str, sku: str, quantity: int) -> None:
+    """Sell `quantity` of `sku` and take them back as defective: they become quarantined units of their batch."""
+    order = record_sale(db, sale_payload(store_id, item(sku, quantity)))
+    return_sale(db, {"store_id": store_id, "reference": f"RET-{uuid.uuid4().hex[:8]}", "order_id": order["id"],
+                     "lines": [{"line_no": 1, "quantity": quantity, "defective": True}]})
+
+
 def sale_payload(store_id: str, *items: dict[str, Any], **fields: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {"store_id": store_id, "receipt_number": f"R-{uuid.uuid4().hex[:10]}",
                                "items": list(items), "total": 10.0}
@@ -216,8 +223,8 @@ def batches_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | No
     return {batch: tuple(rest) for batch, *rest in rows}
 
 
-__all__ = ["add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store", "readme_sql", "receive",
-           "record_sale", "sale_payload", "shipment_line", "stock_of"]
+__all__ = ["add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store", "quarantine_by_return",
+           "readme_sql", "receive", "record_sale", "sale_payload", "shipment_line", "stock_of"]
 
 
 def pytest_report_header() -> str:

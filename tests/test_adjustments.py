@@ -3,7 +3,17 @@ never below zero, and counts posted as the differences, all ledgered as 'adjustm
 
 import pytest
 
-from conftest import add_stock, batches_of, count_rows, item, ledger_of, new_store, record_sale, sale_payload
+from conftest import (
+    add_stock,
+    batches_of,
+    count_rows,
+    item,
+    ledger_of,
+    new_store,
+    quarantine_by_return,
+    record_sale,
+    sale_payload,
+)
 from posledger import (
     IdempotencyConflict,
     InsufficientStock,
@@ -11,7 +21,6 @@ from posledger import (
     NotFound,
     adjust_inventory,
     count_inventory,
-    return_sale,
 )
 
 REASONS = ["physical_count", "cycle_count", "internal_audit", "data_entry_error", "sold_product_handling_error",
@@ -71,9 +80,7 @@ def test_lines_for_the_same_batch_are_summed_before_the_zero_check(db):
 def test_destroying_quarantined_units_leaves_the_sellable_ones(db):
     store = new_store(db)
     add_stock(db, store, "SKU-1", 10, "LOT-A")
-    order = record_sale(db, sale_payload(store, item("SKU-1", 3)))
-    return_sale(db, {"store_id": store, "reference": "RET-1", "order_id": order["id"],
-                     "lines": [{"line_no": 1, "quantity": 3, "defective": True}]})
+    quarantine_by_return(db, store, "SKU-1", 3)
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (7, 10, 3, "active")}
     adjust_inventory(db, adjustment(store, {"sku": "SKU-1", "batch_lot": "LOT-A", "quantity": -3, "quarantined": True},
                                     reason_code="destruction"))
@@ -137,9 +144,7 @@ def test_a_count_posts_the_differences_as_adjustments_in_one_transaction(db):
 def test_a_count_below_the_quarantined_units_is_refused(db):
     store = new_store(db)
     add_stock(db, store, "SKU-1", 10, "LOT-A")
-    order = record_sale(db, sale_payload(store, item("SKU-1", 2)))
-    return_sale(db, {"store_id": store, "reference": "RET-1", "order_id": order["id"],
-                     "lines": [{"line_no": 1, "quantity": 2, "defective": True}]})
+    quarantine_by_return(db, store, "SKU-1", 2)
     with pytest.raises(InsufficientStock):
         count_inventory(db, count(store, {"sku": "SKU-1", "batch_lot": "LOT-A", "counted": 1}))
     count_inventory(db, count(store, {"sku": "SKU-1", "batch_lot": "LOT-A", "counted": 2}))

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, batches_of, count_rows, item, new_store, record_sale, sale_payload
-from posledger import BatchBlocked, InvalidSale, NotFound, return_sale, set_batch_status
+from conftest import add_stock, batches_of, count_rows, item, new_store, quarantine_by_return, record_sale, sale_payload
+from posledger import BatchBlocked, InvalidSale, NotFound, set_batch_status
 
 
 def status_change(batch_lot, status, reference="RECALL-1", **fields):
@@ -57,14 +57,12 @@ def test_a_lenient_sale_does_not_sell_a_held_batch_either(db):
 def test_a_release_makes_the_units_available_again_but_not_the_quarantined_ones(db):
     store = new_store(db)
     add_stock(db, store, "SKU-1", 5, "LOT-A")
-    order = record_sale(db, sale_payload(store, item("SKU-1", 2)))
-    return_sale(db, {"store_id": store, "reference": "R1", "order_id": order["id"],
-                     "lines": [{"line_no": 1, "quantity": 1, "defective": True}]})
+    quarantine_by_return(db, store, "SKU-1", 1)
     set_batch_status(db, status_change("LOT-A", "quarantined"))
-    assert batches_of(db, store, "SKU-1") == {"LOT-A": (0, 4, 1, "quarantined")}
+    assert batches_of(db, store, "SKU-1") == {"LOT-A": (0, 5, 1, "quarantined")}
     result = set_batch_status(db, status_change("LOT-A", "active", reference="RELEASE-1", reason="lab retest passed"))
     assert result["changed"][0]["from"] == "quarantined"
-    assert batches_of(db, store, "SKU-1") == {"LOT-A": (3, 4, 1, "active")}
+    assert batches_of(db, store, "SKU-1") == {"LOT-A": (4, 5, 1, "active")}
 
 
 def test_a_status_change_reference_counts_once_and_a_no_change_is_recorded_as_none(db):

@@ -72,11 +72,12 @@ def valid_payload(store_id):
 
 
 @st.composite
-def one_field_broken(draw, store_id):
-    """A valid payload with one field, top-level or of one item, replaced by junk or removed."""
-    payload = draw(valid_payload(store_id))
-    target = draw(st.sampled_from([payload, *payload["items"]]))
-    key = draw(st.sampled_from(sorted(target) + ["batch", "status", "policy"]))
+def one_field_broken(draw, valid, lines="lines", also=()):
+    """A valid payload with one field, top-level or of one of its lines, replaced by junk or removed;
+    `also` names fields worth breaking that the valid payload may not have."""
+    payload = draw(valid)
+    target = draw(st.sampled_from([payload, *(payload.get(lines) or [])]))
+    key = draw(st.sampled_from(sorted(target) + list(also)))
     junk = draw(st.none() | json_value | st.just(KeyError))
     if junk is KeyError:
         target.pop(key, None)
@@ -93,7 +94,8 @@ def near_valid_payload(store_id):
         "quantity": st.integers(-2, 30) | st.just(10 ** 13) | st.just(1.5),
         "batch": st.none() | json_object({"batch_lot": st.sampled_from(LOTS)}),
     })
-    return valid_payload(store_id) | one_field_broken(store_id) | json_value | json_object({
+    broken = one_field_broken(valid_payload(store_id), "items", ("batch", "status", "policy"))
+    return valid_payload(store_id) | broken | json_value | json_object({
         "store_id": st.just(store_id) | st.uuids().map(str) | st.just(store_id.upper() + "x"),
         "receipt_number": st.uuids().map(lambda u: f"R-{u.hex[:12]}") | st.just(""),
         "user_id": st.none() | st.just("0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"),
@@ -136,7 +138,7 @@ def test_fuzzed_payloads_get_only_iv_errors_and_an_error_changes_nothing(db, dsn
 
 
 # The other entry functions: a mostly valid payload each, for a store stocked as in the test below (and,
-# for returns, its one order), then broken the same ways as the sales above.
+# for returns, its one order), broken by one_field_broken as the sales above.
 REASONS = ["physical_count", "cycle_count", "loss_theft", "destruction", "shrinkage"]
 
 
@@ -173,20 +175,6 @@ def valid_documents(store_id, order_id):
     }
 
 
-@st.composite
-def broken_document(draw, valid):
-    """A valid document with one field, top-level or of one line, replaced by junk or removed."""
-    payload = draw(valid)
-    target = draw(st.sampled_from([payload, *(payload.get("lines") or [])]))
-    key = draw(st.sampled_from(sorted(target)))
-    junk = draw(st.none() | json_value | st.just(KeyError))
-    if junk is KeyError:
-        target.pop(key, None)
-    else:
-        target[key] = junk
-    return payload
-
-
 def document_fingerprint(conn):
     row = conn.execute("""
         SELECT (SELECT count(*) FROM ocs_inventory_transactions), (SELECT count(*) FROM batch_status_changes),
@@ -212,7 +200,7 @@ def test_fuzzed_documents_get_only_iv_errors_and_an_error_changes_nothing(db, fu
     valid = valid_documents(store, order["id"])[function]
 
     @settings(settings.default, max_examples=max(settings.default.max_examples // 2, 10))
-    @given(st.one_of(valid, valid, valid, broken_document(valid), json_value))
+    @given(st.one_of(valid, valid, valid, one_field_broken(valid), json_value))
     def check(payload):
         before = document_fingerprint(db)
         FIGURES[f"fuzzed {function} payloads"] += 1
