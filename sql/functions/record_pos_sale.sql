@@ -74,52 +74,54 @@ END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid sale.
 CREATE OR REPLACE FUNCTION pos_sale_problems(p_sale jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    WITH sale AS (
-        SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
-    ), problem AS (
-        SELECT c.field, c.problem, c.ord
-        FROM sale, LATERAL (VALUES
-            (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
-            (2, 'receipt_number', 'is required and must be a non-empty string',
-                NOT public.json_is_text(s->'receipt_number')),
-            (3, 'user_id', 'must be a uuid when given',
-                public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
-            (4, 'status', 'must be "completed": reservations are not supported yet',
-                public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
-            (5, 'policy', 'must be "strict" or "lenient" when given',
-                public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
-            (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
-                s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
-            (7, 'total', 'is required and must be a number from 0 to 1000000000',
-                NOT public.json_is_number(s->'total', 0, 1e9)),
-            (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
-                public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
-            (9, 'tax', 'must be a number from 0 to 1000000000 when given',
-                public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
-            (10, 'items', 'is required and must be a non-empty array',
-                coalesce(jsonb_typeof(s->'items') <> 'array' OR jsonb_array_length(s->'items') = 0, true))
-        ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-        UNION ALL
-        SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM sale,
-             jsonb_array_elements(CASE jsonb_typeof(s->'items') WHEN 'array' THEN s->'items' ELSE '[]' END)
-                 WITH ORDINALITY AS i(item, n),
-             LATERAL (VALUES
-                (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
-                    NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
-                (2, 'quantity', 'must be a whole number from 1 to 1000000',
-                    NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
-                (3, 'batch.batch_lot', 'is required when a batch is given',
-                    public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
-             ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
-    FROM problem
-$$;
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (WITH sale AS (
+            SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
+        ), problem AS (
+            SELECT c.field, c.problem, c.ord
+            FROM sale, LATERAL (VALUES
+                (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
+                (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+                (2, 'receipt_number', 'is required and must be a non-empty string',
+                    NOT public.json_is_text(s->'receipt_number')),
+                (3, 'user_id', 'must be a uuid when given',
+                    public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
+                (4, 'status', 'must be "completed": reservations are not supported yet',
+                    public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
+                (5, 'policy', 'must be "strict" or "lenient" when given',
+                    public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
+                    s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
+                (7, 'total', 'is required and must be a number from 0 to 1000000000',
+                    NOT public.json_is_number(s->'total', 0, 1e9)),
+                (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
+                    public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
+                (9, 'tax', 'must be a number from 0 to 1000000000 when given',
+                    public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
+                (10, 'items', 'is required and must be a non-empty array',
+                    coalesce(jsonb_typeof(s->'items') <> 'array' OR jsonb_array_length(s->'items') = 0, true))
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+            FROM sale,
+                 jsonb_array_elements(CASE jsonb_typeof(s->'items') WHEN 'array' THEN s->'items' ELSE '[]' END)
+                     WITH ORDINALITY AS i(item, n),
+                 LATERAL (VALUES
+                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
+                        NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                        NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
+                    (3, 'batch.batch_lot', 'is required when a batch is given',
+                        public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
+                 ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem
+    );
+END $$;
 
 -- The lines of a valid sale, numbered from 1 in payload order.
 CREATE OR REPLACE FUNCTION pos_sale_lines(p_sale jsonb) RETURNS SETOF pos_sale_line
@@ -135,18 +137,20 @@ $$;
 -- The store, skus and batches the sale names that do not exist, as [{store_id} | {sku, batch}].
 -- Stock rows are never deleted once they have a ledger, so this unlocked read cannot go stale.
 CREATE OR REPLACE FUNCTION pos_sale_missing(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT CASE
-        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
-            THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
-        ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
-                                        ORDER BY l.sku, l.batch_lot), '[]')
-              FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
-              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
-                                WHERE i.store_id = p_store_id AND i.sku = l.sku
-                                  AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
-    END
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT CASE
+            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
+                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
+            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                            ORDER BY l.sku, l.batch_lot), '[]')
+                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
+        END
+    );
+END $$;
 
 -- Inserts the order header, or returns the order already recorded for this store and receipt
 -- (result set), raising IV412 when that order was a different sale. ON CONFLICT waits for a
@@ -177,13 +181,15 @@ END $$;
 -- The batches the sale names that are held (quarantined, recalled, awaiting destruction), as
 -- [{sku, batch, status}]. Lines without a batch need no check: FEFO finds nothing available in a held batch.
 CREATE OR REPLACE FUNCTION pos_sale_blocked(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
-                              ORDER BY i.sku, i.batch_lot), '[]')
-    FROM public.ocs_inventory i
-    WHERE i.store_id = p_store_id AND i.status <> 'active'
-      AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
+                                  ORDER BY i.sku, i.batch_lot), '[]')
+        FROM public.ocs_inventory i
+        WHERE i.store_id = p_store_id AND i.status <> 'active'
+          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+    );
+END $$;
 
 -- Which batch each unit comes from: a named batch serves its lines in line order; lines without a
 -- batch take what is left FEFO (legacy unbatched stock, then undated batches, then oldest
@@ -241,17 +247,19 @@ $$;
 -- the group, because lines of the same sku+batch are one demand.
 CREATE OR REPLACE FUNCTION pos_sale_shortfalls(p_lines pos_sale_line[], p_alloc pos_sale_allocation[])
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
-                                                 'requested', g.requested, 'available', g.available)
-                              ORDER BY g.sku, g.batch_lot), '[]')
-    FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available,
-                 (SELECT sum(l.quantity) FROM unnest(p_lines) l
-                  WHERE l.sku = a.sku AND l.batch_lot IS NOT DISTINCT FROM a.batch_lot) AS requested
-          FROM unnest(p_alloc) a
-          WHERE a.inventory_id IS NULL
-          GROUP BY a.sku, a.batch_lot) g
-$$;
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
+                                                     'requested', g.requested, 'available', g.available)
+                                  ORDER BY g.sku, g.batch_lot), '[]')
+        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available,
+                     (SELECT sum(l.quantity) FROM unnest(p_lines) l
+                      WHERE l.sku = a.sku AND l.batch_lot IS NOT DISTINCT FROM a.batch_lot) AS requested
+              FROM unnest(p_alloc) a
+              WHERE a.inventory_id IS NULL
+              GROUP BY a.sku, a.batch_lot) g
+    );
+END $$;
 
 -- The writes of an accepted sale, under the locks record_pos_sale holds: deduct, record the lines
 -- and any authorised shortfall, award points, and store the result that a replay returns.

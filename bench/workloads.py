@@ -1,0 +1,65 @@
+"""The workloads of the benchmark suite: pgbench scripts that call record_pos_sale with generated
+payloads, and the data they need. One store (a sale touches one store), `skus` skus of 1-3 batches
+each with stock that never runs out during a run, and `customers` loyalty customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STORE_ID = "b0000000-0000-4000-8000-000000000001"
+STOCK_PER_BATCH = 100_000_000
+
+GENERATE = """
+WITH store AS (INSERT INTO stores (id, name) VALUES (%(store)s, 'bench store') RETURNING id)
+INSERT INTO ocs_inventory (store_id, sku, batch_lot, packaged_on_date, quantity_on_hand, quantity_available)
+SELECT store.id, 'SKU-' || s, 'LOT-' || s || '-' || b, date '2025-01-01' + (s * 7 + b * 30) %% 365,
+       %(stock)s, %(stock)s
+FROM store, generate_series(1, %(skus)s) s, generate_series(1, 1 + s %% 3) b
+"""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    lines: int
+    skus: str                  # "uniform", "zipf 1.1", "zipf 1.5" or "hot"
+
+    def script(self, skus: int, customers: int) -> str:
+        """The pgbench script of one sale: each line a sku drawn by the workload's distribution."""
+        draws = []
+        for n in range(1, self.lines + 1):
+            if self.skus == "uniform":
+                draws.append(f"\\set s{n} random(1, {skus})")
+            elif self.skus == "hot":
+                draws.append(f"\\set s{n} 1")
+            else:
+                draws.append(f"\\set s{n} random_zipfian(1, {skus}, {self.skus.split()[1]})")
+        items = ", ".join(f"jsonb_build_object('product', jsonb_build_object('sku', 'SKU-' || :s{n}), 'quantity', 1)"
+                          for n in range(1, self.lines + 1))
+        return "\n".join([
+            *draws,
+            f"\\set customer random(1, {customers})",
+            "SELECT record_pos_sale(jsonb_build_object("
+            f"'store_id', '{STORE_ID}', 'receipt_number', gen_random_uuid()::text, "
+            "'user_id', md5(:customer::text)::uuid, 'total', 25.00, "
+            f"'items', jsonb_build_array({items})));",
+        ]) + "\n"
+
+
+WORKLOADS = [
+    Workload("1 line, uniform", 1, "uniform"),
+    Workload("5 lines, uniform", 5, "uniform"),
+    Workload("20 lines, uniform", 20, "uniform"),
+    Workload("5 lines, Zipf 1.1", 5, "zipf 1.1"),
+    Workload("5 lines, Zipf 1.5", 5, "zipf 1.5"),
+    Workload("1 line, same SKU every sale", 1, "hot"),
+]
+
+# The issue's targets at 8 clients: throughput as a ratio to C (TPC-B), p99 in ms of the open-loop run.
+TARGETS = {
+    "1 line, uniform": (1.5, 5),
+    "5 lines, uniform": (1.2, 8),
+    "20 lines, uniform": (0.5, 20),
+    "5 lines, Zipf 1.1": (0.6, 30),
+    "1 line, same SKU every sale": (0.8, None),
+}
