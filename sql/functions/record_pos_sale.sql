@@ -5,9 +5,13 @@
 -- pinned search_path, so nothing a caller plants in its own search_path is called instead of ours;
 -- pg_temp is named last because unnamed it would be searched first. Its lock wait is bounded: a caller
 -- never hangs behind a stuck till, and gets IV503, safe to retry since the receipt makes it idempotent.
+-- Generic plans, as in every entry function: each statement is keyed by store and sku through an index,
+-- so planning it afresh for each call's values buys nothing and cost the helpers most of their time
+-- (docs/benchmarks.md).
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 -- This clause only scopes posledger_apply_lock_timeout() to this call; see _shared.sql.
 SET lock_timeout = '3s'
 AS $$
