@@ -1,4 +1,4 @@
-"""Where a sale's time goes: ./bench/profile [--sales N] [--lines N]
+"""Where a sale's time goes: ./bench/run profile [--sales N] [--lines N] [--analyze]
 
 Runs N sales of one workload on one connection against a throwaway server with pg_stat_statements
 (track = all, so the statements inside the functions count) and track_functions = all, then prints the

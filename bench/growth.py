@@ -1,0 +1,150 @@
+"""Does a sale stay fast as the data grows? ./bench/run growth [--stores N] [--sizes 1e3,1e5,1e7]
+
+One database with 10^6 inventory rows (100 stores of 5,000 skus x 2 batches). The selling store's first
+500 skus have stock, each from one receipt; every other row is empty. The ledger then grows to each
+size in turn with bulk-loaded history (a receipt and its reversal on empty rows, so the books still
+balance). At each size it measures 5-line sales on one connection (p50, p99), the DBA views
+(inventory_discrepancies for one store and for the whole database), and it checks each statement's plan
+inside a sale for sequential scans of a large table. Finally it measures the ledger's bytes per sale line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from pgserver import SystemCluster  # noqa: E402
+from posledger.migrations import migrate  # noqa: E402
+
+SELLING = "c0000000-0000-4000-8000-000000000001"
+STOCKED_SKUS = 500
+
+INVENTORY = """
+    WITH store AS (
+        INSERT INTO stores (id, name)
+        SELECT CASE n WHEN 1 THEN %(selling)s::uuid ELSE gen_random_uuid() END, 'store ' || n
+        FROM generate_series(1, %(stores)s) n RETURNING id
+    )
+    INSERT INTO ocs_inventory (store_id, sku, batch_lot, packaged_on_date, quantity_on_hand, quantity_available)
+    SELECT store.id, 'SKU-' || s, 'LOT-' || s || '-' || b, date '2025-01-01' + (s + b * 40) %% 365,
+           CASE WHEN store.id = %(selling)s AND s <= %(stocked)s THEN 100000000 ELSE 0 END,
+           CASE WHEN store.id = %(selling)s AND s <= %(stocked)s THEN 100000000 ELSE 0 END
+    FROM store, generate_series(1, 5000) s, generate_series(1, 2) b"""
+
+# Net-zero history on empty rows: a receipt of 5, then its reversal, in id order.
+HISTORY = """
+    WITH empty AS (
+        SELECT i.store_id, i.id, i.sku, i.batch_lot, row_number() OVER (ORDER BY i.id) - 1 AS r
+        FROM ocs_inventory i WHERE i.quantity_on_hand = 0
+    )
+    INSERT INTO ocs_inventory_transactions (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code,
+                                            quantity, quantity_after, created_at)
+    SELECT e.store_id, e.id, e.sku, e.batch_lot, CASE k WHEN 1 THEN 'receipt' ELSE 'adjustment' END,
+           CASE k WHEN 2 THEN 'receiving_error' END, CASE k WHEN 1 THEN 5 ELSE -5 END, CASE k WHEN 1 THEN 5 ELSE 0 END,
+           now() - interval '400 days' + g * interval '1 second'
+    FROM generate_series(%(first)s::bigint, %(last)s::bigint) g
+    JOIN empty e ON e.r = g %% %(empty_rows)s, generate_series(1, 2) k
+    ORDER BY g, k"""
+
+
+def sale() -> dict:
+    return {"store_id": SELLING, "receipt_number": uuid.uuid4().hex, "total": 25, "user_id": str(uuid.uuid4()),
+            "items": [{"product": {"sku": f"SKU-{random.randint(1, STOCKED_SKUS)}"}, "quantity": 1} for _ in range(5)]}
+
+
+def timed(conn: psycopg.Connection, query: str, *args: object) -> float:
+    started = time.perf_counter()
+    conn.execute(query, args or None).fetchall()
+    return (time.perf_counter() - started) * 1000
+
+
+def seq_scans_in_a_sale(conn: psycopg.Connection) -> list[str]:
+    """Plans of every statement inside one sale (auto_explain), the sequential scans of big tables."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = off"):
+        conn.execute(f"SET auto_explain.{setting}")
+    conn.execute("SET client_min_messages = log")
+    conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
+    conn.execute("SET client_min_messages = notice")
+    conn.execute("SET auto_explain.log_min_duration = -1")
+    big = ("ocs_inventory", "ocs_inventory_transactions", "pos_orders", "pos_order_lines", "loyalty_transactions")
+    return sorted({line.strip() for plan in plans for line in plan.splitlines()
+                   if "Seq Scan on" in line and line.split("Seq Scan on ")[1].split()[0] in big})
+
+
+def measure(conn: psycopg.Connection, sales: int) -> dict[str, object]:
+    for _ in range(200):   # a store that has been selling, then its statistics
+        conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
+    conn.execute("ANALYZE")
+    latencies = []
+    for _ in range(sales):
+        started = time.perf_counter()
+        conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
+        latencies.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"p50": cuts[49], "p99": cuts[98],
+            "one store": timed(conn, "SELECT * FROM inventory_discrepancies WHERE store_id = %s", SELLING),
+            "whole database": timed(conn, "SELECT * FROM inventory_discrepancies"),
+            "seq scans": seq_scans_in_a_sale(conn)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", type=int, default=100, help="stores of 10,000 rows each (default 100: 10^6)")
+    parser.add_argument("--sizes", default="1e3,1e5,1e7", help="ledger sizes to measure at")
+    parser.add_argument("--sales", type=int, default=500)
+    options = parser.parse_args()
+
+    cluster = SystemCluster(durable=True)
+    cluster.start()
+    try:
+        dsn = cluster.server.dsn()
+        migrate(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(INVENTORY, {"selling": SELLING, "stores": options.stores, "stocked": STOCKED_SKUS})
+            conn.execute("VACUUM ANALYZE")
+            empty_rows = conn.execute("SELECT count(*) FROM ocs_inventory WHERE quantity_on_hand = 0").fetchone()[0]
+            inventory_rows = conn.execute("SELECT count(*) FROM ocs_inventory").fetchone()[0]
+            print(f"{inventory_rows} inventory rows; one client, 5-line sales, {options.sales} per size\n")
+            print("| ledger rows (before the sales) | sale p50 ms | sale p99 ms |"
+                  " inventory_discrepancies, one store ms | whole database ms | seq scans of big tables in a sale |")
+            print("|---|---|---|---|---|---|")
+            for size in (int(float(s)) for s in options.sizes.split(",")):
+                have = conn.execute("SELECT count(*) FROM ocs_inventory_transactions").fetchone()[0]
+                if size > have:
+                    conn.execute(HISTORY, {"first": have, "last": have + (size - have) // 2 - 1,
+                                           "empty_rows": empty_rows})
+                    conn.execute("VACUUM ANALYZE ocs_inventory_transactions")
+                ledger = conn.execute("SELECT count(*) FROM ocs_inventory_transactions").fetchone()[0]
+                m = measure(conn, options.sales)
+                print(f"| {ledger:,} | {m['p50']:.2f} | {m['p99']:.2f} | {m['one store']:.1f} |"
+                      f" {m['whole database']:.0f} | {', '.join(m['seq scans']) or 'none'} |", flush=True)
+            before = conn.execute("SELECT pg_total_relation_size('ocs_inventory_transactions'),"
+                                  " (SELECT count(*) FROM ocs_inventory_transactions)").fetchone()
+            for _ in range(2000):
+                conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
+            after = conn.execute("SELECT pg_total_relation_size('ocs_inventory_transactions'),"
+                                 " (SELECT count(*) FROM ocs_inventory_transactions)").fetchone()
+            rows = after[1] - before[1]
+            print(f"\nLedger growth: {(after[0] - before[0]) / rows:.0f} bytes per sale line (table and its"
+                  f" indexes; {rows} lines of 2,000 sales).")
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+if __name__ == "__main__":
+    main()
