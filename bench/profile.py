@@ -28,7 +28,7 @@ from pgserver import SystemCluster  # noqa: E402
 
 FUNCTIONS = """
     SELECT funcname, calls, round((self_time / calls)::numeric, 3), round((total_time / calls)::numeric, 3)
-    FROM pg_stat_user_functions ORDER BY self_time DESC LIMIT %s"""
+    FROM pg_stat_user_functions WHERE calls > 0 ORDER BY self_time DESC LIMIT %s"""
 STATEMENTS = """
     SELECT calls, round((total_exec_time / calls)::numeric, 3), round((total_plan_time / calls)::numeric, 3),
            regexp_replace(left(query, 110), '\\s+', ' ', 'g')
