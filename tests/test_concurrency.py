@@ -5,9 +5,10 @@ import threading
 from collections import Counter
 
 import psycopg
+import pytest
 
 from conftest import FIGURES, add_stock, item, new_store, record_sale, sale_payload, stock_of
-from posledger import InsufficientStock, PosLedgerError
+from posledger import Busy, InsufficientStock, PosLedgerError
 
 
 def run_tills(dsn, tills, work):
@@ -98,3 +99,17 @@ def test_concurrent_retries_of_one_sale_record_it_once(db, dsn):
     assert sorted(o["replayed"] for o in outcomes.values()) == [False] + [True] * 7
     assert stock_of(db, store, "SKU") == {None: (8, 8)}
     assert db.execute("SELECT loyalty_points FROM profiles").fetchone() == (40,)
+
+
+def test_a_line_naming_its_batch_does_not_wait_for_sales_of_the_skus_other_batches(db, dsn):
+    store = new_store(db)
+    add_stock(db, store, "SKU", 5, "LOT-A")
+    add_stock(db, store, "SKU", 5, "LOT-B")
+    with psycopg.connect(dsn) as busy_till:   # a sale of LOT-B inside a transaction not yet committed
+        busy_till.execute("SELECT 1")
+        record_sale(busy_till, sale_payload(store, item("SKU", 1, "LOT-B")))
+        with psycopg.connect(dsn, options="-c posledger.lock_timeout=200ms", autocommit=True) as till:
+            record_sale(till, sale_payload(store, item("SKU", 2, "LOT-A")), attempts=1)
+            with pytest.raises(Busy):   # a line without a batch may take any batch: it waits for them all
+                record_sale(till, sale_payload(store, item("SKU", 1)), attempts=1)
+    assert stock_of(db, store, "SKU") == {"LOT-A": (3, 3), "LOT-B": (4, 4)}

@@ -70,10 +70,18 @@ BEGIN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
 
-    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock.
-    PERFORM FROM public.ocs_inventory
-    WHERE store_id = v_store_id AND sku = ANY (ARRAY(SELECT DISTINCT l.sku FROM unnest(v_lines) l))
-    ORDER BY id FOR UPDATE;
+    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
+    -- naming its batch can take only that batch; a line without one may take any batch of its sku.
+    -- (Two index-driven selects: as one OR, PostgreSQL filters every row of the store.)
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id
+      AND i.id IN (SELECT c.id FROM public.ocs_inventory c
+                   WHERE c.store_id = v_store_id
+                     AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
+                   UNION ALL
+                   SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
+                       ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot)
+    ORDER BY i.id FOR UPDATE;
 
     -- Read under the locks: a recall committed while this sale waited is seen here.
     v_blocked := public.pos_sale_blocked(v_store_id, v_lines);
@@ -218,7 +226,8 @@ END $$;
 -- packaged_on_date, then oldest row), split across batches. Demand and supply are laid out as
 -- consecutive intervals per sku and matched by overlap, so lines of the same sku+batch are summed
 -- before the stock check without a loop. Rows with inventory_id NULL are the units no batch covers,
--- with what their sku+batch had available.
+-- with what their sku+batch had available. Only locked rows decide: the FEFO supply counts only for
+-- skus with a line without batch, which the sale locked whole; otherwise only the named batches count.
 CREATE OR REPLACE FUNCTION pos_sale_allocate(p_store_id uuid, p_lines pos_sale_line[])
 RETURNS SETOF pos_sale_allocation
 LANGUAGE sql STABLE AS $$
