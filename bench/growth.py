@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pgserver import SystemCluster  # noqa: E402
+from pgserver import running_cluster  # noqa: E402
 from posledger.migrations import migrate  # noqa: E402
 
 SELLING = "c0000000-0000-4000-8000-000000000001"
@@ -116,9 +116,7 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=500)
     options = parser.parse_args()
 
-    cluster = SystemCluster(durable=True)
-    cluster.start()
-    try:
+    with running_cluster(durable=True) as cluster:
         dsn = cluster.server.dsn()
         migrate(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -149,9 +147,6 @@ def main() -> None:
             rows = after[1] - before[1]
             print(f"\nLedger growth: {(after[0] - before[0]) / rows:.0f} bytes per sale line (table and its"
                   f" indexes; {rows} lines of 2,000 sales).")
-    finally:
-        cluster.stop()
-        cluster.remove()
 
 
 if __name__ == "__main__":

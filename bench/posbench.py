@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import client_side  # noqa: E402
 from workloads import GENERATE, STOCK_PER_BATCH, STORE_ID, TARGETS, WORKLOADS, Workload  # noqa: E402
 
-from pgserver import SystemCluster  # noqa: E402
+from pgserver import SystemCluster, running_cluster  # noqa: E402
 from posledger.migrations import migrate  # noqa: E402
 
 TPCB_CLIENTS = 8
@@ -115,9 +115,7 @@ def main() -> None:
     options = parser.parse_args()
     seconds = str(options.seconds)
 
-    cluster = SystemCluster(durable=True)
-    cluster.start()
-    try:
+    with running_cluster(durable=True) as cluster:
         admin = cluster.server.dsn()
         with psycopg.connect(admin, autocommit=True) as conn:
             for name in ("posledger", "client_side", "tpcb"):
@@ -176,9 +174,6 @@ def main() -> None:
             version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             deadlocks = conn.execute("SELECT sum(deadlocks) FROM pg_stat_database").fetchone()[0]  # type: ignore[index]
         report = render(rows, c, closed, client, version, deadlocks, options)
-    finally:
-        cluster.stop()
-        cluster.remove()
     print(report)
     if options.write_docs:
         docs = ROOT / "docs" / "benchmarks.md"

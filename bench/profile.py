@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from posbench import load  # noqa: E402
 from workloads import Workload  # noqa: E402
 
-from pgserver import SystemCluster  # noqa: E402
+from pgserver import running_cluster  # noqa: E402
 
 FUNCTIONS = """
     SELECT funcname, calls, round((self_time / calls)::numeric, 3), round((total_time / calls)::numeric, 3)
@@ -44,11 +44,9 @@ def main() -> None:
     parser.add_argument("--analyze", action="store_true", help="ANALYZE after the warm-up sales")
     options = parser.parse_args()
 
-    cluster = SystemCluster(durable=True)
-    cluster.settings += (" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-                         " -c pg_stat_statements.track_planning=on -c track_functions=all")
-    cluster.start()
-    try:
+    with running_cluster(durable=True, settings="-c shared_preload_libraries=pg_stat_statements"
+                         " -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
+                         " -c track_functions=all") as cluster:
         dsn = cluster.server.dsn()
         load(dsn, options.skus)
         sale = Workload("profile", options.lines, "uniform").script(options.skus, 20000)
@@ -77,9 +75,6 @@ def main() -> None:
             print("\ncalls | exec ms | plan ms | nested statement")
             for calls, exec_ms, plan_ms, text in conn.execute(STATEMENTS, [options.top]):
                 print(f"{calls} | {exec_ms} | {plan_ms} | {text}")
-    finally:
-        cluster.stop()
-        cluster.remove()
 
 
 if __name__ == "__main__":

@@ -86,14 +86,25 @@ class SystemCluster:
 
 
 @contextmanager
-def system_server() -> Iterator[Server]:
-    cluster = SystemCluster()
+def running_cluster(durable: bool = False, settings: str = "") -> Iterator[SystemCluster]:
+    """A started SystemCluster with extra server settings (e.g. "-c track_functions=all"); stopped and
+    removed afterwards, the folder also when the stop fails (a test may have crashed the server)."""
+    cluster = SystemCluster(durable)
+    cluster.settings += f" {settings}"
     cluster.start()
     try:
-        yield cluster.server
+        yield cluster
     finally:
-        cluster.stop()
-        cluster.remove()
+        try:
+            cluster.stop()
+        finally:
+            cluster.remove()
+
+
+@contextmanager
+def system_server() -> Iterator[Server]:
+    with running_cluster() as cluster:
+        yield cluster.server
 
 
 @contextmanager

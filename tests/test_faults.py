@@ -21,7 +21,7 @@ from conftest import (
     sale_payload,
     stock_of,
 )
-from pgserver import SystemCluster
+from pgserver import running_cluster
 from posledger.migrations import migrate
 
 
@@ -76,15 +76,8 @@ def _attempt(conn, payload):
 def durable_cluster():
     if os.environ.get("POSLEDGER_TEST_SERVER", "system") != "system":
         pytest.skip("the crash test runs in the system-server pass, on a cluster of its own")
-    cluster = SystemCluster(durable=True)
-    cluster.start()
-    try:
+    with running_cluster(durable=True) as cluster:
         yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            cluster.remove()
 
 
 def test_an_immediate_stop_during_concurrent_sales_loses_nothing_acknowledged(durable_cluster):
