@@ -5,6 +5,8 @@ books must balance (see check_invariants)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -194,6 +196,16 @@ def item(sku: str, quantity: int, batch_lot: str | None = None) -> dict[str, Any
     if batch_lot is not None:
         line["batch"] = {"batch_lot": batch_lot}
     return line
+
+
+@pytest.fixture
+def embedded_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An environment with no DSN in it: posledger commands use an embedded server in a data folder of this
+    test's own, stopped afterwards if a command left it running."""
+    env = {key: value for key, value in os.environ.items() if key not in ("POSLEDGER_DSN", "DATABASE_URL")}
+    env["POSLEDGER_DATA_DIR"] = str(tmp_path_factory.mktemp("embedded") / "pgdata")
+    yield env
+    subprocess.run([sys.executable, "-m", "posledger", "stop"], env=env, capture_output=True, timeout=120)
 
 
 def readme_sql(marker, doc="README.md"):

@@ -1,21 +1,34 @@
-"""The command line, driven as a real subprocess against the per-test database."""
+"""The command line, driven as a real subprocess against the per-test database (or, where the embedded
+server is the point, against one in a temporary data folder)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 
 from conftest import add_stock, batches_of, count_rows, item, new_store, sale_payload, stock_of
+from posledger.cli import main
 from posledger.migrations import SQL_DIR
 
-EMBEDDED_ENV = {k: v for k, v in os.environ.items() if k not in ("POSLEDGER_DSN", "DATABASE_URL")}
+DEMO = SQL_DIR / "demo"
+README_STORE = "5071d685-00dc-4e56-bb11-36e31b305c50"   # the store of sql/demo's payloads
 
 
-def posledger(*args, stdin=None, env=None):
+def posledger(*args, stdin=None, env=None, cwd=None):
+    # Without COLUMNS, output to a pipe is as wide as its tables: nothing is cut off for the assertions.
+    env = {key: value for key, value in (env or os.environ).items() if key != "COLUMNS"}
     return subprocess.run([sys.executable, "-m", "posledger", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=120, env=env, cwd=cwd)
+
+
+def ok_json(*args, **kwargs):
+    done = posledger(*args, "--json", **kwargs)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture
@@ -25,86 +38,210 @@ def store(db):
     return store_id
 
 
-def test_sale_from_a_file_prints_the_result(db, dsn, store, tmp_path):
+def test_sale_from_a_file_prints_a_table_of_what_it_took(db, dsn, store, tmp_path):
     payload = tmp_path / "sale.json"
-    payload.write_text(json.dumps(sale_payload(store, item("SKU", 2))))
+    payload.write_text(json.dumps(sale_payload(store, item("SKU", 2), receipt_number="R-42")))
     done = posledger("sale", str(payload), "--dsn", dsn)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["inventory_updates"]["successful"][0]["remaining"] == 3
+    assert "sale R-42: completed" in done.stdout
+    assert re.search(r"SKU\s+│\s+-\s+│\s+2\s+│\s+3", done.stdout)   # sku, batch, deducted, remaining
     assert stock_of(db, store, "SKU") == {None: (3, 3)}
 
 
-def test_sale_from_stdin_with_the_dsn_from_the_environment(db, dsn, store):
-    done = posledger("sale", "-", stdin=json.dumps(sale_payload(store, item("SKU", 1))),
+def test_sale_from_stdin_with_the_dsn_from_the_environment_prints_json(db, dsn, store):
+    result = ok_json("sale", "-", stdin=json.dumps(sale_payload(store, item("SKU", 1))),
                      env={**os.environ, "POSLEDGER_DSN": dsn})
-    assert done.returncode == 0, done.stderr
+    assert result["inventory_updates"]["successful"][0]["remaining"] == 4
     assert stock_of(db, store, "SKU") == {None: (4, 4)}
 
 
-def test_a_refused_sale_prints_its_code_and_detail_and_exits_1(db, dsn, store):
-    done = posledger("sale", "-", "--dsn", dsn, stdin=json.dumps(sale_payload(store, item("SKU", 9))))
+def test_a_refused_sale_names_its_code_and_every_problem_and_exits_1(db, dsn, store):
+    done = posledger("sale", "-", "--dsn", dsn, stdin=json.dumps({"store_id": store, "items": []}))
+    assert done.returncode == 1
+    assert "IV400 InvalidSale" in done.stderr
+    for field in ("receipt_number", "total", "items"):
+        assert f"field={field}," in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_refused_sale_with_json_prints_the_detail_as_json(db, dsn, store):
+    done = posledger("sale", "-", "--dsn", dsn, "--json", stdin=json.dumps(sale_payload(store, item("SKU", 9))))
     assert done.returncode == 1
     error = json.loads(done.stderr)
     assert (error["error"], error["sqlstate"]) == ("InsufficientStock", "IV409")
     assert error["detail"] == {"short_lines": [{"sku": "SKU", "batch": None, "requested": 9, "available": 5}]}
-    assert "Traceback" not in done.stderr
     assert stock_of(db, store, "SKU") == {None: (5, 5)}
 
 
-def test_a_payload_that_is_not_json_exits_1(dsn):
-    done = posledger("sale", "-", "--dsn", dsn, stdin="{not json")
+def test_a_payload_that_is_not_json_exits_1(dsn, tmp_path):
+    done = posledger("sale", "-", "--dsn", dsn, "--json", stdin="{not json")
     assert done.returncode == 1
     assert json.loads(done.stderr)["error"] == "InvalidJSON"
+    not_text = tmp_path / "sale.json"
+    not_text.write_bytes(b"\xff\xfe\x00{")
+    done = posledger("sale", str(not_text), "--dsn", dsn)
+    assert (done.returncode, done.stderr.split(":")[0]) == (1, "error UnicodeDecodeError")
 
 
-def test_an_unreachable_database_exits_3_without_a_traceback():
-    done = posledger("migrate", "--dsn", "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2")
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_unreachable_database_exits_3_without_a_traceback(as_json):
+    done = posledger("migrate", "--dsn", "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2",
+                     *(["--json"] if as_json else []))
     assert done.returncode == 3
-    assert json.loads(done.stderr)["error"] == "OperationalError"
     assert "Traceback" not in done.stderr
+    assert (json.loads(done.stderr)["error"] if as_json else done.stderr.split(":")[0]) in (
+        "OperationalError", "error OperationalError")
+
+
+def test_a_database_that_was_never_migrated_says_so(pg_server):
+    done = posledger("stock", "--store-id", README_STORE, "--dsn", pg_server.dsn())
+    assert done.returncode == 3
+    assert "UndefinedTable" in done.stderr and "posledger migrate" in done.stderr
+
+
+def test_wrong_usage_exits_2_with_the_usage(dsn):
+    done = posledger("stock", "--store-id", "not-a-uuid", "--dsn", dsn)
+    assert done.returncode == 2
+    assert "is not a valid UUID" in done.stderr
 
 
 def test_migrate_twice_applies_nothing_the_second_time(dsn):
+    assert ok_json("migrate", "--dsn", dsn) == {"applied": []}
     done = posledger("migrate", "--dsn", dsn)
+    assert done.stdout.startswith("applied 0 migration(s)")
+
+
+def test_every_command_has_help_with_an_example():
+    commands = sorted(main.commands)
+    assert commands == ["adjust", "batch-status", "count", "demo", "ledger", "migrate", "psql", "receive",
+                        "reconcile", "return", "sale", "stock", "stop", "version"]
+    for command in commands:
+        done = posledger(command, "--help")
+        assert done.returncode == 0, command
+        assert "Example" in done.stdout or command == "stop", command
+
+
+def test_version_is_the_packages_and_names_the_server(dsn, pg_server):
+    assert posledger("--version").stdout.strip() == f"posledger, version {version('posledger')}"
+    found = ok_json("version", "--dsn", dsn)
+    assert found["posledger"] == version("posledger")
+    assert found["server"] == f"PostgreSQL {pg_server.version}"
+    assert found["migrations_pending"] == []
+
+
+def test_a_stores_day_through_the_cli_with_the_sample_payloads(db, dsn):
+    new_store(db, id=README_STORE)
+    ok_json("receive", str(DEMO / "ocs_asn_sample.csv"), "--store-id", README_STORE, "--dsn", dsn)
+    sale = ok_json("sale", str(DEMO / "sale.json"), "--dsn", dsn)
+    assert [(line["batch"], line["quantity_deducted"]) for line in sale["inventory_updates"]["successful"]] == [
+        ("LOT-G-0820", 2), ("LOT-2025-09-A", 5), ("LOT-2025-10-B", 3)]
+    assert ok_json("sale", str(DEMO / "sale.json"), "--dsn", dsn)["replayed"] is True
+    returned = ok_json("return", str(DEMO / "return.json"), "--dsn", dsn)
+    assert [(line["batch"], line["defective"]) for line in returned["lines"]] == [
+        ("LOT-2025-10-B", False), ("LOT-G-0820", True)]
+    ok_json("adjust", str(DEMO / "adjustment.json"), "--dsn", dsn)
+    counted = ok_json("count", str(DEMO / "count.json"), "--dsn", dsn)
+    assert [line["quantity"] for line in counted["adjustments"]] == [-1]
+    assert ok_json("batch-status", str(DEMO / "recall.json"), "--dsn", dsn)["changed_count"] == 1
+    assert batches_of(db, README_STORE, "OCS-GUMMIES-10") == {"LOT-G-0820": (22, 22, 0, "active")}
+    assert batches_of(db, README_STORE, "OCS-PREROLL-1G") == {"LOT-2025-09-A": (0, 0, 0, "active"),
+                                                             "LOT-2025-10-B": (7, 7, 0, "active")}
+
+    stock = ok_json("stock", "--store-id", README_STORE, "--sku", "OCS-PREROLL-1G", "--dsn", dsn)
+    assert [(row["batch_lot"], row["fefo_rank"], row["quantity_on_hand"]) for row in stock] == [
+        ("LOT-2025-09-A", 1, 0), ("LOT-2025-10-B", 2, 7)]
+    ledger = ok_json("ledger", "--store-id", README_STORE, "--limit", "2", "--dsn", dsn)
+    assert [(row["transaction_type"], row["reason_code"], row["quantity"]) for row in ledger] == [
+        ("adjustment", "destruction", -1), ("adjustment", "cycle_count", -1)]
+    table = posledger("stock", "--store-id", README_STORE, "--dsn", dsn)
+    assert re.search(r"OCS-VAPE-05\s+│\s+LOT-V-0701\s+│\s+recalled", table.stdout), table.stdout
+
+
+def test_reconcile_says_the_books_balance_and_exits_4_when_they_do_not(db, dsn, store):
+    done = posledger("reconcile", "--dsn", dsn)
+    assert (done.returncode, done.stdout.strip()) == (0, "books balance: 0 discrepancies")
+    db.execute("ALTER TABLE ocs_inventory DISABLE TRIGGER ocs_inventory_ledger_change")
+    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 7, quantity_available = 7 WHERE store_id = %s", [store])
+    db.commit()
+    try:
+        done = posledger("reconcile", "--store-id", store, "--dsn", dsn)
+        assert done.returncode == 4
+        assert "books do not balance: 1 discrepancies" in done.stdout
+        report = json.loads(posledger("reconcile", "--dsn", dsn, "--json").stdout)
+        assert [(row["sku"], row["difference"]) for row in report["discrepancies"]] == [("SKU", 2)]
+        assert ok_json("reconcile", "--store-id", new_store(db), "--dsn", dsn)["balanced"] is True
+    finally:   # put the row back behind the ledger's back, as it was, for the invariant checks
+        db.execute("UPDATE ocs_inventory SET quantity_on_hand = 5, quantity_available = 5 WHERE store_id = %s",
+                   [store])
+        db.execute("ALTER TABLE ocs_inventory ENABLE TRIGGER ocs_inventory_ledger_change")
+        db.commit()
+
+
+def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
+    day = ok_json("demo", "--dsn", dsn)
+    steps = day["steps"]
+    assert [step["refused"] for step in steps] == [False, False, False, False, True, False, False, False, True]
+    named, fefo, short, retry, returned, recall, blocked = (step["outcome"] for step in steps[2:])
+    assert [(line["batch"], line["quantity_deducted"]) for line in named["inventory_updates"]["successful"]] == [
+        ("LOT-V-0701", 2)]
+    assert [(line["batch"], line["quantity_deducted"]) for line in fefo["inventory_updates"]["successful"]] == [
+        ("LOT-2025-09-A", 5), ("LOT-2025-10-B", 2)]
+    assert (short["sqlstate"], short["detail"]["short_lines"][0]["available"]) == ("IV409", 24)
+    assert (retry["replayed"], retry["id"]) == (True, fefo["id"])
+    assert [line["batch"] for line in returned["lines"]] == ["LOT-2025-10-B"]
+    assert returned["loyalty"]["points_reversed"] == 45 * 1 // 7
+    assert recall["changed_count"] == 1
+    assert (blocked["sqlstate"], blocked["detail"]["blocked"][0]["status"]) == ("IV423", "recalled")
+    assert day["reconciliation"]["balanced"] is True
+    assert [(row["batch_lot"], row["quantity_on_hand"]) for row in day["stock"]] == [
+        ("LOT-G-0820", 24), ("LOT-2025-09-A", 0), ("LOT-2025-10-B", 9), ("LOT-V-0701", 6)]
+    assert len(day["ledger"]) == 8   # 4 receipts, 3 sale rows, 1 return: refusals and the replay wrote nothing
+    assert count_rows(db, "pos_orders") == 2
+
+
+def test_the_demo_for_people_runs_twice_on_one_database(dsn):
+    for _ in range(2):
+        done = posledger("demo", "--dsn", dsn)
+        assert done.returncode == 0, done.stderr
+        assert "refused, as it should be IV409 InsufficientStock" in done.stdout
+        assert "refused, as it should be IV423 BatchBlocked" in done.stdout
+        assert "replayed: recorded before" in done.stdout
+        assert done.stdout.rstrip().endswith("books balance: 0 discrepancies")
+
+
+def test_the_demo_without_a_dsn_runs_on_an_embedded_server_kept_for_psql(embedded_env):
+    done = posledger("demo", "--keep", env=embedded_env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"applied": []}
+    assert "is still running: posledger psql opens it" in done.stdout
+    query = posledger("psql", "-At", "-c", "SELECT count(*) FROM pos_orders", env=embedded_env)
+    assert (query.returncode, query.stdout.strip()) == (0, "2")
+    assert ok_json("version", env=embedded_env)["server"].startswith("PostgreSQL 18.")
+    assert posledger("stop", env=embedded_env).stdout.endswith("stopped\n")
+    assert "server" not in ok_json("version", env=embedded_env)   # nothing running to ask
 
 
-def test_demo_against_a_given_database_tells_its_three_steps(db, dsn):
-    done = posledger("demo", "--dsn", dsn)
+def test_a_command_without_a_dsn_stops_the_embedded_server_it_started(embedded_env):
+    done = posledger("migrate", env=embedded_env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("\n== ") == 3
-    orders = db.execute("SELECT count(*), sum(jsonb_array_length(result->'inventory_updates'->'successful'))"
-                        " FROM pos_orders").fetchone()
-    assert orders == (1, 3)  # the retry was replayed, the oversell refused
+    assert posledger("stop", env=embedded_env).stdout.endswith("was not running\n")
 
 
-def test_demo_without_a_dsn_runs_on_an_embedded_postgresql(tmp_path_factory):
-    env = {**EMBEDDED_ENV, "POSLEDGER_DATA_DIR": str(tmp_path_factory.mktemp("embedded") / "pgdata")}
-    done = posledger("demo", env=env)
-    assert done.returncode == 0, done.stderr
-    assert '"replayed": true' in done.stdout
-    assert '"sqlstate": "IV409"' in done.stdout
-
-
-SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
+SAMPLE_ASN = DEMO / "ocs_asn_sample.csv"
 
 
 def test_receive_reads_the_sample_ocs_asn_and_prints_a_summary_table(db, dsn):
     store = new_store(db)
     done = posledger("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--dsn", dsn)
     assert done.returncode == 0, done.stderr
-    assert "9001234" in done.stdout and "Received" in done.stdout
+    assert re.search(r"9001234\s+│\s+4\s+│\s+47", done.stdout), done.stdout
     assert batches_of(db, store, "OCS-PREROLL-1G") == {"LOT-2025-09-A": (5, 5, 0, "active"),
                                                        "LOT-2025-10-B": (10, 10, 0, "active")}
     assert batches_of(db, store, "OCS-GUMMIES-10") == {"LOT-G-0820": (24, 24, 0, "active")}   # 2 cases of 12
     row = db.execute("SELECT each_gtin, packaged_on_date::text FROM ocs_inventory WHERE batch_lot = 'LOT-G-0820'"
                      ).fetchone()
     assert row == ("00627701000025", "2025-08-20")
-    again = posledger("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--json",
-                      "--dsn", dsn)
-    assert again.returncode == 0, again.stderr
-    assert [result["replayed"] for result in json.loads(again.stdout)] == [True]
+    again = ok_json("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--dsn", dsn)
+    assert [result["replayed"] for result in again] == [True]
     assert count_rows(db, "ocs_inventory_transactions") == 4
 
 
@@ -126,4 +263,16 @@ def test_receive_refuses_a_file_that_is_not_an_asn(db, dsn, tmp_path):
     not_asn.write_text("sku,quantity\nA,1\n")
     done = posledger("receive", str(not_asn), "--store-id", new_store(db), "--dsn", dsn)
     assert done.returncode == 1
-    assert json.loads(done.stderr)["error"] == "AsnFormatError"
+    assert done.stderr.startswith("error AsnFormatError: not an OCS ASN export: missing columns ShipmentID")
+
+
+def test_python_dash_m_and_the_console_script_are_the_same_cli():
+    script = os.path.join(os.path.dirname(sys.executable), "posledger")
+    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == posledger("--help").stdout
+
+
+def test_psql_passes_its_arguments_and_exit_code_through(dsn):
+    done = posledger("psql", "--dsn", dsn, "-v", "ON_ERROR_STOP=1", "-c", "SELECT no_such_column FROM stores")
+    assert done.returncode != 0 and "no_such_column" in done.stderr
+    assert posledger("psql", "--dsn", dsn, "-At", "-c", "SELECT 6 * 7").stdout.strip() == "42"
+

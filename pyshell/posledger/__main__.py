@@ -1,3 +1,3 @@
-from posledger.cli import run
+from posledger.cli import main
 
-run()
+main(prog_name="posledger")

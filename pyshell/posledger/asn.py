@@ -8,6 +8,12 @@ import csv
 import datetime
 from typing import Any, TextIO
 
+import psycopg
+from rich.console import Console
+from rich.progress import Progress
+
+from posledger.calls import receive_inventory
+
 COLUMNS = ("ShipmentID", "ContainerID", "SKU", "ItemName", "UnitPrice", "Vendor", "Brand", "CaseGTIN",
            "PackagedOnDate", "BatchLot", "GTINBarCode", "EachGTIN", "Shipped_Qty", "UOM", "UOMCONVERSION",
            "UOMCONVERSIONQTY")
@@ -43,6 +49,18 @@ def read_asn(file: TextIO, store_id: str, received_by: str | None = None) -> lis
             "quantity_shipped": shipped,
             "quantity_received": shipped if received in (None, "") else _whole(received)})
     return list(shipments.values())
+
+
+def receive_shipments(conn: psycopg.Connection, shipments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Receive the shipments one by one, each whole or not at all, with a progress bar on stderr; the first
+    refused one stops the run (rerunning is safe: a received shipment is replayed)."""
+    results = []
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("receiving", total=sum(len(shipment["lines"]) for shipment in shipments))
+        for shipment in shipments:
+            results.append(receive_inventory(conn, shipment))
+            bar.advance(task, len(shipment["lines"]))
+    return results
 
 
 def _whole(text: str) -> int | str:

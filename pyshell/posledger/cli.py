@@ -1,163 +1,323 @@
-"""The posledger command line: a thin layer over the library, printing JSON.
+"""The posledger command line: a thin layer over the library. Tables for people, --json for scripts.
 
-Exit codes: 0 done; 1 refused by posledger (the error and its JSON detail go to stderr);
-2 wrong usage; 3 the database could not be reached or failed.
+Exit codes: 0 done; 1 refused (posledger said no, or the input file is not what it should be: the error,
+its code and every problem go to stderr); 2 wrong usage; 3 the database could not be reached or failed;
+4 `reconcile` found discrepancies.
 """
 
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
 import sys
-import uuid
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import click
 import psycopg
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from posledger.asn import AsnFormatError, read_asn
-from posledger.calls import receive_inventory, record_sale
-from posledger.connection import resolve_dsn, start_embedded
-from posledger.errors import InsufficientStock, PosLedgerError
-from posledger.migrations import SQL_DIR, migrate
+from posledger import __version__, demo, render, reports
+from posledger.asn import AsnFormatError, read_asn, receive_shipments
+from posledger.calls import call
+from posledger.connection import (
+    default_data_dir,
+    embedded_running,
+    psql_path,
+    resolve_dsn,
+    start_embedded,
+    stop_embedded,
+)
+from posledger.errors import PosLedgerError
+from posledger.migrations import migrate, pending_migrations
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
+EXIT_DISCREPANCIES = 4
+
+SUPPORTED_POSTGRESQL = "PostgreSQL 15 and newer (tested on 15 and 18)"
+
+
+class Posledger(click.Group):
+    """Turns what a user can get wrong into an exit code and a readable error, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except json.JSONDecodeError as error:
+            self._report(ctx, EXIT_REFUSED, render.error_report(error, "InvalidJSON"))
+        except (AsnFormatError, PosLedgerError, UnicodeDecodeError) as error:
+            self._report(ctx, EXIT_REFUSED, render.error_report(error))
+        except (psycopg.Error, subprocess.SubprocessError) as error:
+            self._report(ctx, EXIT_DATABASE, render.error_report(error))
+
+    @staticmethod
+    def _report(ctx: click.Context, code: int, report: dict[str, Any]) -> None:
+        if ctx.meta.get("posledger.json"):
+            click.echo(json.dumps(report, indent=2, default=str), err=True)
+        else:
+            render.error(report)
+        ctx.exit(code)
+
+
+def _remember_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    ctx.meta["posledger.json"] = value  # meta is shared with the group, which prints errors
+    return value
+
 
 dsn_option = click.option(
-    "--dsn",
-    help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then an embedded server.",
-)
+    "--dsn", help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then the embedded server "
+                  "in ./.posledger (started for the command and stopped after it, unless a --keep left it running).")
+json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                           help="Print JSON (results on stdout, errors on stderr) instead of tables.")
+store_option = click.option("--store-id", type=click.UUID, required=True, help="The store (uuid).")
 
 
-def _echo_json(value: Any, err: bool = False) -> None:
-    click.echo(json.dumps(value, indent=2, default=str), err=err)
+def _connect(dsn: str | None) -> psycopg.Connection:
+    return psycopg.connect(resolve_dsn(dsn) or start_embedded())
 
 
-def _fail(code: int, error: str, message: str, **extra: Any) -> NoReturn:
-    _echo_json({"error": error, "message": message, **extra}, err=True)
-    sys.exit(code)
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
 
 
-def _target_dsn(dsn: str | None) -> str:
-    """The database to work on: the one named, else the embedded server, started now."""
-    return resolve_dsn(dsn) or start_embedded()
-
-
-@click.group()
-@click.version_option(package_name="posledger")
+@click.group(cls=Posledger, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="posledger")
 def main() -> None:
-    """posledger: record POS sales against batch-level stock, atomically, in PostgreSQL."""
+    """posledger: record POS sales against batch-level stock, atomically, in PostgreSQL.
+
+    \b
+    Start here:
+      posledger demo            a store's day on an embedded PostgreSQL
+      posledger COMMAND --help  what a command takes, with an example
+    """
 
 
 @main.command("migrate")
 @dsn_option
-def migrate_command(dsn: str | None) -> None:
-    """Apply pending schema migrations and (re)create every function. Safe to run twice, or twice at once."""
-    applied = migrate(_target_dsn(dsn))
-    _echo_json({"applied": applied})
+@json_option
+def migrate_command(dsn: str | None, as_json: bool) -> None:
+    """Apply pending schema migrations and (re)create every function. Safe to run twice, or twice at once.
 
-
-@main.command("sale")
-@click.argument("payload", type=click.File("r"))
-@dsn_option
-def sale_command(payload: TextIO, dsn: str | None) -> None:
-    """Record the sale in PAYLOAD (a JSON file, or - for standard input) and print the result.
-
-    Example: posledger sale sale.json --dsn postgresql://localhost/posledger
+    \b
+    Example:
+      posledger migrate --dsn postgresql://localhost/posledger
     """
-    try:
-        sale = json.load(payload)
-    except json.JSONDecodeError as error:
-        _fail(EXIT_REFUSED, "InvalidJSON", f"the payload is not JSON: {error}")
-    with psycopg.connect(_target_dsn(dsn)) as conn:
-        _echo_json(record_sale(conn, sale))
+    applied = migrate(resolve_dsn(dsn) or start_embedded())
+    if as_json:
+        _print_json({"applied": applied})
+    else:
+        render.out.print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; "
+                         "functions re-created")
+
+
+def _payload_command(name: str, function: str, help_text: str) -> None:
+    """A command that sends a JSON file to one entry function and shows its result."""
+    @main.command(name, help=help_text)
+    @click.argument("payload", type=click.File("r"))
+    @dsn_option
+    @json_option
+    def command(payload: TextIO, dsn: str | None, as_json: bool) -> None:
+        document = json.load(payload)
+        with _connect(dsn) as conn:
+            result = call(conn, function, document)
+        if as_json:
+            _print_json(result)
+        else:
+            render.RESULTS[function](result)
+
+
+_payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSON file, or - for standard input).
+
+    The payload is the POS frontend's (README, "The sale"). Sending the same sale again is safe: the
+    first result comes back, marked replayed, and nothing is sold twice.
+
+    \b
+    Example:
+      posledger sale sql/demo/sale.json
+      echo '{"store_id": "...", ...}' | posledger sale - --json
+    """)
+_payload_command("return", "return_pos_sale", """Return units of a sale, or void it whole (return_pos_sale).
+
+    Units go back to the batches the sale took them from; loyalty points come back off the balance.
+
+    \b
+    Example:
+      posledger return sql/demo/return.json
+    """)
+_payload_command("adjust", "adjust_inventory", """Correct stock with a reason code (adjust_inventory).
+
+    Signed quantities per sku and batch; stock never goes below zero.
+
+    \b
+    Example:
+      posledger adjust sql/demo/adjustment.json
+    """)
+_payload_command("count", "count_inventory", """Post counted quantities as adjustments (count_inventory).
+
+    \b
+    Example:
+      posledger count sql/demo/count.json
+    """)
+_payload_command("batch-status", "set_batch_status", """Hold, recall or release a lot (set_batch_status).
+
+    \b
+    Example:
+      posledger batch-status sql/demo/recall.json
+    """)
 
 
 @main.command("receive")
 @click.argument("asn", type=click.File("r", encoding="utf-8-sig"))
-@click.option("--store-id", required=True, help="The store receiving the shipments (uuid).")
+@store_option
 @click.option("--received-by", help="Who received them; the ledger's actor.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @dsn_option
-def receive_command(asn: TextIO, store_id: str, received_by: str | None, as_json: bool, dsn: str | None) -> None:
+@json_option
+def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: str | None, as_json: bool) -> None:
     """Receive an OCS ASN export (CSV): each ShipmentID in it is one receive_inventory call.
 
     Each shipment is received whole or not at all; the run stops at the first refused one. Receiving the
     same file again changes nothing (each shipment id counts once), so a stopped run is simply rerun.
     A case UOM counts UOMCONVERSIONQTY units; an optional Received_Qty column gives what was counted.
 
-    Example: posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+    \b
+    Example:
+      posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
     """
-    try:
-        shipments = read_asn(asn, store_id, received_by)
-    except AsnFormatError as error:
-        _fail(EXIT_REFUSED, "AsnFormatError", str(error))
-    results = []
-    with psycopg.connect(_target_dsn(dsn)) as conn, Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("receiving", total=sum(len(shipment["lines"]) for shipment in shipments))
-        for shipment in shipments:
-            results.append(receive_inventory(conn, shipment))
-            bar.advance(task, len(shipment["lines"]))
+    shipments = read_asn(asn, str(store_id), received_by)
+    with _connect(dsn) as conn:
+        results = receive_shipments(conn, shipments)
     if as_json:
-        _echo_json(results)
-        return
-    table = Table("shipment", "lines", "batches", "units received", "variances", "replayed", title="Received")
-    for shipment, result in zip(shipments, results, strict=True):
-        table.add_row(result["shipment_id"], str(len(shipment["lines"])), str(len(result["batches"])),
-                      str(result["units_received"]), str(len(result["variances"])), str(result["replayed"]))
-    Console().print(table)
+        _print_json(results)
+    else:
+        render.shipments(results)
+
+
+def _report_command(name: str, report: Callable[..., list[dict[str, Any]]], title: str, help_text: str,
+                    *extra: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """A command that shows one store's rows of a report, as a table or --json."""
+    def command(store_id: Any, sku: str | None, dsn: str | None, as_json: bool, **options: Any) -> None:
+        with _connect(dsn) as conn:
+            found = report(conn, str(store_id), sku, **options)
+        if as_json:
+            _print_json(found)
+        else:
+            render.rows(title, found)
+
+    for option in (*extra, json_option, dsn_option, click.option("--sku", help="Only this sku."), store_option):
+        command = option(command)
+    main.command(name, help=help_text)(command)
+
+
+_report_command("stock", reports.stock, "Stock by batch (FEFO order)", """A store's stock by batch.
+
+    Each sku's batches in the order a sale without a batch takes them (FEFO), with status and quantities.
+
+    \b
+    Example:
+      posledger stock --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+    """)
+_report_command("ledger", reports.ledger, "Ledger (newest rows, oldest first)", """A store's ledger: every movement.
+
+    \b
+    Example:
+      posledger ledger --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --sku OCS-PREROLL-1G --limit 10
+    """, click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Rows to show."))
+
+
+@main.command("reconcile")
+@click.option("--store-id", type=click.UUID, help="Only this store. Default: the whole database.")
+@dsn_option
+@json_option
+def reconcile_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
+    """Check the books: every row's on-hand against its ledger, and nothing below zero.
+
+    Exits 0 when the books balance, 4 when they do not (docs/runbook.md: what to do then).
+
+    \b
+    Example:
+      posledger reconcile
+    """
+    with _connect(dsn) as conn:
+        report = reports.reconciliation(conn, str(store_id) if store_id else None)
+    if as_json:
+        _print_json(report)
+    else:
+        render.reconciliation(report)
+    if not report["balanced"]:
+        sys.exit(EXIT_DISCREPANCIES)
 
 
 @main.command("demo")
 @dsn_option
-def demo_command(dsn: str | None) -> None:
-    """Migrate, stock a new demo store, and ring up three sales: one split FEFO across two lots,
-    its retry by the till (replayed, recorded once), and one refused for insufficient stock.
+@json_option
+@click.option("--keep", is_flag=True, help="Leave the embedded server running, for posledger psql; "
+                                           "posledger stop stops it.")
+def demo_command(dsn: str | None, as_json: bool, keep: bool) -> None:
+    """A store's day: receive the sample OCS ASN, ring up sales (a named batch, a FEFO split, a refusal,
+    a till's retry), take a return, recall a lot, and check the books.
 
     With no DSN it runs on an embedded PostgreSQL in ./.posledger, started and stopped for you.
+
+    \b
+    Example:
+      posledger demo --keep && posledger psql
     """
-    target = _target_dsn(dsn)
+    target = resolve_dsn(dsn) or start_embedded(keep=keep)
     migrate(target)
     with psycopg.connect(target) as conn:
-        row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
-        conn.commit()
-        assert row is not None
-        sale = json.loads((SQL_DIR / "demo" / "sale.json").read_text())
-        sale.update(store_id=str(row[0]), receipt_number=f"DEMO-{uuid.uuid4().hex[:8]}")
-        _demo_step("1. A sale without batches: 8 pre-rolls come FEFO from two lots", record_sale(conn, sale))
-        _demo_step("2. The till retries the same sale: the first result, replayed; nothing sold twice",
-                   record_sale(conn, sale))
-        oversell = {**sale, "receipt_number": f"DEMO-{uuid.uuid4().hex[:8]}",
-                    "items": [{"product": {"sku": "OCS-PREROLL-1G"}, "quantity": 100}]}
-        try:
-            record_sale(conn, oversell)
-        except InsufficientStock as refused:
-            _demo_step("3. 100 pre-rolls: refused, nothing changed",
-                       {"error": type(refused).__name__, "sqlstate": refused.sqlstate, "detail": refused.detail})
+        day = demo.run(conn, show=(lambda step: None) if as_json else demo.show)
+    if as_json:
+        _print_json(day)
+        return
+    demo.show_end_of_day(day)
+    if not resolve_dsn(dsn):
+        render.out.print(f"\nThe embedded server in {default_data_dir()} "
+                         + ("is still running: posledger psql opens it, posledger stop stops it."
+                            if keep else "was stopped; posledger demo --keep leaves it running."))
 
 
-def _demo_step(title: str, outcome: Any) -> None:
-    click.echo(f"\n== {title}")
-    _echo_json(outcome)
+@main.command("psql", context_settings={"ignore_unknown_options": True})
+@dsn_option
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql_command(dsn: str | None, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the database (the embedded one by default); arguments after it go to psql.
+
+    \b
+    Example:
+      posledger psql -c "SELECT * FROM inventory_discrepancies"
+    """
+    target = resolve_dsn(dsn) or start_embedded()
+    sys.exit(subprocess.run([str(psql_path()), target, *psql_args]).returncode)
 
 
-def run() -> None:
-    """Entry point: posledger's own refusals and database failures become exit codes, not tracebacks."""
-    try:
-        main(standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except click.Abort:
-        sys.exit(1)
-    except PosLedgerError as refused:
-        _fail(EXIT_REFUSED, type(refused).__name__, str(refused),
-              sqlstate=refused.sqlstate, detail=refused.detail, hint=refused.hint)
-    except psycopg.Error as failure:
-        _fail(EXIT_DATABASE, type(failure).__name__, str(failure).strip(),
-              sqlstate=failure.sqlstate)
+@main.command("stop")
+def stop_command() -> None:
+    """Stop the embedded server a `demo --keep` left running in ./.posledger."""
+    stopped = stop_embedded()
+    render.out.print(f"embedded server in {default_data_dir()} " + ("stopped" if stopped else "was not running"))
+
+
+@main.command("version")
+@dsn_option
+@json_option
+def version_command(dsn: str | None, as_json: bool) -> None:
+    """posledger's version; with a database (--dsn, the environment, or a running embedded server), its
+    server and pending migrations too.
+
+    \b
+    Example:
+      posledger version
+    """
+    found: dict[str, Any] = {"posledger": __version__, "python": platform.python_version(),
+                             "supported_postgresql": SUPPORTED_POSTGRESQL}
+    target = resolve_dsn(dsn) or (start_embedded() if embedded_running() else None)
+    if target:
+        with psycopg.connect(target) as conn:
+            found["server"] = f"PostgreSQL {conn.info.server_version // 10000}.{conn.info.server_version % 10000}"
+        found["migrations_pending"] = pending_migrations(target)
+    if as_json:
+        _print_json(found)
+    else:
+        for key, value in found.items():
+            render.out.print(f"{key}: {', '.join(value) or 'none' if isinstance(value, list) else value}")

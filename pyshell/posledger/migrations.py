@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
 import yoyo
 from psycopg.conninfo import conninfo_to_dict
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# In a checkout a link to sql/; in an installed wheel, the files themselves (package data).
+SQL_DIR = Path(__file__).parent / "sql"
 
 # Held for the whole migrate: two migrates at once would race on yoyo's own tables and on
 # CREATE OR REPLACE FUNCTION ("tuple concurrently updated"); the second waits and finds nothing to do.
@@ -33,6 +35,19 @@ def yoyo_uri(dsn: str) -> str:
     return "postgresql+psycopg://?" + urlencode(params)
 
 
+def _migrations() -> Any:
+    return yoyo.read_migrations(str(SQL_DIR / "migrations"))
+
+
+def pending_migrations(dsn: str) -> list[str]:
+    """The ids of the migrations this posledger has and the database has not applied yet."""
+    backend = yoyo.get_backend(yoyo_uri(dsn))
+    try:
+        return [migration.id for migration in backend.to_apply(_migrations())]
+    finally:
+        backend.connection.close()
+
+
 def migrate(dsn: str) -> list[str]:
     """Apply pending migrations and (re)create all functions; return the ids of the migrations applied."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -41,7 +56,7 @@ def migrate(dsn: str) -> list[str]:
         backend = yoyo.get_backend(yoyo_uri(dsn))
         try:
             with backend.lock():
-                pending = backend.to_apply(yoyo.read_migrations(str(SQL_DIR / "migrations")))
+                pending = backend.to_apply(_migrations())
                 backend.apply_migrations(pending)
         finally:
             backend.connection.close()

@@ -1,0 +1,158 @@
+"""What the command line prints for people: a line saying what happened, then rich tables. Scripts use
+--json and get the functions' own results instead; nothing here decides anything."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from posledger.errors import PosLedgerError
+
+
+def _console(stderr: bool = False) -> Console:
+    # A terminal sets its own width; a log or a pipe gets room for every column instead of rich's 80.
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
+
+# Column headings for people, in the order tables show them; other keys follow in their own order.
+HEADINGS = {
+    "id": "id", "created_at": "time", "receipt_number": "receipt", "shipment": "shipment", "line_no": "line",
+    "sku": "sku", "batch": "batch", "batch_lot": "batch", "status": "status", "from": "from", "fefo_rank": "FEFO",
+    "packaged_on_date": "packaged", "transaction_type": "type", "reason_code": "reason",
+    "quantity_deducted": "deducted", "quantity": "quantity", "quantity_after": "balance",
+    "remaining": "remaining", "quantity_on_hand": "on hand", "quantity_available": "available",
+    "quantity_quarantined": "quarantined", "ledger_total": "ledger total", "last_balance": "last balance",
+    "difference": "difference",
+}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_cell(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def rows(title: str, records: list[dict[str, Any]], empty: str = "none") -> None:
+    """A table of dict rows, one column per key."""
+    if not records:
+        out.print(f"{title}: {empty}")
+        return
+    keys = list(dict.fromkeys(key for record in records for key in record))
+    order = list(HEADINGS)
+    keys.sort(key=lambda key: order.index(key) if key in order else len(order))
+    table = Table(*(HEADINGS.get(key, key.replace("_", " ")) for key in keys), title=title, title_justify="left")
+    for record in records:
+        table.add_row(*(_cell(record.get(key)) for key in keys))
+    out.print(table)
+
+
+def _replayed(result: dict[str, Any]) -> str:
+    return " [yellow](replayed: recorded before, nothing changed now)[/]" if result.get("replayed") else ""
+
+
+def _loyalty(loyalty: dict[str, Any] | None) -> None:
+    if loyalty and "points_earned" in loyalty:
+        out.print(f"loyalty: +{loyalty['points_earned']} points, balance {loyalty['balance']}")
+    elif loyalty:
+        out.print(f"loyalty: -{loyalty['points_reversed']} points (shortfall {loyalty['shortfall']}), "
+                  f"balance {loyalty['balance']}")
+
+
+def sale(result: dict[str, Any]) -> None:
+    updates = result["inventory_updates"]
+    out.print(f"[bold]sale {result['receipt_number']}[/]: {result['status']}, order {result['id']}"
+              + _replayed(result))
+    rows("taken from", updates["successful"])
+    if updates["failed"]:
+        rows("short (lenient sale: settle with a count)", updates["failed"])
+    _loyalty(result["loyalty"])
+
+
+def return_(result: dict[str, Any]) -> None:
+    out.print(f"[bold]{result['kind']} {result['reference']}[/] of sale {result['receipt_number']}"
+              + _replayed(result))
+    rows("returned", result["lines"])
+    rows("back in stock", result["restocked"])
+    _loyalty(result["loyalty"])
+
+
+def adjustment(result: dict[str, Any]) -> None:
+    out.print(f"[bold]{result['kind']} {result['reference']}[/] ({result['reason_code']})" + _replayed(result))
+    rows("adjusted", result["adjustments"], empty="none: the books already agreed")
+
+
+def batch_status(result: dict[str, Any]) -> None:
+    out.print(f"[bold]{result['reference']}[/]: {result['changed_count']} batch(es) now {result['status']}"
+              + _replayed(result))
+    rows("changed", result["changed"])
+
+
+def shipments(results: list[dict[str, Any]]) -> None:
+    rows("received", [{"shipment": result["shipment_id"], "batches": len(result["batches"]),
+                       "units received": result["units_received"], "variances": len(result["variances"]),
+                       "replayed": result["replayed"]} for result in results])
+
+
+def reconciliation(report: dict[str, Any]) -> None:
+    if report["balanced"]:
+        out.print("[bold green]books balance: 0 discrepancies[/]")
+        return
+    count = len(report["discrepancies"]) + len(report["negative"])
+    out.print(f"[bold red]books do not balance: {count} discrepancies[/] (docs/runbook.md says what to do)")
+    rows("on hand differs from the ledger (inventory_discrepancies)", report["discrepancies"])
+    rows("below zero (negative_inventory)", report["negative"])
+
+
+# Database errors a user can fix themselves: posledger's functions or tables are not there yet.
+_NOT_MIGRATED = {"42883", "42P01"}
+
+
+def error_report(error: Exception, name: str | None = None) -> dict[str, Any]:
+    """An error as --json prints it: its name, message, SQLSTATE, JSON detail and hint."""
+    if isinstance(error, PosLedgerError):
+        return {"error": type(error).__name__, "message": str(error), "sqlstate": error.sqlstate,
+                "detail": error.detail, "hint": error.hint}
+    report: dict[str, Any] = {"error": name or type(error).__name__, "message": str(error).strip()}
+    if isinstance(error, psycopg.Error):
+        report["sqlstate"] = error.sqlstate
+        if error.sqlstate in _NOT_MIGRATED:
+            report["hint"] = "is the database migrated? run: posledger migrate"
+    return report
+
+
+def error(report: dict[str, Any], expected: bool = False) -> None:
+    """An error with its code and every problem of its detail, one per line."""
+    console = out if expected else err
+    label = "refused, as it should be" if expected else "error"
+    code = f" {report['sqlstate']}" if report.get("sqlstate") else ""
+    console.print(f"[bold red]{label}{code} {report['error']}[/]: {report['message']}")
+    for key, value in (report.get("detail") or {}).items():
+        for item in value if isinstance(value, list) else [value]:
+            console.print(f"  {key}: {_cell(item)}")
+    if report.get("hint"):
+        console.print(f"  hint: {report['hint']}")
+
+
+RESULTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "record_pos_sale": sale, "return_pos_sale": return_, "adjust_inventory": adjustment,
+    "count_inventory": adjustment, "set_batch_status": batch_status,
+}
