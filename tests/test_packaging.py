@@ -1,10 +1,10 @@
 """`pip install .` gives a posledger that works outside the checkout: the wheel carries the SQL."""
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
-import zipfile
 from pathlib import Path
 
 import psycopg
@@ -20,16 +20,22 @@ def run(*args, cwd):
     return done.stdout
 
 
-def test_the_wheel_installed_in_a_fresh_venv_migrates_a_database_from_outside_the_checkout(tmp_path, pg_server):
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp_path / "dist", ROOT, cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("posledger-*.whl")
-    packed = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {f"posledger/sql/{path.relative_to(SQL_DIR)}" for path in SQL_DIR.glob("*/*") if path.is_file()}
-    assert shipped <= packed and any(name.endswith("0001_core_schema.sql") for name in shipped)
-
+def test_pip_install_dot_in_a_fresh_venv_migrates_a_database_from_outside_the_checkout(tmp_path, pg_server):
+    # A copy of the checkout without build leftovers: a stale egg-info would hand setuptools the file list
+    # of an earlier build, and hide a wheel that would lack the SQL on a fresh clone.
+    source = tmp_path / "posledger"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".posledger", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"))
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel, cwd=tmp_path)
+    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", ".", cwd=source)   # pip install .
+    location = run(venv / "bin" / "python", "-c", "import posledger; print(posledger.__file__)", cwd=tmp_path)
+    installed = Path(location.strip()).parent
+    assert installed.is_relative_to(venv) and not (installed / "sql").is_symlink()
+    for path in SQL_DIR.glob("*/*"):
+        copy = installed / "sql" / path.relative_to(SQL_DIR)
+        assert copy.read_bytes() == path.read_bytes(), f"the wheel did not carry {path.name}"
+
     name = f"wheel_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -40,8 +46,6 @@ def test_the_wheel_installed_in_a_fresh_venv_migrates_a_database_from_outside_th
         found = json.loads(run(venv / "bin" / "python", "-m", "posledger", "version", "--json", "--dsn",
                                pg_server.dsn(name), cwd=tmp_path))
         assert found["migrations_pending"] == []
-        location = run(venv / "bin" / "python", "-c", "import posledger; print(posledger.__file__)", cwd=tmp_path)
-        assert Path(location.strip()).is_relative_to(venv)
     finally:
         with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
