@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, item, new_store, sale_payload
+from conftest import batches_of, count_rows, item, new_store, sale_payload, shipment_line
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
 REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "profiles"}
@@ -75,15 +75,36 @@ def test_function_bodies_schema_qualify_every_table_and_function_of_ours(db):
     assert unqualified == {}
 
 
-def test_the_two_argument_entry_sells_only_for_the_store_it_is_routed_by(db):
+def store_payloads(store):
+    """A valid payload for each store-scoped entry function, in an order that makes each valid in turn,
+    and a field each requires."""
+    movement = {"store_id": store, "note": "n", "actor": "a"}
+    return [
+        ("receive_inventory", {"store_id": store, "shipment_id": "S-1",
+                               "lines": [shipment_line("SKU", 5, "LOT-A")]}, "shipment_id"),
+        ("record_pos_sale", sale_payload(store, item("SKU", 2), receipt_number="R-1"), "receipt_number"),
+        ("return_pos_sale", {"store_id": store, "reference": "RET-1", "receipt_number": "R-1",
+                             "lines": [{"line_no": 1, "quantity": 1}]}, "reference"),
+        ("adjust_inventory", {**movement, "reference": "ADJ-1", "reason_code": "data_entry_error",
+                              "lines": [{"sku": "SKU", "batch_lot": "LOT-A", "quantity": 1}]}, "reference"),
+        ("count_inventory", {**movement, "reference": "COUNT-1", "reason_code": "cycle_count",
+                             "lines": [{"sku": "SKU", "batch_lot": "LOT-A", "counted": 5}]}, "reference"),
+    ]
+
+
+def test_every_store_scoped_entry_has_a_two_argument_form_that_writes_only_the_store_it_is_routed_by(db):
     store, other = new_store(db), new_store(db)
-    add_stock(db, store, "SKU", 5)
-    sale = Jsonb(sale_payload(store, item("SKU", 2)))
-    with pytest.raises(psycopg.Error) as refused:
-        db.execute("SELECT record_pos_sale(%s::uuid, %s)", [other, sale])
-    assert refused.value.sqlstate == "IV400"
-    assert json.loads(refused.value.diag.message_detail)["problems"][0]["field"] == "store_id"
-    db.rollback()
-    result = db.execute("SELECT record_pos_sale(%s::uuid, %s)", [store, sale]).fetchone()[0]
-    db.commit()
-    assert result["inventory_updates"]["successful"][0]["remaining"] == 3
+    for function, payload, required in store_payloads(store):
+        call = f"SELECT {function}(%s::uuid, %s)"
+        holed = {key: value for key, value in payload.items() if key != required}
+        with pytest.raises(psycopg.Error) as refused:
+            db.execute(call, [other, Jsonb(holed)])
+        db.rollback()
+        assert refused.value.sqlstate == "IV400", function
+        fields = [problem["field"] for problem in json.loads(refused.value.diag.message_detail)["problems"]]
+        assert fields == ["store_id", required], function   # the mismatch, and every other problem too
+        result = db.execute(call, [store, Jsonb(payload)]).fetchone()[0]
+        db.commit()
+        assert result["replayed"] is False, function
+    assert batches_of(db, store, "SKU") == {"LOT-A": (5, 5, 0, "active")}   # +5 -2 +1 +1, counted 5
+    assert count_rows(db, "ocs_inventory_transactions") == 4   # the count agreed: no row

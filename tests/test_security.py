@@ -73,7 +73,9 @@ def test_the_application_role_may_execute_only_the_entry_functions(db, till):
         "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
         " AND p.proname = ANY(%s)", [ENTRY_NAMES])}
     assert executable == entries
-    assert "record_pos_sale(uuid,jsonb)" in entries and len(entries) == len(ENTRY_NAMES) + 1
+    # Every entry but set_batch_status (a recall spans stores) also has its two-argument Citus form.
+    assert {name for name in entries if "(uuid,jsonb)" in name} == {
+        f"{name}(uuid,jsonb)" for name in ENTRY_NAMES if name != "set_batch_status"}
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         till.execute("SELECT pos_sale_problems('{}')")
 

@@ -51,6 +51,25 @@ BEGIN
     END IF;
 END $$;
 
+-- The two-argument entries Citus distributes (docs/scaling.md) are routed by their store_id parameter,
+-- never by a field inside the jsonb, so the store travels twice and must agree: a call routed to one
+-- store can never write another.
+CREATE OR REPLACE FUNCTION posledger_routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN coalesce(public.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
+                    false);
+END $$;
+
+-- IV400 for a misrouted call, listing the mismatch with every other problem of the payload (p_problems),
+-- as the one-argument entry would.
+CREATE OR REPLACE FUNCTION posledger_refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM public.posledger_refuse_problems(
+        '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]'::jsonb || p_problems, p_what);
+END $$;
+
 -- IV503, from an entry function's handler of lock_not_available: safe to retry, since every entry is
 -- idempotent by its key.
 CREATE OR REPLACE FUNCTION posledger_refuse_busy(p_reason text) RETURNS void

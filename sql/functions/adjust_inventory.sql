@@ -18,6 +18,22 @@ END $$;
 REVOKE ALL ON FUNCTION adjust_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adjust_inventory(jsonb) TO posledger_app;
 
+-- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- server it is the same call as the one-argument form.
+CREATE OR REPLACE FUNCTION adjust_inventory(p_store_id uuid, p_adjustment jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_adjustment) THEN
+        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    END IF;
+    RETURN public.adjust_inventory(p_adjustment);
+END $$;
+
+REVOKE ALL ON FUNCTION adjust_inventory(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adjust_inventory(uuid, jsonb) TO posledger_app;
+
 CREATE OR REPLACE FUNCTION adjustment_record(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -19,6 +19,22 @@ END $$;
 REVOKE ALL ON FUNCTION count_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION count_inventory(jsonb) TO posledger_app;
 
+-- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- server it is the same call as the one-argument form.
+CREATE OR REPLACE FUNCTION count_inventory(p_store_id uuid, p_count jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_count) THEN
+        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_count, 'counted'), 'count');
+    END IF;
+    RETURN public.count_inventory(p_count);
+END $$;
+
+REVOKE ALL ON FUNCTION count_inventory(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION count_inventory(uuid, jsonb) TO posledger_app;
+
 -- A counted quantity is every unit of the batch on the shelf, quarantined ones included; the
 -- difference is read under the lock, so a sale that committed while the count waited is not lost.
 CREATE OR REPLACE FUNCTION count_record(p_count jsonb) RETURNS jsonb

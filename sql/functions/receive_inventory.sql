@@ -20,6 +20,22 @@ END $$;
 REVOKE ALL ON FUNCTION receive_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_inventory(jsonb) TO posledger_app;
 
+-- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- server it is the same call as the one-argument form.
+CREATE OR REPLACE FUNCTION receive_inventory(p_store_id uuid, p_shipment jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_shipment) THEN
+        PERFORM public.posledger_refuse_misrouted(public.receiving_problems(p_shipment), 'shipment');
+    END IF;
+    RETURN public.receive_inventory(p_shipment);
+END $$;
+
+REVOKE ALL ON FUNCTION receive_inventory(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION receive_inventory(uuid, jsonb) TO posledger_app;
+
 -- Validate, claim the shipment id, lock what exists, then create or top up one row per sku+batch.
 CREATE OR REPLACE FUNCTION receiving_record(p_shipment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$

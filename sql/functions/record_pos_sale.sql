@@ -26,18 +26,16 @@ END $$;
 REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(jsonb) TO posledger_app;
 
--- The entry Citus distributes (docs/scaling.md): Citus routes a call by one of its parameters, never by
--- a field inside jsonb, so the store travels twice and must agree (IV400 otherwise). On one server it
--- is the same sale as the one-argument form.
+-- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- server it is the same sale as the one-argument form.
 CREATE OR REPLACE FUNCTION record_pos_sale(p_store_id uuid, p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    PERFORM public.posledger_refuse_problems(CASE
-        WHEN p_store_id IS NOT NULL AND public.json_is_uuid(p_sale->'store_id')
-             AND (p_sale->>'store_id')::uuid = p_store_id THEN '[]'
-        ELSE '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]' END::jsonb, 'sale');
+    IF NOT public.posledger_routed(p_store_id, p_sale) THEN
+        PERFORM public.posledger_refuse_misrouted(public.pos_sale_problems(p_sale), 'sale');
+    END IF;
     RETURN public.record_pos_sale(p_sale);
 END $$;
 

@@ -19,6 +19,22 @@ END $$;
 REVOKE ALL ON FUNCTION return_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION return_pos_sale(jsonb) TO posledger_app;
 
+-- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- server it is the same call as the one-argument form.
+CREATE OR REPLACE FUNCTION return_pos_sale(p_store_id uuid, p_return jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_return) THEN
+        PERFORM public.posledger_refuse_misrouted(public.pos_return_problems(p_return), 'return');
+    END IF;
+    RETURN public.return_pos_sale(p_return);
+END $$;
+
+REVOKE ALL ON FUNCTION return_pos_sale(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION return_pos_sale(uuid, jsonb) TO posledger_app;
+
 -- Validate, find the order, claim the reference, lock the order (returns of one order take turns, so
 -- "already returned" cannot change under us), plan, lock the batches in id order, write.
 CREATE OR REPLACE FUNCTION pos_return_record(p_return jsonb) RETURNS jsonb
