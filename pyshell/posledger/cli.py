@@ -73,12 +73,24 @@ json_option = click.option("--json", "as_json", is_flag=True, callback=_remember
 store_option = click.option("--store-id", type=click.UUID, required=True, help="The store (uuid).")
 
 
+def _target(dsn: str | None, keep: bool = False) -> str:
+    """The database to work on: the one named, else the embedded server (started now if it is not running)."""
+    return resolve_dsn(dsn) or start_embedded(keep=keep)
+
+
 def _connect(dsn: str | None) -> psycopg.Connection:
-    return psycopg.connect(resolve_dsn(dsn) or start_embedded())
+    return psycopg.connect(_target(dsn))
 
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _show(value: Any, as_json: bool, for_people: Callable[[Any], None]) -> None:
+    if as_json:
+        _print_json(value)
+    else:
+        for_people(value)
 
 
 @click.group(cls=Posledger, context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,12 +115,8 @@ def migrate_command(dsn: str | None, as_json: bool) -> None:
     Example:
       posledger migrate --dsn postgresql://localhost/posledger
     """
-    applied = migrate(resolve_dsn(dsn) or start_embedded())
-    if as_json:
-        _print_json({"applied": applied})
-    else:
-        render.out.print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; "
-                         "functions re-created")
+    applied = migrate(_target(dsn))
+    _show({"applied": applied}, as_json, render.migrated)
 
 
 def _payload_command(name: str, function: str, help_text: str) -> None:
@@ -121,10 +129,7 @@ def _payload_command(name: str, function: str, help_text: str) -> None:
         document = json.load(payload)
         with _connect(dsn) as conn:
             result = call(conn, function, document)
-        if as_json:
-            _print_json(result)
-        else:
-            render.RESULTS[function](result)
+        _show(result, as_json, render.RESULTS[function])
 
 
 _payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSON file, or - for standard input).
@@ -187,10 +192,7 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
     shipments = read_asn(asn, str(store_id), received_by)
     with _connect(dsn) as conn:
         results = receive_shipments(conn, shipments)
-    if as_json:
-        _print_json(results)
-    else:
-        render.shipments(results)
+    _show(results, as_json, render.shipments)
 
 
 def _report_command(name: str, report: Callable[..., list[dict[str, Any]]], title: str, help_text: str,
@@ -199,10 +201,7 @@ def _report_command(name: str, report: Callable[..., list[dict[str, Any]]], titl
     def command(store_id: Any, sku: str | None, dsn: str | None, as_json: bool, **options: Any) -> None:
         with _connect(dsn) as conn:
             found = report(conn, str(store_id), sku, **options)
-        if as_json:
-            _print_json(found)
-        else:
-            render.rows(title, found)
+        _show(found, as_json, lambda rows: render.rows(title, rows))
 
     for option in (*extra, json_option, dsn_option, click.option("--sku", help="Only this sku."), store_option):
         command = option(command)
@@ -240,10 +239,7 @@ def reconcile_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
     """
     with _connect(dsn) as conn:
         report = reports.reconciliation(conn, str(store_id) if store_id else None)
-    if as_json:
-        _print_json(report)
-    else:
-        render.reconciliation(report)
+    _show(report, as_json, render.reconciliation)
     if not report["balanced"]:
         sys.exit(EXIT_DISCREPANCIES)
 
@@ -263,7 +259,7 @@ def demo_command(dsn: str | None, as_json: bool, keep: bool) -> None:
     Example:
       posledger demo --keep && posledger psql
     """
-    target = resolve_dsn(dsn) or start_embedded(keep=keep)
+    target = _target(dsn, keep)
     migrate(target)
     with psycopg.connect(target) as conn:
         day = demo.run(conn, show=(lambda step: None) if as_json else demo.show)
@@ -287,8 +283,7 @@ def psql_command(dsn: str | None, psql_args: tuple[str, ...]) -> None:
     Example:
       posledger psql -c "SELECT * FROM inventory_discrepancies"
     """
-    target = resolve_dsn(dsn) or start_embedded()
-    sys.exit(subprocess.run([str(psql_path()), target, *psql_args]).returncode)
+    sys.exit(subprocess.run([str(psql_path()), _target(dsn), *psql_args]).returncode)
 
 
 @main.command("stop")
@@ -316,8 +311,4 @@ def version_command(dsn: str | None, as_json: bool) -> None:
         with psycopg.connect(target) as conn:
             found["server"] = f"PostgreSQL {conn.info.server_version // 10000}.{conn.info.server_version % 10000}"
         found["migrations_pending"] = pending_migrations(target)
-    if as_json:
-        _print_json(found)
-    else:
-        for key, value in found.items():
-            render.out.print(f"{key}: {', '.join(value) or 'none' if isinstance(value, list) else value}")
+    _show(found, as_json, render.facts)

@@ -112,6 +112,18 @@ def shipments(results: list[dict[str, Any]]) -> None:
                        "replayed": result["replayed"]} for result in results])
 
 
+def migrated(done: dict[str, Any]) -> None:
+    applied = done["applied"]
+    names = f": {', '.join(applied)}" if applied else ""
+    out.print(f"applied {len(applied)} migration(s){names}; functions re-created")
+
+
+def facts(found: dict[str, Any]) -> None:
+    """One "key: value" line each; a list as its items, or "none"."""
+    for key, value in found.items():
+        out.print(f"{key}: {', '.join(value) or 'none' if isinstance(value, list) else value}")
+
+
 def reconciliation(report: dict[str, Any]) -> None:
     if report["balanced"]:
         out.print("[bold green]books balance: 0 discrepancies[/]")
