@@ -5,7 +5,9 @@ the schema and a store, and measures in the same run, on the same server:
   C            pgbench's built-in TPC-B at 8 clients: the machine's ceiling for a small write transaction;
   workloads    record_pos_sale through pgbench: closed loop at 8 clients for throughput, then open loop
                (-R) at 70% of that for latency; a client sweep 1-16 for each;
-  client-side  the old fix plan's approach (bench/client_side.py) at 8 clients, 5 lines.
+  client-side  the old fix plan's approach (bench/client_side.py) at 8 clients, 5 lines;
+  writes alone what a 1-line sale must write, as one client statement with none of the function's
+               checks: the ceiling of any sale on this schema (workloads.WRITES_ONLY).
 After every run the books must balance (stock removed = ledger = units on order lines, nothing negative,
 no orphan rows). It prints a Markdown table of ratios to C and to the client-side baseline, and with
 --write-docs puts it into docs/benchmarks.md.
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))   # pgserver.py: the same throwaway serv
 sys.path.insert(0, str(ROOT / "bench"))
 
 import client_side  # noqa: E402
-from workloads import GENERATE, STOCK_PER_BATCH, STORE_ID, TARGETS, WORKLOADS, Workload  # noqa: E402
+from workloads import GENERATE, STOCK_PER_BATCH, STORE_ID, TARGETS, WORKLOADS, WRITES_ONLY, Workload  # noqa: E402
 
 from pgserver import SystemCluster, running_cluster  # noqa: E402
 from posledger.migrations import migrate  # noqa: E402
@@ -163,6 +165,11 @@ def main() -> None:
                 if clients != 8:
                     closed[(workload.name, clients)] = run = sale_run(workload, clients)
                     rows.append((workload.name, clients, "closed", run, run["books"]))
+
+        writes = pgbench(cluster, "posledger", "-c", "8", "-j", "2", "-T", seconds,
+                         script=WRITES_ONLY.format(skus=options.skus, customers=options.customers))
+        writes["books"] = check_books(dsn, initial)
+        rows.append(("the writes of a 1-line sale alone, no function (ceiling)", 8, "closed", writes, writes["books"]))
 
         client = client_side.run(baseline_dsn, 8, options.seconds, 5, options.skus, options.customers)
         client_books = check_books(baseline_dsn, baseline_initial)

@@ -63,3 +63,34 @@ TARGETS = {
     "5 lines, Zipf 1.1": (0.6, 30),
     "1 line, same SKU every sale": (0.8, None),
 }
+
+# What a 1-line sale with a customer must write, and nothing else: the order (with a result), the stock
+# (its ledger row by the trigger, labelled a sale), the order line, the balance and its loyalty row - as
+# one statement from the client, with none of record_pos_sale's checks, idempotency or lock order. Its
+# ratio to C is the ceiling any sale on this schema can reach at this durability; the books balance after it.
+WRITES_ONLY = f"""\\set s random(1, {{skus}})
+\\set customer random(1, {{customers}})
+BEGIN;
+SET LOCAL posledger.movement = '{{{{"type": "sale"}}}}';
+WITH o AS (
+    INSERT INTO pos_orders (store_id, receipt_number, status, policy, user_id, total, payload, result)
+    VALUES ('{STORE_ID}', gen_random_uuid()::text, 'completed', 'strict', md5(:customer::text)::uuid, 25.00,
+            '{{{{}}}}', '{{{{}}}}')
+    RETURNING store_id, id, user_id
+), i AS (
+    UPDATE ocs_inventory SET quantity_available = quantity_available - 1, quantity_on_hand = quantity_on_hand - 1
+    WHERE store_id = '{STORE_ID}'
+      AND id = (SELECT min(id) FROM ocs_inventory WHERE store_id = '{STORE_ID}' AND sku = 'SKU-' || :s)
+    RETURNING id, sku
+), line AS (
+    INSERT INTO pos_order_lines (store_id, order_id, line_no, sku, inventory_id, quantity)
+    SELECT o.store_id, o.id, 1, i.sku, i.id, 1 FROM o, i
+), p AS (
+    INSERT INTO profiles AS p (user_id, loyalty_points) SELECT user_id, 25 FROM o
+    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + 25
+    RETURNING user_id, loyalty_points
+)
+INSERT INTO loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+SELECT p.user_id, o.store_id, o.id, 'earn', 25, p.loyalty_points FROM o, p;
+END;
+"""
