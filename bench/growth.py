@@ -5,7 +5,8 @@ One database with 10^6 inventory rows (100 stores of 5,000 skus x 2 batches). Th
 size in turn with bulk-loaded history (a receipt and its reversal on empty rows, so the books still
 balance). At each size it measures 5-line sales on one connection (p50, p99), the DBA views
 (inventory_discrepancies for one store and for the whole database), and it checks each statement's plan
-inside a sale for scans of many rows. Finally it measures the ledger's bytes per sale line.
+inside a sale for scans of many rows. Finally it times a recall across every store and measures the
+ledger's bytes per sale line.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def timed(conn: psycopg.Connection, query: str, *args: object) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def seq_scans_in_a_sale(conn: psycopg.Connection) -> list[str]:
-    """Plans of every statement inside one sale (auto_explain): sequential scans of big tables, and
+def scans_of_many_rows(conn: psycopg.Connection, call: str, payload: dict) -> list[str]:
+    """Plans of every statement inside one call (auto_explain): sequential scans of big tables, and
     index scans that throw away more than 100 rows (a condition the index does not serve)."""
     plans: list[str] = []
     conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
@@ -78,7 +79,7 @@ def seq_scans_in_a_sale(conn: psycopg.Connection) -> list[str]:
     for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on", "log_timing = off"):
         conn.execute(f"SET auto_explain.{setting}")
     conn.execute("SET client_min_messages = log")
-    conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
+    conn.execute(call, [Jsonb(payload)])
     conn.execute("SET client_min_messages = notice")
     conn.execute("SET auto_explain.log_min_duration = -1")
     big = ("ocs_inventory", "ocs_inventory_transactions", "pos_orders", "pos_order_lines", "loyalty_transactions")
@@ -106,7 +107,16 @@ def measure(conn: psycopg.Connection, sales: int) -> dict[str, object]:
     return {"p50": cuts[49], "p99": cuts[98],
             "one store": timed(conn, "SELECT * FROM inventory_discrepancies WHERE store_id = %s", SELLING),
             "whole database": timed(conn, "SELECT * FROM inventory_discrepancies"),
-            "seq scans": seq_scans_in_a_sale(conn)}
+            "seq scans": scans_of_many_rows(conn, "SELECT record_pos_sale(%s)", sale())}
+
+
+def recall(conn: psycopg.Connection) -> tuple[float, list[str]]:
+    """A status change without store_id finds its lot's rows in every store: the median ms of 20 (10 lots
+    recalled and released), and the scans of many rows in one more."""
+    changes = [{"reference": f"GROWTH-{n}-{status}", "batch_lot": f"LOT-{n}-1", "status": status,
+                "reason": "growth", "actor": "bench"} for n in range(1, 12) for status in ("recalled", "active")]
+    median = statistics.median(timed(conn, "SELECT set_batch_status(%s)", Jsonb(change)) for change in changes[:20])
+    return median, scans_of_many_rows(conn, "SELECT set_batch_status(%s)", changes[20])
 
 
 def main() -> None:
@@ -138,6 +148,10 @@ def main() -> None:
                 m = measure(conn, options.sales)
                 print(f"| {ledger:,} | {m['p50']:.2f} | {m['p99']:.2f} | {m['one store']:.1f} |"
                       f" {m['whole database']:.0f} | {', '.join(m['seq scans']) or 'none'} |", flush=True)
+            recall_ms, recall_scans = recall(conn)
+            print(f"\nA recall of one lot in all {options.stores} stores, then its release (set_batch_status without"
+                  f" store_id): {recall_ms:.1f} ms a call (median of 20); scans of many rows in it:"
+                  f" {', '.join(recall_scans) or 'none'}.")
             before = conn.execute("SELECT pg_total_relation_size('ocs_inventory_transactions'),"
                                   " (SELECT count(*) FROM ocs_inventory_transactions)").fetchone()
             for _ in range(2000):

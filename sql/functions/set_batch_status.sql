@@ -39,8 +39,11 @@ BEGIN
                                                       jsonb_build_object('reference', v_request.reference));
         RETURN v_request.result || '{"replayed": true}';
     END IF;
-    -- Inventory ids are unique across stores, so one id order serves a recall that spans them.
-    PERFORM FROM public.ocs_inventory i WHERE i.id IN (SELECT t.id FROM public.batch_status_targets(p_change) t)
+    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
+    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
+    -- inventory row was read (docs/benchmarks.md, growth).
+    PERFORM FROM public.ocs_inventory i
+    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM public.batch_status_targets(p_change) t)
     ORDER BY i.id FOR UPDATE;
     RETURN public.batch_status_complete(v_request);
 END $$;
