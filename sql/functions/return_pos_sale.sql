@@ -47,9 +47,13 @@ DECLARE
 BEGIN
     PERFORM public.posledger_refuse_problems(public.pos_return_problems(p_return), 'return');
     v_store_id := (p_return->>'store_id')::uuid;
+    -- One index probe per way of naming the order (validation allows exactly one; order_id is a uuid):
+    -- as one OR over a cast id, the lookup filtered every order of the store (docs/benchmarks.md, growth).
     SELECT * INTO v_order FROM public.pos_orders o
-    WHERE o.store_id = v_store_id
-      AND (o.id::text = p_return->>'order_id' OR o.receipt_number = p_return->>'receipt_number');
+    WHERE o.store_id = v_store_id AND o.id = (p_return->>'order_id')::uuid
+    UNION ALL
+    SELECT * FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.receipt_number = p_return->>'receipt_number';
     PERFORM public.posledger_refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
         jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
                            'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
