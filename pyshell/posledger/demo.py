@@ -58,23 +58,24 @@ def run(conn: psycopg.Connection, show: Callable[[Step], None] = lambda step: No
     conn.commit()
     assert row is not None
     store_id = str(row[0])
-    steps = [{"title": "A new store opens", "function": "stores", "refused": False,
-              "outcome": {"store_id": store_id}}]
-    show(steps[-1])
+    steps: list[Step] = []
+
+    def told(title: str, function: str, outcome: Any, refused: bool = False) -> None:
+        steps.append({"title": title, "function": function, "refused": refused, "outcome": outcome})
+        show(steps[-1])
+
+    told("A new store opens", "stores", {"store_id": store_id})
     with SAMPLE_ASN.open(encoding="utf-8-sig") as asn:
         shipments = read_asn(asn, store_id, "receiver-1")
-    steps.append({"title": "The OCS shipment arrives: the sample ASN is received", "function": "receive_inventory",
-                  "refused": False, "outcome": receive_shipments(conn, shipments)})
-    show(steps[-1])
+    told("The OCS shipment arrives: the sample ASN is received", "receive_inventory",
+         receive_shipments(conn, shipments))
     for title, function, payload, expect_refusal in _story(store_id):
         try:
-            outcome, refused = call(conn, function, payload), False
+            told(title, function, call(conn, function, payload))
         except PosLedgerError as error:
             if not expect_refusal:
                 raise
-            outcome, refused = render.error_report(error), True
-        steps.append({"title": title, "function": function, "refused": refused, "outcome": outcome})
-        show(steps[-1])
+            told(title, function, render.error_report(error), refused=True)
     return {"store_id": store_id, "steps": steps, "stock": reports.stock(conn, store_id),
             "ledger": reports.ledger(conn, store_id, limit=1000),
             "reconciliation": reports.reconciliation(conn, store_id)}
