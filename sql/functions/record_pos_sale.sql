@@ -51,6 +51,7 @@ DECLARE
     v_store_id uuid;
     v_lines    public.pos_sale_line[];
     v_order    public.pos_orders;
+    v_stock    public.ocs_inventory[];
     v_alloc    public.pos_sale_allocation[];
     v_short    jsonb;
     v_blocked  jsonb;
@@ -70,26 +71,30 @@ BEGIN
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
-    -- (Two index-driven selects: as one OR, PostgreSQL filters every row of the store.)
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id
-      AND i.id IN (SELECT c.id FROM public.ocs_inventory c
-                   WHERE c.store_id = v_store_id
-                     AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
-                   UNION ALL
-                   SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                       ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot)
-    ORDER BY i.id FOR UPDATE;
+    -- The rows come back as they are once locked, and the checks and the allocation read only them.
+    -- The lock's condition is on the row alone, ids computed beforehand: a row changed while the sale
+    -- waited is re-checked on its new version, and a condition joining another scan can fail that
+    -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
+    -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
+    v_stock := ARRAY(
+        SELECT i FROM public.ocs_inventory i
+        WHERE i.store_id = v_store_id
+          AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
+                                WHERE c.store_id = v_store_id
+                                  AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
+                                UNION ALL
+                                SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+        ORDER BY i.id FOR UPDATE);
 
-    -- Read under the locks: a recall committed while this sale waited is seen here.
-    v_blocked := public.pos_sale_blocked(v_store_id, v_lines);
+    v_blocked := public.pos_sale_blocked(v_stock, v_lines);
     IF v_blocked <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
             HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
     END IF;
 
-    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_store_id, v_lines) a);
+    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_stock, v_lines) a);
     v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
     IF v_short <> '[]' AND v_order.policy = 'strict' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
@@ -207,14 +212,15 @@ BEGIN
 END $$;
 
 -- The batches the sale names that are held (quarantined, recalled, awaiting destruction), as
--- [{sku, batch, status}]. Lines without a batch need no check: FEFO finds nothing available in a held batch.
-CREATE OR REPLACE FUNCTION pos_sale_blocked(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
+-- [{sku, batch, status}], among the locked rows p_stock. Lines without a batch need no check: FEFO finds
+-- nothing available in a held batch.
+CREATE OR REPLACE FUNCTION pos_sale_blocked(p_stock ocs_inventory[], p_lines pos_sale_line[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
                                   ORDER BY i.sku, i.batch_lot), '[]')
-        FROM public.ocs_inventory i
-        WHERE i.store_id = p_store_id AND i.status <> 'active'
+        FROM unnest(p_stock) i
+        WHERE i.status <> 'active'
           AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
     );
 END $$;
@@ -224,17 +230,15 @@ END $$;
 -- packaged_on_date, then oldest row), split across batches. Demand and supply are laid out as
 -- consecutive intervals per sku and matched by overlap, so lines of the same sku+batch are summed
 -- before the stock check without a loop. Rows with inventory_id NULL are the units no batch covers,
--- with what their sku+batch had available. Only locked rows decide: the FEFO supply counts only for
--- skus with a line without batch, which the sale locked whole; otherwise only the named batches count.
-CREATE OR REPLACE FUNCTION pos_sale_allocate(p_store_id uuid, p_lines pos_sale_line[])
+-- with what their sku+batch had available. p_stock is the rows the sale locked: every batch of a sku
+-- with a line without batch, and the named batches.
+CREATE OR REPLACE FUNCTION pos_sale_allocate(p_stock ocs_inventory[], p_lines pos_sale_line[])
 RETURNS SETOF pos_sale_allocation
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql IMMUTABLE AS $$
     WITH line AS (
         SELECT * FROM unnest(p_lines)
     ), stock AS (
-        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available
-        FROM public.ocs_inventory i
-        WHERE i.store_id = p_store_id AND i.sku = ANY (ARRAY(SELECT sku FROM line))
+        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
     ), named AS (
         SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
                least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
@@ -367,3 +371,9 @@ BEGIN
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
 END $$;
+
+-- Signatures these helpers had before they took the locked rows. Dropped here, in the transaction that
+-- creates their successors (migrations.py applies every function file at once), so a till calling
+-- record_pos_sale while a database is migrated never meets a caller without its helper.
+DROP FUNCTION IF EXISTS pos_sale_blocked(uuid, pos_sale_line[]);
+DROP FUNCTION IF EXISTS pos_sale_allocate(uuid, pos_sale_line[]);
