@@ -11,7 +11,7 @@ import time
 import uuid
 
 import psycopg
-from workloads import STORE_ID
+from workloads import STORE_ID, customer_id
 
 DROP_TRIGGER = "DROP TRIGGER ocs_inventory_ledger_change ON ocs_inventory"
 
@@ -56,7 +56,7 @@ def run(dsn: str, clients: int, seconds: float, lines: int, skus: int, customers
         with psycopg.connect(dsn) as conn:
             while time.monotonic() < deadline:
                 cart = [f"SKU-{rng.randint(1, skus)}" for _ in range(lines)]
-                user = str(uuid.UUID(bytes=rng.randint(1, customers).to_bytes(16, "big")))
+                user = customer_id(rng.randint(1, customers))
                 started = time.perf_counter()
                 try:
                     one_sale(conn, cart, user)

@@ -26,6 +26,8 @@ from workloads import Workload  # noqa: E402
 
 from pgserver import running_cluster  # noqa: E402
 
+CUSTOMERS = 20000
+
 FUNCTIONS = """
     SELECT funcname, calls, round((self_time / calls)::numeric, 3), round((total_time / calls)::numeric, 3)
     FROM pg_stat_user_functions WHERE calls > 0 ORDER BY self_time DESC LIMIT %s"""
@@ -48,8 +50,8 @@ def main() -> None:
                          " -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
                          " -c track_functions=all") as cluster:
         dsn = cluster.server.dsn()
-        load(dsn, options.skus)
-        sale = Workload("profile", options.lines, "uniform").script(options.skus, 20000)
+        load(dsn, options.skus, CUSTOMERS)
+        sale = Workload("profile", options.lines, "uniform").script(options.skus, CUSTOMERS)
         draws = [line for line in sale.splitlines() if line.startswith("\\set")]
         query = sale.splitlines()[-1]
         with psycopg.connect(dsn, autocommit=True) as conn:

@@ -4,6 +4,8 @@ each with stock that never runs out during a run, and `customers` loyalty custom
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 
 STORE_ID = "b0000000-0000-4000-8000-000000000001"
@@ -16,6 +18,14 @@ SELECT store.id, 'SKU-' || s, 'LOT-' || s || '-' || b, date '2025-01-01' + (s * 
        %(stock)s, %(stock)s
 FROM store, generate_series(1, %(skus)s) s, generate_series(1, 1 + s %% 3) b
 """
+
+# The store's loyalty customers, each with a profile, as in a store that has been trading: a sale adds
+# to a balance rather than opening one. Customer n is md5(n) as a uuid, in pgbench and in Python.
+CUSTOMERS = "INSERT INTO profiles (user_id) SELECT md5(n::text)::uuid FROM generate_series(1, %(customers)s) n"
+
+
+def customer_id(n: int) -> str:
+    return str(uuid.UUID(hashlib.md5(str(n).encode()).hexdigest()))
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,12 @@ TARGETS = {
 
 # What a 1-line sale with a customer must write, and nothing else: the order (with a result), the stock
 # (its ledger row by the trigger, labelled a sale), the order line, the balance and its loyalty row - as
-# one statement from the client, with none of record_pos_sale's checks, idempotency or lock order. Its
-# ratio to C is the ceiling any sale on this schema can reach at this durability; the books balance after it.
+# one round trip from the client (`\;` sends the label and the writes as one implicit transaction, as one
+# call of record_pos_sale is), with none of its checks, idempotency or lock order. Its ratio to C is the
+# ceiling any sale on this schema can reach at this durability; the books balance after it.
 WRITES_ONLY = f"""\\set s random(1, {{skus}})
 \\set customer random(1, {{customers}})
-BEGIN;
-SET LOCAL posledger.movement = '{{{{"type": "sale"}}}}';
+SELECT set_config('posledger.movement', '{{{{"type": "sale"}}}}', true) \\;
 WITH o AS (
     INSERT INTO pos_orders (store_id, receipt_number, status, policy, user_id, total, payload, result)
     VALUES ('{STORE_ID}', gen_random_uuid()::text, 'completed', 'strict', md5(:customer::text)::uuid, 25.00,
@@ -92,5 +102,4 @@ WITH o AS (
 )
 INSERT INTO loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
 SELECT p.user_id, o.store_id, o.id, 'earn', 25, p.loyalty_points FROM o, p;
-END;
 """
