@@ -133,8 +133,11 @@ def test_a_sale_that_waited_for_its_rows_sees_every_row_it_locked(db, dsn):
         first_till.execute("SELECT 1")
         record_sale(first_till, sale_payload(store, *cart))
         waiting = {}
-        second = threading.Thread(target=lambda: waiting.update(
-            result=record_sale(psycopg.connect(dsn, autocommit=True), sale_payload(store, *cart))))
+
+        def second_till():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                waiting["result"] = record_sale(conn, sale_payload(store, *cart))
+        second = threading.Thread(target=second_till)
         second.start()
         with psycopg.connect(dsn, autocommit=True) as watcher:
             while watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
