@@ -109,6 +109,25 @@ def load(dsn: str, skus: int, customers: int) -> int:
     return int(row[0])
 
 
+def warm_up(cluster: SystemCluster, dbname: str, initial: int, seconds: str, skus: int, customers: int) -> None:
+    """Make the store one that has been selling: warm-up sales (not reported), then statistics. Measured
+    on a fresh database, every foreign-key check of a sale line scanned pos_orders with a plan cached
+    while it was empty (docs/benchmarks.md)."""
+    pgbench(cluster, dbname, "-c", "8", "-j", "2", "-T", seconds, script=WORKLOADS[0].script(skus, customers))
+    check_books(cluster.server.dsn(dbname), initial)
+    with psycopg.connect(cluster.server.dsn(dbname), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def sell(cluster: SystemCluster, dbname: str, initial: int, workload: Workload, clients: int, seconds: str,
+         skus: int, customers: int, *extra: str) -> dict[str, object]:
+    """One run of a workload's sales, deadlocks and retries counted, then the books checked."""
+    result = pgbench(cluster, dbname, "-c", str(clients), "-j", str(min(clients, 2)), "-T", seconds,
+                     "--max-tries=10", "--failures-detailed", *extra, script=workload.script(skus, customers))
+    result["books"] = check_books(cluster.server.dsn(dbname), initial)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
@@ -133,16 +152,12 @@ def main() -> None:
                             cluster.server.host, "-p", str(cluster.server.port), "-U", "postgres", name],
                            check=True, capture_output=True)
 
-        # A store that has been selling, for both sides: warm-up sales (not reported), then statistics.
-        # Measured on a fresh database, every foreign-key check of a sale line scanned pos_orders with a
-        # plan cached while it was empty (docs/benchmarks.md).
-        pgbench(cluster, "posledger", "-c", "8", "-j", "2", "-T", seconds,
-                script=WORKLOADS[0].script(options.skus, options.customers))
+        # Both sides as stores that have been selling (warm_up).
+        warm_up(cluster, "posledger", initial, seconds, options.skus, options.customers)
         client_side.run(baseline_dsn, 8, options.seconds, 5, options.skus, options.customers)
-        for warmed in (dsn, baseline_dsn):
-            check_books(warmed, initial if warmed == dsn else baseline_initial)
-            with psycopg.connect(warmed, autocommit=True) as conn:
-                conn.execute("ANALYZE")
+        check_books(baseline_dsn, baseline_initial)
+        with psycopg.connect(baseline_dsn, autocommit=True) as conn:
+            conn.execute("ANALYZE")
         # C is measured before and after the sales and averaged: a shared machine drifts over the run,
         # and the two figures show by how much.
         rows = []
@@ -156,11 +171,8 @@ def main() -> None:
             rows.append(("TPC-B at scale 1 (one branch row in every transaction)", clients, "closed", run, "-"))
 
         def sale_run(workload: Workload, clients: int, *extra: str) -> dict[str, object]:
-            result = pgbench(cluster, "posledger", "-c", str(clients), "-j", str(min(clients, 2)), "-T", seconds,
-                             "--max-tries=10", "--failures-detailed", *extra,
-                             script=workload.script(options.skus, options.customers))
-            result["books"] = check_books(dsn, initial)
-            return result
+            return sell(cluster, "posledger", initial, workload, clients, seconds, options.skus, options.customers,
+                        *extra)
 
         # All runs of one workload follow each other, so its 8-against-2-client ratio compares runs a
         # minute apart, not minutes apart on a machine that drifts.
