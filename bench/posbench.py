@@ -34,12 +34,23 @@ sys.path.insert(0, str(ROOT / "tests"))   # pgserver.py: the same throwaway serv
 sys.path.insert(0, str(ROOT / "bench"))
 
 import client_side  # noqa: E402
-from workloads import CUSTOMERS, GENERATE, STOCK_PER_BATCH, STORE_ID, TARGETS, WORKLOADS, WRITES_ONLY, Workload  # noqa: E402
+from workloads import (  # noqa: E402
+    CUSTOMERS,
+    GENERATE,
+    NO_CUSTOMER,
+    STOCK_PER_BATCH,
+    STORE_ID,
+    TARGETS,
+    WORKLOADS,
+    WRITES_ONLY,
+    Workload,
+)
 
 from pgserver import SystemCluster, running_cluster  # noqa: E402
 from posledger.migrations import migrate  # noqa: E402
 
 TPCB_CLIENTS = 8
+ASYNC = "-c synchronous_commit=off"   # a commit returns before its WAL is flushed: a crash may lose it
 SWEEP = [1, 2, 4, 8, 16]
 
 CONSERVATION = """
@@ -54,9 +65,11 @@ CONSERVATION = """
                AS orphan_orders"""
 
 
-def pgbench(cluster: SystemCluster, dbname: str, *args: str, script: str | None = None) -> dict[str, object]:
+def pgbench(cluster: SystemCluster, dbname: str, *args: str, script: str | None = None,
+            settings: str = "") -> dict[str, object]:
     """Run pgbench, return tps, failures and the per-transaction latencies of its log. Every run starts
-    just after a checkpoint, so none pays for another's dirty pages or full-page writes."""
+    just after a checkpoint, so none pays for another's dirty pages or full-page writes. settings (e.g.
+    "-c synchronous_commit=off") apply to its sessions only, never to the server."""
     with psycopg.connect(cluster.server.dsn(dbname), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     with tempfile.TemporaryDirectory() as work:
@@ -65,7 +78,8 @@ def pgbench(cluster: SystemCluster, dbname: str, *args: str, script: str | None 
         if script is not None:
             Path(work, "sale.sql").write_text(script)
             command += ["-f", f"{work}/sale.sql"]
-        done = subprocess.run([*command, dbname], capture_output=True, text=True)
+        done = subprocess.run([*command, dbname], capture_output=True, text=True,
+                              env={**os.environ, "PGOPTIONS": settings})
         if done.returncode not in (0, 2):  # 2: some clients aborted; reported below
             raise RuntimeError(done.stderr)
         latencies = [int(line.split()[2]) / 1000 for log in Path(work).glob("log*")
@@ -120,10 +134,11 @@ def warm_up(cluster: SystemCluster, dbname: str, initial: int, seconds: str, sku
 
 
 def sell(cluster: SystemCluster, dbname: str, initial: int, workload: Workload, clients: int, seconds: str,
-         skus: int, customers: int, *extra: str) -> dict[str, object]:
+         skus: int, customers: int, *extra: str, settings: str = "") -> dict[str, object]:
     """One run of a workload's sales, deadlocks and retries counted, then the books checked."""
     result = pgbench(cluster, dbname, "-c", str(clients), "-j", str(min(clients, 2)), "-T", seconds,
-                     "--max-tries=10", "--failures-detailed", *extra, script=workload.script(skus, customers))
+                     "--max-tries=10", "--failures-detailed", *extra, script=workload.script(skus, customers),
+                     settings=settings)
     result["books"] = check_books(cluster.server.dsn(dbname), initial)
     return result
 
@@ -160,7 +175,7 @@ def main() -> None:
             conn.execute("ANALYZE")
         # C is measured before and after the sales and averaged: a shared machine drifts over the run,
         # and the two figures show by how much.
-        rows = []
+        rows: list[tuple[str, int, str, dict[str, object], object]] = []
         tpcb_before = pgbench(cluster, "tpcb", "-c", str(TPCB_CLIENTS), "-j", "2", "-T", seconds)
         rows.append(("TPC-B (pgbench built-in), before the sales", TPCB_CLIENTS, "closed", tpcb_before, "-"))
         # TPC-B's own hot row: at scale 1 every transaction updates the one branch row, as every sale of
@@ -170,9 +185,9 @@ def main() -> None:
         for clients, run in hot.items():
             rows.append(("TPC-B at scale 1 (one branch row in every transaction)", clients, "closed", run, "-"))
 
-        def sale_run(workload: Workload, clients: int, *extra: str) -> dict[str, object]:
+        def sale_run(workload: Workload, clients: int, *extra: str, settings: str = "") -> dict[str, object]:
             return sell(cluster, "posledger", initial, workload, clients, seconds, options.skus, options.customers,
-                        *extra)
+                        *extra, settings=settings)
 
         # All runs of one workload follow each other, so its 8-against-2-client ratio compares runs a
         # minute apart, not minutes apart on a machine that drifts.
@@ -186,10 +201,35 @@ def main() -> None:
                     closed[(workload.name, -8)] = open_run = sale_run(workload, 8, "-R", str(rate))
                     rows.append((workload.name, 8, f"open, -R {rate}", open_run, open_run["books"]))
 
-        writes = pgbench(cluster, "posledger", "-c", "8", "-j", "2", "-T", seconds,
-                         script=WRITES_ONLY.format(skus=options.skus, customers=options.customers))
-        writes["books"] = check_books(dsn, initial)
-        rows.append(("the writes of a 1-line sale alone, no function (ceiling)", 8, "closed", writes, writes["books"]))
+        def writes_run(settings: str = "") -> dict[str, object]:
+            run = pgbench(cluster, "posledger", "-c", "8", "-j", "2", "-T", seconds, settings=settings,
+                          script=WRITES_ONLY.format(skus=options.skus, customers=options.customers))
+            run["books"] = check_books(dsn, initial)
+            return run
+
+        # What planning could buy (not targets), each run beside what it changes, as the machine drifts:
+        # weaker durability (for these sessions only) for the writes alone and for the 1-line sale, and
+        # fewer writes (no loyalty customer); the 1-line sale as it is runs before and after them.
+        writes, writes_async = writes_run(), writes_run(ASYNC)
+        plain_before = sale_run(WORKLOADS[0], 8)
+        no_customer = sale_run(NO_CUSTOMER, 8)
+        sale_async = sale_run(WORKLOADS[0], 8, settings=ASYNC)
+        plain_after = sale_run(WORKLOADS[0], 8)
+        ceiling = "the writes of a 1-line sale alone, no function (ceiling)"
+        for name, run in ((ceiling, writes), (f"{ceiling}, synchronous_commit off", writes_async),
+                          (f"{WORKLOADS[0].name}, before the two below", plain_before), (NO_CUSTOMER.name, no_customer),
+                          (f"{WORKLOADS[0].name}, synchronous_commit off", sale_async),
+                          (f"{WORKLOADS[0].name}, after the two above", plain_after)):
+            rows.append((name, 8, "closed", run, run["books"]))
+        plain = (float(plain_before["tps"]) + float(plain_after["tps"])) / 2  # type: ignore[arg-type]
+        planning = [
+            ("synchronous_commit off, the writes alone", "the writes alone, synchronous_commit on",
+             float(writes_async["tps"]) / float(writes["tps"])),  # type: ignore[arg-type]
+            ("synchronous_commit off, the 1-line sale", "the 1-line sale before and after (mean)",
+             float(sale_async["tps"]) / plain),  # type: ignore[arg-type]
+            ("no loyalty customer, the 1-line sale", "the 1-line sale before and after (mean)",
+             float(no_customer["tps"]) / plain),  # type: ignore[arg-type]
+        ]
 
         client = client_side.run(baseline_dsn, 8, options.seconds, 5, options.skus, options.customers)
         client_books = check_books(baseline_dsn, baseline_initial)
@@ -202,7 +242,7 @@ def main() -> None:
             version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             deadlocks = conn.execute("SELECT sum(deadlocks) FROM pg_stat_database").fetchone()[0]  # type: ignore[index]
         closed[("TPC-B at scale 1", 8)], closed[("TPC-B at scale 1", 2)] = hot[8], hot[2]
-        report = render(rows, c, closed, client, version, deadlocks, options)
+        report = render(rows, c, closed, client, planning, version, deadlocks, options)
     print(report)
     if options.write_docs:
         docs = ROOT / "docs" / "benchmarks.md"
@@ -211,7 +251,8 @@ def main() -> None:
         docs.write_text(text[:text.index(start) + len(start)] + report + "\n" + text[text.index(end):])
 
 
-def render(rows: list[tuple], c: float, closed: dict, client: dict, version: str, deadlocks: int,
+def render(rows: list[tuple], c: float, closed: dict, client: dict, planning: list[tuple[str, str, float]],
+           version: str, deadlocks: int,
            options: argparse.Namespace) -> str:
     """The Markdown report: the machine, the server, the command, one row per run, the targets."""
     memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
@@ -255,6 +296,8 @@ def render(rows: list[tuple], c: float, closed: dict, client: dict, version: str
     failed = sum(sum(run["failures"].get(k, 0) for k in ("serialization", "deadlock", "aborted clients"))
                  for name, _, _, run, _ in rows if not name.startswith(("TPC-B", "client-side")))
     target("posledger runs: deadlocks, failed transactions, aborted clients", "0", str(failed), failed == 0)
+    lines += ["", "| what planning could buy (not a target), 8 clients | throughput against | ratio |", "|---|---|---|"]
+    lines += [f"| {what} | {against} | {ratio:.2f} |" for what, against, ratio in planning]
     return "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ class Workload:
     name: str
     lines: int
     skus: str                  # "uniform", "zipf 1.1", "zipf 1.5" or "hot"
+    customer: bool = True      # a loyalty customer on the sale, so it earns points
 
     def script(self, skus: int, customers: int) -> str:
         """The pgbench script of one sale: each line a sku drawn by the workload's distribution."""
@@ -44,14 +45,16 @@ class Workload:
                 draws.append(f"\\set s{n} 1")
             else:
                 draws.append(f"\\set s{n} random_zipfian(1, {skus}, {self.skus.split()[1]})")
+        customer = [f"\\set customer random(1, {customers})"] if self.customer else []
+        user_id = "'user_id', md5(:customer::text)::uuid, " if self.customer else ""
         items = ", ".join(f"jsonb_build_object('product', jsonb_build_object('sku', 'SKU-' || :s{n}), 'quantity', 1)"
                           for n in range(1, self.lines + 1))
         return "\n".join([
             *draws,
-            f"\\set customer random(1, {customers})",
+            *customer,
             "SELECT record_pos_sale(jsonb_build_object("
             f"'store_id', '{STORE_ID}', 'receipt_number', gen_random_uuid()::text, "
-            "'user_id', md5(:customer::text)::uuid, 'total', 25.00, "
+            f"{user_id}'total', 25.00, "
             f"'items', jsonb_build_array({items})));",
         ]) + "\n"
 
@@ -64,6 +67,10 @@ WORKLOADS = [
     Workload("5 lines, Zipf 1.5", 5, "zipf 1.5"),
     Workload("1 line, same SKU every sale", 1, "hot"),
 ]
+
+# Not a target: the 1-line sale with no loyalty customer (no balance, no loyalty row), run beside the
+# same sale at synchronous_commit off, to show planning what fewer writes or weaker durability would buy.
+NO_CUSTOMER = Workload("1 line, uniform, no loyalty customer", 1, "uniform", customer=False)
 
 # The issue's targets at 8 clients: throughput as a ratio to C (TPC-B), p99 in ms of the open-loop run.
 TARGETS = {
