@@ -124,13 +124,6 @@ def main() -> None:
             for _ in range(options.sales):
                 one()
             elapsed = (time.perf_counter() - started) / options.sales * 1000
-            if options.perf:   # a separate run: sampling slows the sales it watches
-                pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
-
-                def sales() -> None:
-                    for _ in range(options.sales):
-                        one()
-                stages = perf_profile(pid, sales)
             time.sleep(0.6)   # function statistics reach the views after a short delay
             nested = conn.execute("SELECT sum(calls) FROM pg_stat_statements WHERE NOT toplevel").fetchone()[0]  # type: ignore[index]
             print(f"{options.sales} sales of {options.lines} lines, one client: {elapsed:.3f} ms per sale,"
@@ -141,7 +134,13 @@ def main() -> None:
             print("\ncalls | exec ms | plan ms | nested statement")
             for calls, exec_ms, plan_ms, text in conn.execute(STATEMENTS, [options.top]):
                 print(f"{calls} | {exec_ms} | {plan_ms} | {text}")
-            if options.perf:
+            if options.perf:   # more sales after the statistics were read: sampling slows the sales it watches
+                pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+
+                def sales() -> None:
+                    for _ in range(options.sales):
+                        one()
+                stages = perf_profile(pid, sales)
                 print(f"\nperf, {options.sales} more sales: where the server process spent its CPU\n\n{stages}")
 
 
