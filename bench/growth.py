@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -64,6 +65,16 @@ def sale() -> dict:
             "items": [{"product": {"sku": f"SKU-{random.randint(1, STOCKED_SKUS)}"}, "quantity": 1} for _ in range(5)]}
 
 
+LEDGER_ROWS = "SELECT count(*) FROM ocs_inventory_transactions"
+
+
+def value(conn: psycopg.Connection, query: str, *args: object) -> Any:
+    """The one value a query returns."""
+    row = conn.execute(query, args or None).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def timed(conn: psycopg.Connection, query: str, *args: object) -> float:
     started = time.perf_counter()
     conn.execute(query, args or None).fetchall()
@@ -94,7 +105,7 @@ def scans_of_many_rows(conn: psycopg.Connection, call: str, payload: dict) -> li
     return sorted(found)
 
 
-def measure(conn: psycopg.Connection, sales: int) -> dict[str, object]:
+def measure(conn: psycopg.Connection, sales: int) -> dict[str, Any]:
     for _ in range(200):   # a store that has been selling, then its statistics
         conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
     conn.execute("ANALYZE")
@@ -113,7 +124,7 @@ def measure(conn: psycopg.Connection, sales: int) -> dict[str, object]:
 
 def every_other_call(conn: psycopg.Connection) -> list[tuple[str, dict]]:
     """One call of each store-scoped entry function in the selling store, each valid when it runs."""
-    sold = conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())]).fetchone()[0]
+    sold = value(conn, "SELECT record_pos_sale(%s)", Jsonb(sale()))
     movement = {"store_id": SELLING, "note": "growth", "actor": "bench"}
     return [
         ("record_pos_sale", sale()),
@@ -150,19 +161,19 @@ def main() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(INVENTORY, {"selling": SELLING, "stores": options.stores, "stocked": STOCKED_SKUS})
             conn.execute("VACUUM ANALYZE")
-            empty_rows = conn.execute("SELECT count(*) FROM ocs_inventory WHERE quantity_on_hand = 0").fetchone()[0]
-            inventory_rows = conn.execute("SELECT count(*) FROM ocs_inventory").fetchone()[0]
+            empty_rows = value(conn, "SELECT count(*) FROM ocs_inventory WHERE quantity_on_hand = 0")
+            inventory_rows = value(conn, "SELECT count(*) FROM ocs_inventory")
             print(f"{inventory_rows} inventory rows; one client, 5-line sales, {options.sales} per size\n")
             print("| ledger rows (before the sales) | sale p50 ms | sale p99 ms |"
                   " inventory_discrepancies, one store ms | whole database ms | scans of many rows in any call |")
             print("|---|---|---|---|---|---|")
             for size in (int(float(s)) for s in options.sizes.split(",")):
-                have = conn.execute("SELECT count(*) FROM ocs_inventory_transactions").fetchone()[0]
+                have = value(conn, LEDGER_ROWS)
                 if size > have:
                     conn.execute(HISTORY, {"first": have, "last": have + (size - have) // 2 - 1,
                                            "empty_rows": empty_rows})
                     conn.execute("VACUUM ANALYZE ocs_inventory_transactions")
-                ledger = conn.execute("SELECT count(*) FROM ocs_inventory_transactions").fetchone()[0]
+                ledger = value(conn, LEDGER_ROWS)
                 m = measure(conn, options.sales)
                 print(f"| {ledger:,} | {m['p50']:.2f} | {m['p99']:.2f} | {m['one store']:.1f} |"
                       f" {m['whole database']:.0f} | {', '.join(m['seq scans']) or 'none'} |", flush=True)
@@ -170,15 +181,13 @@ def main() -> None:
             print(f"\nA recall of one lot in all {options.stores} stores, then its release (set_batch_status without"
                   f" store_id): {recall_ms:.1f} ms a call (median of 20); scans of many rows in it:"
                   f" {', '.join(recall_scans) or 'none'}.")
-            before = conn.execute("SELECT pg_total_relation_size('ocs_inventory_transactions'),"
-                                  " (SELECT count(*) FROM ocs_inventory_transactions)").fetchone()
+            ledger_size = "SELECT pg_total_relation_size('ocs_inventory_transactions')"
+            bytes_before, rows_before = value(conn, ledger_size), value(conn, LEDGER_ROWS)
             for _ in range(2000):
                 conn.execute("SELECT record_pos_sale(%s)", [Jsonb(sale())])
-            after = conn.execute("SELECT pg_total_relation_size('ocs_inventory_transactions'),"
-                                 " (SELECT count(*) FROM ocs_inventory_transactions)").fetchone()
-            rows = after[1] - before[1]
-            print(f"\nLedger growth: {(after[0] - before[0]) / rows:.0f} bytes per sale line (table and its"
-                  f" indexes; {rows} lines of 2,000 sales).")
+            rows, grown = value(conn, LEDGER_ROWS) - rows_before, value(conn, ledger_size) - bytes_before
+            print(f"\nLedger growth: {grown / rows:.0f} bytes per sale line (table and its indexes; {rows} lines"
+                  " of 2,000 sales).")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,6 @@ def test_ruff_finds_nothing():
     assert done.returncode == 0, done.stdout
 
 
-def test_mypy_finds_nothing_in_the_package():
-    done = run("mypy", "--ignore-missing-imports", "pyshell/posledger")
+def test_mypy_finds_nothing_in_the_package_or_the_benchmarks():
+    done = run("mypy", "--ignore-missing-imports", "pyshell/posledger", "bench")
     assert done.returncode == 0, done.stdout
