@@ -97,6 +97,11 @@ def pgbench(cluster: SystemCluster, dbname: str, *args: str, script: str | None 
                          "aborted clients": done.stderr.count("aborted")}}
 
 
+def tps(run: dict[str, object]) -> float:
+    """A run's transactions per second, from the dict pgbench() returns."""
+    return float(run["tps"])  # type: ignore[arg-type]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=1000)[int(fraction * 1000) - 1] if len(values) > 1 else float("nan")
 
@@ -197,7 +202,7 @@ def main() -> None:
                 closed[(workload.name, clients)] = run = sale_run(workload, clients)
                 rows.append((workload.name, clients, "closed", run, run["books"]))
                 if clients == 8:
-                    rate = max(1, int(0.7 * float(run["tps"])))  # type: ignore[arg-type]
+                    rate = max(1, int(0.7 * tps(run)))
                     closed[(workload.name, -8)] = open_run = sale_run(workload, 8, "-R", str(rate))
                     rows.append((workload.name, 8, f"open, -R {rate}", open_run, open_run["books"]))
 
@@ -221,14 +226,14 @@ def main() -> None:
                           (f"{WORKLOADS[0].name}, synchronous_commit off", sale_async),
                           (f"{WORKLOADS[0].name}, after the two above", plain_after)):
             rows.append((name, 8, "closed", run, run["books"]))
-        plain = (float(plain_before["tps"]) + float(plain_after["tps"])) / 2  # type: ignore[arg-type]
+        plain = (tps(plain_before) + tps(plain_after)) / 2
         planning = [
             ("synchronous_commit off, the writes alone", "the writes alone, synchronous_commit on",
-             float(writes_async["tps"]) / float(writes["tps"])),  # type: ignore[arg-type]
+             tps(writes_async) / tps(writes)),
             ("synchronous_commit off, the 1-line sale", "the 1-line sale before and after (mean)",
-             float(sale_async["tps"]) / plain),  # type: ignore[arg-type]
+             tps(sale_async) / plain),
             ("no loyalty customer, the 1-line sale", "the 1-line sale before and after (mean)",
-             float(no_customer["tps"]) / plain),  # type: ignore[arg-type]
+             tps(no_customer) / plain),
         ]
 
         client = client_side.run(baseline_dsn, 8, options.seconds, 5, options.skus, options.customers)
@@ -236,7 +241,7 @@ def main() -> None:
         rows.append(("client-side baseline (fix plan), 5 lines, uniform", 8, "closed", client, client_books))
         tpcb_after = pgbench(cluster, "tpcb", "-c", str(TPCB_CLIENTS), "-j", "2", "-T", seconds)
         rows.append(("TPC-B (pgbench built-in), after the sales", TPCB_CLIENTS, "closed", tpcb_after, "-"))
-        c = (float(tpcb_before["tps"]) + float(tpcb_after["tps"])) / 2  # type: ignore[arg-type]
+        c = (tps(tpcb_before) + tps(tpcb_after)) / 2
 
         with psycopg.connect(dsn) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
@@ -252,8 +257,7 @@ def main() -> None:
 
 
 def render(rows: list[tuple], c: float, closed: dict, client: dict, planning: list[tuple[str, str, float]],
-           version: str, deadlocks: int,
-           options: argparse.Namespace) -> str:
+           version: str, deadlocks: int, options: argparse.Namespace) -> str:
     """The Markdown report: the machine, the server, the command, one row per run, the targets."""
     memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), "?")

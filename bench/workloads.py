@@ -69,7 +69,7 @@ WORKLOADS = [
 ]
 
 # Not a target: the 1-line sale with no loyalty customer (no balance, no loyalty row), run beside the
-# same sale at synchronous_commit off, to show planning what fewer writes or weaker durability would buy.
+# same sale with one, to show planning what fewer writes would buy.
 NO_CUSTOMER = Workload("1 line, uniform, no loyalty customer", 1, "uniform", customer=False)
 
 # The targets at 8 clients: throughput as a ratio to C (TPC-B), p99 in ms of the open-loop run.
