@@ -60,12 +60,12 @@ HISTORY = """
     ORDER BY g, k"""
 
 
+LEDGER_ROWS = "SELECT count(*) FROM ocs_inventory_transactions"
+
+
 def sale() -> dict:
     return {"store_id": SELLING, "receipt_number": uuid.uuid4().hex, "total": 25, "user_id": str(uuid.uuid4()),
             "items": [{"product": {"sku": f"SKU-{random.randint(1, STOCKED_SKUS)}"}, "quantity": 1} for _ in range(5)]}
-
-
-LEDGER_ROWS = "SELECT count(*) FROM ocs_inventory_transactions"
 
 
 def value(conn: psycopg.Connection, query: str, *args: object) -> Any:
