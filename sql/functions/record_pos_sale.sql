@@ -373,7 +373,7 @@ BEGIN
 END $$;
 
 -- Signatures these helpers had before they took the locked rows. Dropped here, in the transaction that
--- creates their successors (migrations.py applies every function file at once), so a till calling
--- record_pos_sale while a database is migrated never meets a caller without its helper.
+-- creates their successors (migrations.py applies every function file at once), so a sale running while
+-- a database is migrated never finds the helper it calls gone.
 DROP FUNCTION IF EXISTS pos_sale_blocked(uuid, pos_sale_line[]);
 DROP FUNCTION IF EXISTS pos_sale_allocate(uuid, pos_sale_line[]);
