@@ -1,8 +1,10 @@
 """return_pos_sale: partial returns and voids put units back into the batches they were sold from, never
 more than sold minus already returned, quarantine defective units, and take loyalty points back."""
 
+import json
 import threading
 import uuid
+from collections import Counter
 
 import psycopg
 import pytest
@@ -210,3 +212,38 @@ def test_two_returns_of_the_same_units_at_once_cannot_both_succeed(dsn, db):
         thread.join()
     assert sorted(outcomes) == ["IV410", "return"]
     assert batches_of(db, store, "SKU-1") == {"OLD": (3, 3, 0, "active"), "NEW": (10, 10, 0, "active")}
+
+
+def test_clerks_returning_and_voiding_one_order_at_once_never_deadlock(dsn, db):
+    # Through SQL, as a backend calls it, with no retry: the Python shell retries 40P01, SQL callers do not.
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 1000, "LOT-A")
+    add_stock(db, store, "SKU-2", 1000, "LOT-B")
+    rounds, clerks = 6, 8
+    orders = [record_sale(db, sale_payload(store, item("SKU-1", 8), item("SKU-2", 8), user_id=CUSTOMER))
+              for _ in range(rounds)]
+    start = threading.Barrier(clerks)
+    outcomes = []
+
+    def clerk(n):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for order in orders:
+                start.wait()
+                payload = (a_return(store, order, void=True) if n % 4 == 0 else
+                           a_return(store, order, {"line_no": 1 + n % 2, "quantity": 1 + n % 3}))
+                try:
+                    conn.execute("SELECT return_pos_sale(%s::jsonb)", [json.dumps(payload)])
+                    outcomes.append("ok")
+                except psycopg.Error as error:
+                    outcomes.append(error.sqlstate)
+
+    threads = [threading.Thread(target=clerk, args=(n,)) for n in range(clerks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == rounds * clerks
+    assert set(outcomes) <= {"ok", "IV410"}, Counter(outcomes)
+    # every order was voided by one of the two voiding clerks, so every unit is back
+    assert batches_of(db, store, "SKU-1") == {"LOT-A": (1000, 1000, 0, "active")}
+    assert batches_of(db, store, "SKU-2") == {"LOT-B": (1000, 1000, 0, "active")}

@@ -151,7 +151,7 @@ BEGIN
     END IF;
     PERFORM FROM public.ocs_inventory i
     WHERE i.store_id = v_store_id AND i.sku IN (SELECT l->>'sku' FROM jsonb_array_elements(p_payload->'lines') l)
-    ORDER BY i.id FOR UPDATE;
+    ORDER BY i.id FOR NO KEY UPDATE;
     RETURN v_header;
 END $$;
 

@@ -67,7 +67,7 @@ BEGIN
     PERFORM FROM public.ocs_inventory i
     WHERE i.store_id = v_store_id
       AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
-    ORDER BY i.id FOR UPDATE;
+    ORDER BY i.id FOR NO KEY UPDATE;
     RETURN public.receiving_complete(v_shipment);
 END $$;
 

@@ -85,7 +85,7 @@ BEGIN
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
                                     ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
-        ORDER BY i.id FOR UPDATE);
+        ORDER BY i.id FOR NO KEY UPDATE);
 
     v_blocked := public.pos_sale_blocked(v_stock, v_lines);
     IF v_blocked <> '[]' THEN

@@ -36,7 +36,9 @@ REVOKE ALL ON FUNCTION return_pos_sale(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION return_pos_sale(uuid, jsonb) TO posledger_app;
 
 -- Validate, find the order, claim the reference, lock the order (returns of one order take turns, so
--- "already returned" cannot change under us), plan, lock the batches in id order, write.
+-- "already returned" cannot change under us), plan, lock the batches in id order, write. The order's
+-- lock is FOR NO KEY UPDATE: the pos_returns row inserted just before holds a key-share lock on it
+-- through its foreign key, which FOR UPDATE would wait for, deadlocking two returns of one order.
 CREATE OR REPLACE FUNCTION pos_return_record(p_return jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,7 +74,7 @@ BEGIN
         RETURN v_return.result || '{"replayed": true}';
     END IF;
 
-    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR UPDATE;
+    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
     v_plan := public.pos_return_plan(v_order, p_return);
     PERFORM public.posledger_refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
     IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
@@ -82,7 +84,7 @@ BEGIN
     END IF;
     PERFORM FROM public.ocs_inventory
     WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
-    ORDER BY id FOR UPDATE;
+    ORDER BY id FOR NO KEY UPDATE;
     RETURN public.pos_return_complete(v_order, v_return, v_plan->'lines');
 END $$;
 
@@ -271,7 +273,7 @@ BEGIN
          (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
           WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
 
-    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR UPDATE;
+    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
     UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
     WHERE user_id = p_order.user_id AND v_reversed > 0;

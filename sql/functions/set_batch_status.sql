@@ -44,7 +44,7 @@ BEGIN
     -- inventory row was read (docs/benchmarks.md, growth).
     PERFORM FROM public.ocs_inventory i
     WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM public.batch_status_targets(p_change) t)
-    ORDER BY i.id FOR UPDATE;
+    ORDER BY i.id FOR NO KEY UPDATE;
     RETURN public.batch_status_complete(v_request);
 END $$;
 
