@@ -73,6 +73,13 @@ class BatchBlocked(PosLedgerError):
     sqlstate = "IV423"
 
 
+class Misconfigured(PosLedgerError):
+    """A posledger setting of the database or role is unusable; ``detail`` names the setting, its value and what
+    is allowed. Every call fails until a DBA corrects it."""
+
+    sqlstate = "IV500"
+
+
 class Busy(PosLedgerError):
     """A lock could not be had in time; the call is safe to retry."""
 

@@ -1,11 +1,24 @@
 -- Helpers every entry function shares. This file sorts first, so the functions after it may use them.
 
 -- The lock wait an entry function accepts before it gives up with IV503 (busy, retry): the setting
--- posledger.lock_timeout (e.g. ALTER DATABASE ... SET posledger.lock_timeout = '5s'), else 3 seconds.
+-- posledger.lock_timeout (e.g. ALTER DATABASE ... SET posledger.lock_timeout = '5s'), else 3 seconds,
+-- normalised (e.g. '200ms'). Only 1 ms to 1 min is taken: '0' would mean waiting forever, and a value
+-- PostgreSQL cannot read failed every call with a raw 22023, so both are refused with IV500 by name.
 CREATE OR REPLACE FUNCTION posledger_lock_timeout() RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s')
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_value text := coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s');
+    v_parts text[] := regexp_match(v_value, '^\s*([0-9]{1,9}(\.[0-9]{1,6})?)\s*(ms|s|min)?\s*$');
+BEGIN
+    IF v_parts IS NULL OR (v_parts[1]::numeric * CASE v_parts[3] WHEN 's' THEN 1000 WHEN 'min' THEN 60000 ELSE 1 END
+                           NOT BETWEEN 1 AND 60000) THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV500', MESSAGE = 'misconfigured: posledger.lock_timeout is not a usable wait',
+            DETAIL = jsonb_build_object('setting', 'posledger.lock_timeout', 'value', v_value,
+                                        'allowed', 'a duration from 1ms to 1min, e.g. 3s or 500ms')::text,
+            HINT = 'Correct or reset the setting (ALTER DATABASE/ROLE ... SET or RESET posledger.lock_timeout).';
+    END IF;
+    RETURN v_parts[1] || coalesce(v_parts[3], 'ms');
+END $$;
 
 -- Applies posledger_lock_timeout() to the calling entry function, whose own SET lock_timeout clause
 -- scopes it to that call, and returns it.
@@ -104,6 +117,27 @@ LANGUAGE sql IMMUTABLE AS $$
                 THEN p_value::numeric BETWEEN p_min AND p_max
                      AND (NOT p_whole OR p_value::numeric = trunc(p_value::numeric))
                 ELSE false END
+$$;
+
+-- The most lines one payload (a shipment, adjustment, count or return) may carry: each call validates
+-- and writes all of them in one transaction, so the bound caps its cost and the size of its IV400 detail.
+CREATE OR REPLACE FUNCTION posledger_max_lines() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 10000
+$$;
+
+-- A payload's lines: an array of 1 to posledger_max_lines() elements.
+CREATE OR REPLACE FUNCTION json_is_lines(p_value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'array'
+                    AND jsonb_array_length(p_value) BETWEEN 1 AND public.posledger_max_lines(), false)
+$$;
+
+-- The lines the per-line checks read: none unless json_is_lines, so a payload of a million lines costs
+-- one problem, not a million.
+CREATE OR REPLACE FUNCTION json_lines(p_value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN public.json_is_lines(p_value) THEN p_value ELSE '[]' END
 $$;
 
 -- An optional field: absent and JSON null both mean "not given".

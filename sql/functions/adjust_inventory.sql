@@ -75,15 +75,22 @@ LANGUAGE sql STABLE AS $$
                                   OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
             (4, 'note', 'is required and must be a non-empty string', NOT public.json_is_text(d->'note')),
             (5, 'actor', 'is required and must be a non-empty string: who did it', NOT public.json_is_text(d->'actor')),
-            (6, 'lines', 'is required and must be a non-empty array',
-                coalesce(jsonb_typeof(d->'lines') <> 'array' OR jsonb_array_length(d->'lines') = 0, true))
+            (6, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                NOT public.json_is_lines(d->'lines'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM doc,
-             jsonb_array_elements(CASE jsonb_typeof(d->'lines') WHEN 'array' THEN d->'lines' ELSE '[]' END)
-                 WITH ORDINALITY AS i(line, n),
+        -- The lines naming one row (sku, and batch_lot with absent and null alike) are counted and summed
+        -- by one window, in n log n: a count names each row once; an adjustment moves at most 10^6 units of
+        -- a row in all, so its sums cannot overflow (22003).
+        FROM doc, LATERAL (
+                SELECT l.line, l.n, count(*) OVER same AS naming,
+                       sum(CASE WHEN public.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
+                                THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
+                       row_number() OVER (same ORDER BY l.n) AS nth
+                FROM jsonb_array_elements(public.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
+                WINDOW same AS (PARTITION BY l.line->'sku', l.line->>'batch_lot')) i,
              LATERAL (VALUES
                 (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
                 (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
@@ -97,10 +104,9 @@ LANGUAGE sql STABLE AS $$
                     public.json_is_given(i.line->'quarantined')
                     AND (p_quantity = 'counted' OR NOT public.json_is_boolean(i.line->'quarantined'))),
                 (5, 'batch_lot', 'is counted twice in this count',
-                    p_quantity = 'counted'
-                    AND (SELECT count(*) FROM jsonb_array_elements(d->'lines') o(line)
-                         WHERE o.line->'sku' = i.line->'sku'
-                           AND o.line->'batch_lot' IS NOT DISTINCT FROM i.line->'batch_lot') > 1)
+                    p_quantity = 'counted' AND i.naming > 1 AND public.json_is_text(i.line->'sku')),
+                (6, p_quantity, 'moves more than 1000000 units of one sku and batch across its lines',
+                    p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000)
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
     )
@@ -157,7 +163,8 @@ END $$;
 
 -- The writes of an adjustment or a count, under the locks. No bucket may go below zero: not the
 -- quarantined units, not the rest (sellable units, or a held batch's units); IV409 lists every line
--- that would. A held batch's units change on hand but never become available.
+-- that would. A held batch's units change on hand but never become available; an active row's available
+-- units become all its sellable units.
 CREATE OR REPLACE FUNCTION adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -187,11 +194,17 @@ BEGIN
         UPDATE public.ocs_inventory i
         SET quantity_on_hand = i.quantity_on_hand + coalesce(d.sellable, 0) + coalesce(d.quarantined, 0),
             quantity_quarantined = i.quantity_quarantined + coalesce(d.quarantined, 0),
-            quantity_available = i.quantity_available + CASE i.status WHEN 'active' THEN coalesce(d.sellable, 0) ELSE 0 END,
+            -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
+            -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
+            -- reservations yet, an active row's available units are all its units on hand not quarantined.
+            quantity_available = CASE i.status WHEN 'active'
+                                     THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
+                                     ELSE 0 END,
             updated_at = now()
         FROM unnest(p_deltas) d
         WHERE i.store_id = p_header.store_id AND i.id = d.inventory_id
-          AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0)
+          AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
+               OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
         RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
                   i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
     )

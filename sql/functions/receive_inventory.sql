@@ -84,15 +84,13 @@ LANGUAGE sql IMMUTABLE AS $$
             (2, 'shipment_id', 'is required and must be a non-empty string', NOT public.json_is_text(s->'shipment_id')),
             (3, 'received_by', 'must be a non-empty string when given',
                 public.json_is_given(s->'received_by') AND NOT public.json_is_text(s->'received_by')),
-            (4, 'lines', 'is required and must be a non-empty array',
-                coalesce(jsonb_typeof(s->'lines') <> 'array' OR jsonb_array_length(s->'lines') = 0, true))
+            (4, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                NOT public.json_is_lines(s->'lines'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM shipment,
-             jsonb_array_elements(CASE jsonb_typeof(s->'lines') WHEN 'array' THEN s->'lines' ELSE '[]' END)
-                 WITH ORDINALITY AS i(line, n),
+        FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
              LATERAL (VALUES
                 (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
                 (2, 'batch_lot', 'is required and must be a non-empty string',
@@ -115,15 +113,23 @@ LANGUAGE sql IMMUTABLE AS $$
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
-        SELECT format('lines[%s]', min(i.n) - 1),
-               'ships the same sku and batch as another line with a different GTIN or packaged_on_date', 99999
-        FROM shipment,
-             jsonb_array_elements(CASE jsonb_typeof(s->'lines') WHEN 'array' THEN s->'lines' ELSE '[]' END)
-                 WITH ORDINALITY AS i(line, n)
-        WHERE jsonb_typeof(i.line) = 'object'
-        GROUP BY i.line->'sku', i.line->'batch_lot'
-        HAVING count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                i.line->'packaged_on_date')) > 1
+        -- Per sku and batch, over all its lines (one stock row takes them all): one set of GTINs and
+        -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
+        SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
+        FROM (SELECT min(i.n) AS first_n,
+                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
+                                                      i.line->'packaged_on_date')) AS variants,
+                     sum(CASE WHEN public.json_is_number(i.line->'quantity_received', 0, 1000000, true)
+                              THEN (i.line->>'quantity_received')::numeric END) AS received
+              FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
+              WHERE jsonb_typeof(i.line) = 'object'
+              GROUP BY i.line->'sku', i.line->'batch_lot') b,
+             LATERAL (VALUES
+                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
+                    b.variants > 1),
+                (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
+             ) AS c(ord, problem, failed)
+        WHERE c.failed
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
     FROM problem

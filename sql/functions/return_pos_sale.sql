@@ -106,9 +106,10 @@ LANGUAGE sql IMMUTABLE AS $$
                 OR (public.json_is_given(r->'receipt_number') AND NOT public.json_is_text(r->'receipt_number'))),
             (4, 'void', 'must be true or false when given',
                 public.json_is_given(r->'void') AND NOT public.json_is_boolean(r->'void')),
-            (5, 'lines', 'is required for a return and must be a non-empty array; a void (true) takes none',
+            (5, 'lines', format('is required for a return and must be an array of 1 to %s lines; a void (true) takes none',
+                                public.posledger_max_lines()),
                 CASE WHEN r->'void' = 'true' THEN public.json_is_given(r->'lines') AND r->'lines' <> '[]'
-                     ELSE coalesce(jsonb_typeof(r->'lines') <> 'array' OR jsonb_array_length(r->'lines') = 0, true)
+                     ELSE NOT public.json_is_lines(r->'lines')
                 END),
             (6, 'reason', 'must be a non-empty string when given',
                 public.json_is_given(r->'reason') AND NOT public.json_is_text(r->'reason')),
@@ -118,14 +119,13 @@ LANGUAGE sql IMMUTABLE AS $$
         WHERE c.failed
         UNION ALL
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM ret,
-             jsonb_array_elements(CASE jsonb_typeof(r->'lines') WHEN 'array' THEN r->'lines' ELSE '[]' END)
-                 WITH ORDINALITY AS i(line, n),
+        -- The lines naming one line_no are counted by a window, in n log n, not by comparing every pair.
+        FROM ret, LATERAL (
+                SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'line_no') AS naming
+                FROM jsonb_array_elements(public.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
              LATERAL (VALUES
                 (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
-                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true)
-                    OR (SELECT count(*) FROM jsonb_array_elements(r->'lines') o(line)
-                        WHERE o.line->'line_no' = i.line->'line_no') > 1),
+                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
                 (2, 'quantity', 'must be a whole number from 1 to 1000000',
                     NOT public.json_is_number(i.line->'quantity', 1, 1000000, true)),
                 (3, 'batch_lot', 'must be a non-empty string when given',
@@ -170,25 +170,27 @@ LANGUAGE sql STABLE AS $$
         UNION ALL
         SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, false, s.left_
         FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
+    ), matched AS (
+        -- Per return line, in one join rather than a subquery per line: the order line rows it names
+        -- (none: unknown) and what they have left to take back.
+        SELECT r.line_no, r.batch_lot, r.quantity, count(s.id) AS known,
+               coalesce(sum(s.left_) FILTER (WHERE s.inventory_id IS NOT NULL), 0) AS returnable
+        FROM request r
+        LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        GROUP BY r.line_no, r.batch_lot, r.quantity
     )
     SELECT jsonb_build_object(
         'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                              'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
                              'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
                   FROM wanted WHERE quantity > 0),
-        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                              'line_no', r.line_no, 'batch', r.batch_lot, 'requested', r.quantity,
-                              'returnable', (SELECT coalesce(sum(s.left_), 0) FROM sold s
-                                             WHERE s.line_no = r.line_no AND s.inventory_id IS NOT NULL
-                                               AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)))
-                          ORDER BY r.line_no), '[]')
-                   FROM request r
-                   WHERE r.quantity > (SELECT coalesce(sum(w.quantity), 0) FROM wanted w WHERE w.line_no = r.line_no)),
-        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', r.line_no,
-                                                                 'batch', r.batch_lot) ORDER BY r.line_no), '[]')
-                    FROM request r
-                    WHERE NOT EXISTS (SELECT FROM sold s WHERE s.line_no = r.line_no
-                                        AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot))))
+        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
+                                                                'requested', quantity, 'returnable', returnable)
+                                             ORDER BY line_no), '[]')
+                   FROM matched WHERE known > 0 AND quantity > returnable),
+        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+                                                                 'batch', batch_lot) ORDER BY line_no), '[]')
+                    FROM matched WHERE known = 0))
 $$;
 
 -- The writes, under the locks: units back on hand (sellable in an active batch, quarantined when
