@@ -7,8 +7,19 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, batches_of, count_rows, item, new_store, quarantine_by_return, record_sale, sale_payload
-from posledger import BatchBlocked, InvalidSale, NotFound, set_batch_status
+from conftest import (
+    add_stock,
+    batches_of,
+    count_rows,
+    item,
+    new_store,
+    quarantine_by_return,
+    receive,
+    record_sale,
+    sale_payload,
+    shipment_line,
+)
+from posledger import BatchBlocked, InsufficientStock, InvalidSale, NotFound, set_batch_status
 
 
 def status_change(batch_lot, status, reference="RECALL-1", **fields):
@@ -107,3 +118,69 @@ def test_a_recall_committed_while_a_sale_waits_for_its_lock_refuses_that_sale(ds
         recall.commit()
         thread.join()
     assert outcome == ["IV423"]
+
+
+def test_a_recalled_lot_received_later_anywhere_is_received_held_and_cannot_be_sold(db):
+    first, later = new_store(db), new_store(db)
+    receive(db, first, shipment_line("SKU-1", 5, "LOT-BAD"))
+    set_batch_status(db, status_change("LOT-BAD", "recalled"))
+    other_store = receive(db, later, shipment_line("SKU-1", 4, "LOT-BAD"), shipment_line("SKU-1", 6, "LOT-OK"))
+    other_sku = receive(db, first, shipment_line("SKU-2", 3, "LOT-BAD"))
+    assert other_store["batches"] == [
+        {"sku": "SKU-1", "batch": "LOT-BAD", "status": "recalled", "quantity_on_hand": 4, "quantity_available": 0,
+         "held_by": "RECALL-1"},
+        {"sku": "SKU-1", "batch": "LOT-OK", "status": "active", "quantity_on_hand": 6, "quantity_available": 6}]
+    assert other_sku["batches"][0]["status"] == "recalled"
+    with pytest.raises(BatchBlocked):
+        record_sale(db, sale_payload(later, item("SKU-1", 1, "LOT-BAD")))
+    with pytest.raises(InsufficientStock):
+        record_sale(db, sale_payload(first, item("SKU-2", 1)))   # FEFO passes the held row by
+    history = db.execute("SELECT from_status, to_status, reference, quantity_on_hand FROM batch_status_changes"
+                         " WHERE store_id = %s", [later]).fetchall()
+    assert history == [("active", "recalled", "RECALL-1", 4)]
+
+    released = set_batch_status(db, status_change("LOT-BAD", "active", reference="RELEASE-1", reason="lab retest"))
+    assert released["changed_count"] == 3
+    assert batches_of(db, later, "SKU-1")["LOT-BAD"] == (4, 4, 0, "active")
+    assert receive(db, later, shipment_line("SKU-1", 1, "LOT-BAD"))["batches"][0]["status"] == "active"
+    receive(db, first, shipment_line("SKU-3", 1, "LOT-BAD"))
+    assert batches_of(db, first, "SKU-3") == {"LOT-BAD": (1, 1, 0, "active")}
+
+
+def test_a_hold_in_one_store_follows_the_lot_in_that_store_only(db):
+    held, elsewhere = new_store(db), new_store(db)
+    receive(db, held, shipment_line("SKU-1", 5, "LOT-A"))
+    set_batch_status(db, status_change("LOT-A", "quarantined", store_id=held))
+    receive(db, held, shipment_line("SKU-2", 2, "LOT-A"))
+    receive(db, elsewhere, shipment_line("SKU-1", 2, "LOT-A"))
+    assert batches_of(db, held, "SKU-2") == {"LOT-A": (0, 2, 0, "quarantined")}
+    assert batches_of(db, elsewhere, "SKU-1") == {"LOT-A": (2, 2, 0, "active")}
+
+
+def test_a_release_in_one_store_leaves_the_lots_recall_in_force_for_new_stock(db):
+    store = new_store(db)
+    receive(db, store, shipment_line("SKU-1", 5, "LOT-A"))
+    set_batch_status(db, status_change("LOT-A", "recalled"))
+    set_batch_status(db, status_change("LOT-A", "active", reference="RELEASE-1", store_id=store))
+    receive(db, store, shipment_line("SKU-1", 1, "LOT-A"), shipment_line("SKU-2", 1, "LOT-A"))
+    assert batches_of(db, store, "SKU-1") == {"LOT-A": (6, 6, 0, "active")}   # released on purpose, topped up
+    assert batches_of(db, store, "SKU-2") == {"LOT-A": (0, 1, 0, "recalled")}  # new stock of the lot: recalled
+
+
+def test_a_receipt_racing_a_recall_of_its_lot_is_received_held(dsn, db):
+    store = new_store(db)
+    receive(db, store, shipment_line("SKU-1", 5, "LOT-A"))
+    with psycopg.connect(dsn) as recall:
+        recall.execute("SELECT set_batch_status(%s)", [Jsonb(status_change("LOT-A", "recalled"))])
+
+        def receiving():
+            with psycopg.connect(dsn) as conn:
+                receive(conn, store, shipment_line("SKU-2", 3, "LOT-A"))
+
+        thread = threading.Thread(target=receiving)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()   # waiting for the recall of its lot to end
+        recall.commit()
+        thread.join()
+    assert batches_of(db, store, "SKU-2") == {"LOT-A": (0, 3, 0, "recalled")}

@@ -65,6 +65,24 @@ def test_the_ledgers_are_append_only(db, store, statement):
     assert json.loads(refused.value.diag.message_detail)["operation"] in {"UPDATE", "DELETE", "TRUNCATE"}
 
 
+@pytest.mark.parametrize("statement", [
+    "UPDATE ocs_inventory SET batch_lot = 'OTHER-LOT'",
+    "UPDATE ocs_inventory SET sku = 'OTHER-SKU'",
+    "UPDATE ocs_inventory SET store_id = (SELECT id FROM stores ORDER BY id DESC LIMIT 1)",
+    "UPDATE ocs_inventory SET id = DEFAULT",
+])
+def test_a_stock_rows_identity_never_changes(db, store, statement):
+    new_store(db)
+    row = add_stock(db, store, "SKU", 10, "LOT-A")
+    with pytest.raises(psycopg.Error) as refused:
+        db.execute(statement)
+    db.rollback()
+    assert refused.value.diag.sqlstate == "IV403"
+    assert json.loads(refused.value.diag.message_detail)["id"] == row
+    db.execute("UPDATE ocs_inventory SET location_code = 'SHELF-2', batch_lot = batch_lot")  # the rest may change
+    db.commit()
+
+
 @pytest.mark.parametrize("statement, sqlstate", [
     ("UPDATE ocs_inventory SET quantity_on_hand = -1, quantity_available = 0", "23514"),
     ("UPDATE ocs_inventory SET quantity_available = quantity_on_hand + 1", "23514"),

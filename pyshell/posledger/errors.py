@@ -29,7 +29,8 @@ class InvalidSale(PosLedgerError):
 
 
 class LedgerAppendOnly(PosLedgerError):
-    """The ledger is append-only: an UPDATE, DELETE or TRUNCATE of it was refused."""
+    """History cannot be rewritten: an UPDATE, DELETE or TRUNCATE of a ledger, or a change of a stock row's
+    id, store, sku or batch_lot, was refused."""
 
     sqlstate = "IV403"
 

@@ -27,6 +27,19 @@ LANGUAGE sql VOLATILE AS $$
     SELECT set_config('lock_timeout', public.posledger_lock_timeout(), true)
 $$;
 
+-- A status change of a lot and a receipt of it take turns, so no receipt creates an active row of a lot
+-- that is being held at that moment (the hold's row does not exist yet for the receipt to wait on): a
+-- status change takes the lot's advisory lock alone, receipts share it. Taken before any row lock, in
+-- one order of the keys; a wait counts against the lock timeout (IV503). The first key, 'lots' in
+-- ASCII, keeps these apart from other users' two-key advisory locks.
+CREATE OR REPLACE FUNCTION posledger_lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM CASE WHEN p_exclusive THEN pg_advisory_xact_lock(x'6c6f7473'::integer, k)::text
+                 ELSE pg_advisory_xact_lock_shared(x'6c6f7473'::integer, k)::text END
+    FROM (SELECT DISTINCT hashtext(l) AS k FROM unnest(p_lots) l ORDER BY 1) keys;
+END $$;
+
 -- The refusals every entry function shares, so each code keeps one shape of DETAIL across functions.
 
 -- IV400: every problem of a payload at once, as [{field, problem}]; nothing when there is none.

@@ -62,8 +62,11 @@ BEGIN
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
-    -- Existing rows are locked in id order, as a sale locks them; new rows are inserted in sku+batch
-    -- order, so two receipts of the same new batches wait for each other instead of deadlocking.
+    -- The lots first (a status change of one takes turns with its receipts: posledger_lock_lots), then
+    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
+    -- receipts of the same new batches wait for each other instead of deadlocking.
+    PERFORM public.posledger_lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
+                                       false);
     PERFORM FROM public.ocs_inventory i
     WHERE i.store_id = v_store_id
       AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
@@ -154,24 +157,45 @@ BEGIN
                (l.line->>'quantity_received')::numeric::integer AS received
         FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
     ), batch AS (
-        SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-               min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
-        FROM line GROUP BY sku, batch_lot
+        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
+        SELECT b.*, h.status AS held, h.reference AS held_by
+        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
+                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+              FROM line GROUP BY sku, batch_lot) b
+        LEFT JOIN LATERAL (
+            SELECT h.status, h.reference FROM public.batch_lot_holds h
+            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
+              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
+            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
+            LIMIT 1) h ON true
     ), stocked AS (
+        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
+        -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             quantity_on_hand, quantity_available)
+                                             quantity_on_hand, quantity_available, status)
         SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
-               b.received, b.received
+               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
         FROM batch b ORDER BY b.sku, b.batch_lot
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
         SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
             quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN excluded.quantity_available ELSE 0 END,
+                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
             case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             updated_at = now()
-        RETURNING i.id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status
+        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
+                  i.xmax = 0 AS created
+    ), received_held AS (
+        -- Its history says why it was never sellable: the hold applied as the row was created.
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
+               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
+               coalesce(p_shipment.received_by, session_user)
+        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
+        WHERE s.created AND b.held IS NOT NULL
     ), recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
                                                quantity_shipped, quantity_received)
@@ -182,10 +206,13 @@ BEGIN
     SELECT jsonb_build_object(
         'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
         'timestamp', p_shipment.created_at, 'replayed', false,
-        'batches', (SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
-                                                        'quantity_on_hand', quantity_on_hand,
-                                                        'quantity_available', quantity_available)
-                                     ORDER BY sku, batch_lot) FROM stocked),
+        'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
+                                         'quantity_on_hand', s.quantity_on_hand,
+                                         'quantity_available', s.quantity_available,
+                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
+                                     ORDER BY s.sku, s.batch_lot)
+                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
         'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                  'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
                                  'received', quantity_received, 'variance', quantity_received - quantity_shipped)

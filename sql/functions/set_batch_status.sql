@@ -1,6 +1,7 @@
 -- set_batch_status(jsonb) returns jsonb: hold, recall or release a lot - in one store, or in every store
 -- that has it when no store_id is given (a recall). Only an active batch is sellable: a held batch has
--- nothing available, so a sale naming it is refused (IV423) and FEFO passes it by.
+-- nothing available, so a sale naming it is refused (IV423) and FEFO passes it by. A hold stays in force
+-- for the lot (in its store, or everywhere) until released: stock of it received later is received held.
 
 CREATE OR REPLACE FUNCTION set_batch_status(p_change jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
@@ -25,6 +26,7 @@ DECLARE
     v_request public.batch_status_requests;
 BEGIN
     PERFORM public.posledger_refuse_problems(public.batch_status_problems(p_change), 'status change');
+    PERFORM public.posledger_lock_lots(ARRAY[p_change->>'batch_lot'], true);
     PERFORM public.posledger_refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.batch_status_targets(p_change))
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
@@ -81,7 +83,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The writes, under the locks: the status, what is available (none while held; on release, every unit on
--- hand that is not quarantined - there are no reservations yet), and one history row per batch changed.
+-- hand that is not quarantined - there are no reservations yet), one history row per batch changed, and
+-- the hold in force for stock of the lot received later: a change replaces every hold inside its scope
+-- (the latest word on a lot, sku or store wins), and a hold adds its own.
 CREATE OR REPLACE FUNCTION batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -112,6 +116,14 @@ BEGIN
                                       ORDER BY store_id, sku), '[]'),
         'changed_count', count(*))
     INTO v_result FROM changed;
+    DELETE FROM public.batch_lot_holds h
+    WHERE h.batch_lot = p_request.payload->>'batch_lot'
+      AND (p_request.payload->>'sku' IS NULL OR h.sku = p_request.payload->>'sku')
+      AND (p_request.payload->>'store_id' IS NULL OR h.store_id = (p_request.payload->>'store_id')::uuid);
+    INSERT INTO public.batch_lot_holds (batch_lot, sku, store_id, status, reference)
+    SELECT p_request.payload->>'batch_lot', p_request.payload->>'sku', (p_request.payload->>'store_id')::uuid,
+           v_status, p_request.reference
+    WHERE v_status <> 'active';
     UPDATE public.batch_status_requests SET result = v_result WHERE reference = p_request.reference;
     RETURN v_result;
 END $$;
