@@ -113,8 +113,8 @@ def test_migrate_twice_applies_nothing_the_second_time(dsn):
 
 def test_every_command_has_help_with_an_example():
     commands = sorted(main.commands)
-    assert commands == ["adjust", "batch-status", "count", "demo", "ledger", "migrate", "psql", "receive",
-                        "reconcile", "return", "sale", "stock", "stop", "version"]
+    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "ledger", "migrate", "psql", "receive",
+                        "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
     for command in commands:
         done = posledger(command, "--help")
         assert done.returncode == 0, command

@@ -26,6 +26,9 @@ def test_the_runbook_finds_explains_and_resolves_a_planted_discrepancy(db):
     assert [(row[2], row[4], row[5], row[6]) for row in history] == [("receipt", 10, 10, 10)]
 
     db.execute(step(4))
+    # The correction was written into the ledger directly: sealed into the batch's chain, listed for review.
+    assert db.execute("SELECT kind, sku, quantity FROM verify_ledger() v JOIN ocs_inventory_transactions t"
+                      " ON t.id = v.transaction_id").fetchall() == [("review", "OCS-PREROLL-1G", 2)]
     count = db.execute(step(5)).fetchone()[0]
     db.commit()
     assert count["adjustments"][0]["quantity"] == -3

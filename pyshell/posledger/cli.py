@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 1 refused (posledger said no, or the input file is not what it should be: the error,
 its code and every problem go to stderr); 2 wrong usage; 3 the database could not be reached or failed;
-4 `reconcile` found discrepancies.
+4 `reconcile` found discrepancies, or `verify` a broken link of the ledger.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TextIO
 
 import click
@@ -242,6 +243,58 @@ def reconcile_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
     _show(report, as_json, render.reconciliation)
     if not report["balanced"]:
         sys.exit(EXIT_DISCREPANCIES)
+
+
+def _moment(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:
+    try:
+        moment = None if value is None else datetime.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    if moment is not None and moment.tzinfo is None:
+        raise click.BadParameter("give the offset too, e.g. 2026-11-30T00:05-05:00: a digest is of one moment")
+    return moment
+
+
+@main.command("verify")
+@click.option("--store-id", type=click.UUID, help="Only this store. Default: the whole database.")
+@dsn_option
+@json_option
+def verify_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
+    """Check that the ledger's history was not rewritten: every row matches its hash and links to the one
+    before it, and the ledger's guards are in place. Rows written into the ledger directly are listed for
+    review.
+
+    Exits 0 when the ledger is intact, 4 when a link or guard is broken.
+
+    \b
+    Example:
+      posledger verify
+    """
+    with _connect(dsn) as conn:
+        report = reports.verification(conn, str(store_id) if store_id else None)
+    _show(report, as_json, render.verification)
+    if not report["intact"]:
+        sys.exit(EXIT_DISCREPANCIES)
+
+
+@main.command("digest")
+@click.option("--as-of", callback=_moment, help="The moment, ISO 8601 with its offset (e.g. 2026-11-30T00:05-05:00). "
+                                                "Default: now.")
+@click.option("--store-id", type=click.UUID, help="Only this store. Default: every store.")
+@dsn_option
+@json_option
+def digest_command(as_of: datetime | None, store_id: Any, dsn: str | None, as_json: bool) -> None:
+    """Each store's ledger digest as of a moment: keep it outside the database (the daily report).
+
+    Recomputed later for the same moment, a different digest means the history before it was rewritten.
+
+    \b
+    Example:
+      posledger digest --as-of "$(date -d 'today 00:05' -Iseconds)" --json >> ledger-digests.jsonl
+    """
+    with _connect(dsn) as conn:
+        found = reports.digests(conn, as_of, str(store_id) if store_id else None)
+    _show(found, as_json, lambda rows: render.rows("Ledger digests", rows))
 
 
 @main.command("demo")

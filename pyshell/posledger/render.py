@@ -134,6 +134,17 @@ def reconciliation(report: dict[str, Any]) -> None:
     rows("below zero (negative_inventory)", report["negative"])
 
 
+def verification(report: dict[str, Any]) -> None:
+    if report["intact"]:
+        out.print(f"[bold green]ledger intact: every chain links[/] ({len(report['review'])} rows to review)")
+    else:
+        out.print(f"[bold red]ledger tampered with: {len(report['broken'])} broken links or guards[/]"
+                  " (docs/reliability.md, \"A ledger whose history cannot be rewritten unseen\")")
+        rows("broken (the first break of each chain)", report["broken"])
+    if report["review"]:
+        rows("written into the ledger directly (review them)", report["review"])
+
+
 # Database errors a user can fix themselves: posledger's functions or tables are not there yet.
 _NOT_MIGRATED = {"42883", "42P01"}
 

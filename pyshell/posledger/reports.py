@@ -4,6 +4,7 @@ filters them by store."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -61,3 +62,20 @@ def reconciliation(conn: psycopg.Connection, store_id: str | None = None) -> dic
     discrepancies = _rows(conn, DISCREPANCIES, store_id=store_id)
     negative = _rows(conn, NEGATIVE, store_id=store_id)
     return {"balanced": not discrepancies and not negative, "discrepancies": discrepancies, "negative": negative}
+
+
+def verification(conn: psycopg.Connection, store_id: str | None = None) -> dict[str, Any]:
+    """What verify_ledger() finds: each chain's first broken link and any disabled guard ("broken"), and the
+    rows written into the ledger directly ("review"). ``intact`` is true when nothing is broken."""
+    found = _rows(conn, "SELECT * FROM verify_ledger(%(store_id)s) ORDER BY kind, store_id, inventory_id, "
+                        "transaction_id", store_id=store_id)
+    return {"intact": all(row["kind"] == "review" for row in found),
+            "broken": [row for row in found if row["kind"] == "broken"],
+            "review": [row for row in found if row["kind"] == "review"]}
+
+
+def digests(conn: psycopg.Connection, as_of: datetime | None = None,
+            store_id: str | None = None) -> list[dict[str, Any]]:
+    """Per store, the digest of its ledger as of a moment (default now), to keep outside the database."""
+    return _rows(conn, "SELECT * FROM ledger_digest(coalesce(%(as_of)s, now()), %(store_id)s)",
+                 as_of=as_of, store_id=store_id)
