@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
@@ -56,6 +57,26 @@ db = factories.postgresql("posledger_template")
 def dsn(db: psycopg.Connection) -> str:
     """The per-test database's DSN, for extra connections (threads, subprocesses)."""
     return db.info.dsn
+
+
+@pytest.fixture
+def empty_dsn(pg_server: Server) -> Iterator[str]:
+    """A database with nothing in it, dropped afterwards."""
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_server.dsn(name)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def login_as(dsn: str, group: str) -> str:
+    """A DSN for a login role that is a member of `group` (created once: roles belong to the cluster)."""
+    name = f"{group}_test_login"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name), sql.Identifier(group)))
+    return make_conninfo(dsn, user=name)
 
 
 INVARIANT_CHECKS = {

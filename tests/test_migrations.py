@@ -3,10 +3,8 @@ the SQL can raise."""
 
 import re
 import threading
-import uuid
 
 import psycopg
-import pytest
 
 from posledger import PosLedgerError
 from posledger.errors import ERROR_CLASSES
@@ -27,17 +25,6 @@ SCHEMA_QUERY = """
 def schema_of(dsn):
     with psycopg.connect(dsn) as conn:
         return conn.execute(SCHEMA_QUERY).fetchall()
-
-
-@pytest.fixture
-def empty_dsn(pg_server):
-    """A database with nothing in it, dropped afterwards."""
-    name = f"empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield pg_server.dsn(name)
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_migrating_twice_is_a_no_op(dsn):

@@ -5,23 +5,13 @@ caller's own search_path cannot swap our functions or operators for planted ones
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, item, login_as, new_store, record_sale, sale_payload, stock_of
 from posledger import InvalidSale
 from posledger.migrations import SQL_DIR
 
 # One file per entry function, named after it (shared/STYLE.md); _shared.sql holds only helpers.
 ENTRY_NAMES = sorted(path.stem for path in (SQL_DIR / "functions").glob("[!_]*.sql"))
-
-
-def login_as(dsn, group):
-    """A DSN for a login role that is a member of `group` (created once: roles belong to the cluster)."""
-    name = f"{group}_test_login"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name), sql.Identifier(group)))
-    return make_conninfo(dsn, user=name)
 
 
 @pytest.fixture
