@@ -8,7 +8,7 @@ from psycopg import sql
 
 from conftest import add_stock, item, login_as, new_store, record_sale, sale_payload, stock_of
 from posledger import InvalidSale
-from posledger.migrations import SQL_DIR
+from posledger.migrations import SQL_DIR, migrate
 
 # One file per entry function, named after it (shared/STYLE.md); _shared.sql holds only helpers.
 ENTRY_NAMES = sorted(path.stem for path in (SQL_DIR / "functions").glob("[!_]*.sql"))
@@ -42,6 +42,27 @@ def test_the_application_role_rings_up_a_sale_and_the_ledger_names_its_login(db,
     assert stock_of(db, store, "SKU") == {None: (8, 8)}
     assert db.execute("SELECT actor, db_user FROM ocs_inventory_transactions WHERE transaction_type = 'sale'"
                       ).fetchone() == ("cashier-1", "posledger_app_test_login")
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TEMP TABLE scratch (id integer)",
+    "CREATE FUNCTION pg_temp.x() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    "CREATE TYPE pg_temp.t AS (id integer)",
+])
+def test_the_application_role_cannot_create_temporary_objects_and_still_sells(empty_dsn, statement):
+    # A database migrate brought up itself: the per-test databases are copies of a template, and a copy
+    # gets the default database privileges back (PUBLIC has TEMPORARY), whatever the template had.
+    migrate(empty_dsn)
+    with psycopg.connect(empty_dsn) as owner:
+        store = new_store(owner)
+        add_stock(owner, store, "SKU", 10)
+    with psycopg.connect(login_as(empty_dsn, "posledger_app")) as till:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            till.execute(statement)
+        till.rollback()
+        record_sale(till, sale_payload(store, item("SKU", 2)))
+    with psycopg.connect(empty_dsn) as owner:
+        assert stock_of(owner, store, "SKU") == {None: (8, 8)}
 
 
 @pytest.mark.parametrize("statement", [
