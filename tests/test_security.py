@@ -2,9 +2,12 @@
 the entry functions and do nothing else; posledger_readonly reads everything and writes nothing; and a
 caller's own search_path cannot swap our functions or operators for planted ones."""
 
+import logging
+
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from conftest import add_stock, item, login_as, new_store, record_sale, sale_payload, stock_of
 from posledger import InvalidSale
@@ -63,6 +66,25 @@ def test_the_application_role_cannot_create_temporary_objects_and_still_sells(em
         record_sale(till, sale_payload(store, item("SKU", 2)))
     with psycopg.connect(empty_dsn) as owner:
         assert stock_of(owner, store, "SKU") == {None: (8, 8)}
+
+
+def test_a_migrating_role_that_does_not_own_the_database_is_told_how_to_revoke_temporary(empty_dsn, caplog):
+    migrator = "posledger_test_migrator"   # neither the database's owner nor a superuser
+    with psycopg.connect(empty_dsn, autocommit=True) as owner:
+        if owner.execute("SELECT FROM pg_roles WHERE rolname = %s", [migrator]).fetchone() is None:
+            owner.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(migrator)))
+        owner.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(owner.info.dbname), sql.Identifier(migrator)))
+        owner.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(migrator)))
+    with caplog.at_level(logging.WARNING, logger="posledger.migrations"):
+        migrate(make_conninfo(empty_dsn, user=migrator))
+    told = [record.getMessage() for record in caplog.records if "REVOKE TEMPORARY" in record.getMessage()]
+    assert len(told) == 1
+    app_may_create_temp = "SELECT has_database_privilege('posledger_app', current_database(), 'TEMPORARY')"
+    with psycopg.connect(empty_dsn, autocommit=True) as owner:
+        assert owner.execute(app_may_create_temp).fetchone() == (True,)
+        owner.execute(told[0].split("run: ")[1])   # the statement it was told, run by the owner, as told
+        assert owner.execute(app_may_create_temp).fetchone() == (False,)
 
 
 @pytest.mark.parametrize("statement", [

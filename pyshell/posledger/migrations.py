@@ -3,6 +3,7 @@ sql/functions is re-applied (CREATE OR REPLACE), since yoyo runs no hook when no
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ import psycopg
 import yoyo
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
+from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+from yoyo.connections import parse_uri
+from yoyo.migrations import default_migration_table
 
 # In a checkout a link to sql/; in an installed wheel, the files themselves (package data).
 SQL_DIR = Path(__file__).parent / "sql"
@@ -77,13 +81,40 @@ def yoyo_uri(dsn: str) -> str:
     return "postgresql+psycopg://?" + urlencode(params)
 
 
+_log = logging.getLogger(__name__)
+
+
+def _log_notice(diag: psycopg.errors.Diagnostic) -> None:
+    # A migration RAISEs a NOTICE or WARNING only to tell the DBA something: a warning, which the CLI
+    # prints. The server's own (yoyo's COMMIT outside a transaction, an index renamed) are debug chatter.
+    raised = diag.source_function == "exec_stmt_raise"
+    _log.log(logging.WARNING if raised else logging.DEBUG, "%s: %s", diag.severity, diag.message_primary)
+
+
+class _Backend(PostgresqlPsycopgBackend):
+    """yoyo's psycopg 3 backend, with the server's notices logged (psycopg drops notices no handler takes).
+    Hooked into connect(), since yoyo applies each migration on a new connection."""
+
+    def connect(self, dburi: Any) -> Any:
+        connection = super().connect(dburi)
+        connection.add_notice_handler(_log_notice)
+        return connection
+
+
+def _backend(dsn: str) -> Any:
+    """What yoyo.get_backend() returns, with our backend class."""
+    backend = _Backend(parse_uri(yoyo_uri(dsn)), default_migration_table)
+    backend.init_database()
+    return backend
+
+
 def _migrations() -> Any:
     return yoyo.read_migrations(str(SQL_DIR / "migrations"))
 
 
 def pending_migrations(dsn: str) -> list[str]:
     """The ids of the migrations this posledger has and the database has not applied yet."""
-    backend = yoyo.get_backend(yoyo_uri(dsn))
+    backend = _backend(dsn)
     try:
         return [migration.id for migration in backend.to_apply(_migrations())]
     finally:
@@ -102,7 +133,7 @@ def migrate(dsn: str, *, lock_wait: float = MIGRATE_LOCK_WAIT) -> list[str]:
             if time.monotonic() >= deadline:
                 raise _lock_timeout(conn, lock_wait)
             time.sleep(_MIGRATE_LOCK_POLL)
-        backend = yoyo.get_backend(yoyo_uri(dsn))
+        backend = _backend(dsn)
         try:
             with backend.lock():
                 pending = backend.to_apply(_migrations())
