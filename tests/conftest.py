@@ -10,17 +10,19 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
 from pgserver import Server, start_server
 from posledger import receive_inventory, record_sale, return_sale
-from posledger.migrations import migrate
+from posledger.migrations import MIGRATE_LOCK_KEY, migrate
 
 # Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
 # committed and rejected by reason in the race, fault and stateful tests, faults injected, invariant
@@ -56,6 +58,37 @@ db = factories.postgresql("posledger_template")
 def dsn(db: psycopg.Connection) -> str:
     """The per-test database's DSN, for extra connections (threads, subprocesses)."""
     return db.info.dsn
+
+
+@pytest.fixture
+def empty_dsn(pg_server: Server) -> Iterator[str]:
+    """A database with nothing in it, dropped afterwards."""
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_server.dsn(name)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def login_as(dsn: str, group: str) -> str:
+    """A DSN for a login role that is a member of `group` (created once: roles belong to the cluster)."""
+    name = f"{group}_test_login"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name), sql.Identifier(group)))
+    return make_conninfo(dsn, user=name)
+
+
+@contextmanager
+def holding_the_migrate_lock(dsn: str) -> Iterator[int]:
+    """A till's session (a login of posledger_app) holding migrate's advisory lock, as any role can:
+    pg_advisory_lock() is executable by PUBLIC. Yields that session's pid."""
+    with psycopg.connect(login_as(dsn, "posledger_app"), autocommit=True, application_name="stuck till") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK_KEY])
+        row = holder.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        yield row[0]
 
 
 INVARIANT_CHECKS = {

@@ -10,7 +10,16 @@ from importlib.metadata import version
 
 import pytest
 
-from conftest import add_stock, batches_of, count_rows, item, new_store, sale_payload, stock_of
+from conftest import (
+    add_stock,
+    batches_of,
+    count_rows,
+    holding_the_migrate_lock,
+    item,
+    new_store,
+    sale_payload,
+    stock_of,
+)
 from posledger.cli import main
 from posledger.migrations import SQL_DIR
 
@@ -103,6 +112,22 @@ def test_wrong_usage_exits_2_with_the_usage(dsn):
     done = posledger("stock", "--store-id", "not-a-uuid", "--dsn", dsn)
     assert done.returncode == 2
     assert "is not a valid UUID" in done.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_migrate_blocked_by_a_held_lock_exits_3_naming_the_holder(dsn, as_json):
+    with holding_the_migrate_lock(dsn) as pid:
+        done = posledger("migrate", "--dsn", dsn, "--lock-wait", "1", *(["--json"] if as_json else []))
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    if as_json:
+        error = json.loads(done.stderr)
+        assert (error["error"], error["sqlstate"]) == ("MigrateLockTimeout", "55P03")
+        message = error["message"]
+    else:
+        message = done.stderr
+        assert message.startswith("error 55P03 MigrateLockTimeout:")
+    assert f"pid {pid}" in message and f"pg_terminate_backend({pid})" in message
 
 
 def test_migrate_twice_applies_nothing_the_second_time(dsn):

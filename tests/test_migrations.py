@@ -1,16 +1,17 @@
 """Migrations are safe to run twice and twice at once, and the Python shell knows every error code
 the SQL can raise."""
 
+import logging
 import re
 import threading
-import uuid
+import time
 
 import psycopg
-import pytest
 
+from conftest import holding_the_migrate_lock
 from posledger import PosLedgerError
 from posledger.errors import ERROR_CLASSES
-from posledger.migrations import SQL_DIR, migrate
+from posledger.migrations import SQL_DIR, MigrateLockTimeout, migrate
 
 SCHEMA_QUERY = """
     SELECT 'table ' || table_name || '.' || column_name || ' ' || data_type
@@ -29,22 +30,18 @@ def schema_of(dsn):
         return conn.execute(SCHEMA_QUERY).fetchall()
 
 
-@pytest.fixture
-def empty_dsn(pg_server):
-    """A database with nothing in it, dropped afterwards."""
-    name = f"empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield pg_server.dsn(name)
-    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-
-
 def test_migrating_twice_is_a_no_op(dsn):
     before = schema_of(dsn)
     assert migrate(dsn) == []
     assert schema_of(dsn) == before
     assert any(row[0].startswith("function record_pos_sale(jsonb)") for row in before)
+
+
+def test_migrating_a_new_database_as_its_owner_logs_nothing(empty_dsn, caplog):
+    # What migrate logs, the CLI prints: the server's routine notices are not for the DBA.
+    with caplog.at_level(logging.WARNING, logger="posledger.migrations"):
+        assert migrate(empty_dsn) != []
+    assert caplog.messages == []
 
 
 def migrate_at_once(dsn, times):
@@ -82,6 +79,32 @@ def test_migrates_at_once_on_a_current_database_replace_the_functions_without_er
         applied, errors = migrate_at_once(dsn, 4)
         assert errors == []
         assert applied == [[]] * 4
+
+
+def test_migrate_blocked_by_a_session_holding_its_lock_gives_up_in_time_and_names_that_session(dsn):
+    outcome = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            migrate(dsn, lock_wait=1)
+        except MigrateLockTimeout as error:
+            outcome["error"] = error
+        outcome["waited"] = time.monotonic() - started
+
+    # In a thread, so that a migrate that still waits forever fails this test instead of hanging the suite.
+    thread = threading.Thread(target=run, daemon=True)
+    with holding_the_migrate_lock(dsn) as pid:
+        thread.start()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "migrate was still waiting for the lock after 30 s"
+    assert 1 <= outcome["waited"] < 10
+    error = outcome["error"]
+    assert error.sqlstate == "55P03"   # lock_not_available: what a lock_timeout raises too
+    assert [(h["pid"], h["usename"], h["application_name"]) for h in error.holders] == [
+        (pid, "posledger_app_test_login", "stuck till")]
+    # The message is what the CLI prints: it must name the holder and how to end it.
+    assert f"pid {pid}" in str(error) and f"pg_terminate_backend({pid})" in str(error)
 
 
 def test_every_error_code_raised_in_sql_has_a_python_exception_class():

@@ -2,28 +2,21 @@
 the entry functions and do nothing else; posledger_readonly reads everything and writes nothing; and a
 caller's own search_path cannot swap our functions or operators for planted ones."""
 
+import logging
+
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from conftest import add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, item, login_as, new_store, record_sale, sale_payload, stock_of
 from posledger import InvalidSale
-from posledger.migrations import SQL_DIR
+from posledger.migrations import SQL_DIR, migrate
 
 # One file per entry function, named after it (shared/STYLE.md); _shared.sql holds only helpers.
 # The DBAs' checks of the ledger (verify_ledger.sql) are posledger_readonly's, not the application's.
 DBA_FUNCTIONS = ["verify_ledger", "ledger_digest"]
 ENTRY_NAMES = sorted(path.stem for path in (SQL_DIR / "functions").glob("[!_]*.sql") if path.stem not in DBA_FUNCTIONS)
-
-
-def login_as(dsn, group):
-    """A DSN for a login role that is a member of `group` (created once: roles belong to the cluster)."""
-    name = f"{group}_test_login"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(name), sql.Identifier(group)))
-    return make_conninfo(dsn, user=name)
 
 
 @pytest.fixture
@@ -54,6 +47,46 @@ def test_the_application_role_rings_up_a_sale_and_the_ledger_names_its_login(db,
     assert stock_of(db, store, "SKU") == {None: (8, 8)}
     assert db.execute("SELECT actor, db_user FROM ocs_inventory_transactions WHERE transaction_type = 'sale'"
                       ).fetchone() == ("cashier-1", "posledger_app_test_login")
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TEMP TABLE scratch (id integer)",
+    "CREATE FUNCTION pg_temp.x() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    "CREATE TYPE pg_temp.t AS (id integer)",
+])
+def test_the_application_role_cannot_create_temporary_objects_and_still_sells(empty_dsn, statement):
+    # A database migrate brought up itself: the per-test databases are copies of a template, and a copy
+    # gets the default database privileges back (PUBLIC has TEMPORARY), whatever the template had.
+    migrate(empty_dsn)
+    with psycopg.connect(empty_dsn) as owner:
+        store = new_store(owner)
+        add_stock(owner, store, "SKU", 10)
+    with psycopg.connect(login_as(empty_dsn, "posledger_app")) as till:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            till.execute(statement)
+        till.rollback()
+        record_sale(till, sale_payload(store, item("SKU", 2)))
+    with psycopg.connect(empty_dsn) as owner:
+        assert stock_of(owner, store, "SKU") == {None: (8, 8)}
+
+
+def test_a_migrating_role_that_does_not_own_the_database_is_told_how_to_revoke_temporary(empty_dsn, caplog):
+    migrator = "posledger_test_migrator"   # neither the database's owner nor a superuser
+    with psycopg.connect(empty_dsn, autocommit=True) as owner:
+        if owner.execute("SELECT FROM pg_roles WHERE rolname = %s", [migrator]).fetchone() is None:
+            owner.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(migrator)))
+        owner.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(owner.info.dbname), sql.Identifier(migrator)))
+        owner.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(migrator)))
+    with caplog.at_level(logging.WARNING, logger="posledger.migrations"):
+        migrate(make_conninfo(empty_dsn, user=migrator))
+    told = [record.getMessage() for record in caplog.records if "REVOKE TEMPORARY" in record.getMessage()]
+    assert len(told) == 1
+    app_may_create_temp = "SELECT has_database_privilege('posledger_app', current_database(), 'TEMPORARY')"
+    with psycopg.connect(empty_dsn, autocommit=True) as owner:
+        assert owner.execute(app_may_create_temp).fetchone() == (True,)
+        owner.execute(told[0].split("run: ")[1])   # the statement it was told, run by the owner, as told
+        assert owner.execute(app_may_create_temp).fetchone() == (False,)
 
 
 @pytest.mark.parametrize("statement", [

@@ -30,7 +30,7 @@ from posledger.connection import (
     stop_embedded,
 )
 from posledger.errors import PosLedgerError
-from posledger.migrations import migrate, pending_migrations
+from posledger.migrations import MIGRATE_LOCK_WAIT, migrate, pending_migrations
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
@@ -109,14 +109,17 @@ def main() -> None:
 @main.command("migrate")
 @dsn_option
 @json_option
-def migrate_command(dsn: str | None, as_json: bool) -> None:
+@click.option("--lock-wait", type=click.FloatRange(min=0), default=MIGRATE_LOCK_WAIT, show_default=True,
+              metavar="SECONDS", help="How long to wait for another migrate (or any session holding its advisory "
+                                      "lock); then exit 3 naming the sessions that hold it.")
+def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     """Apply pending schema migrations and (re)create every function. Safe to run twice, or twice at once.
 
     \b
     Example:
       posledger migrate --dsn postgresql://localhost/posledger
     """
-    applied = migrate(_target(dsn))
+    applied = migrate(_target(dsn), lock_wait=lock_wait)
     _show({"applied": applied}, as_json, render.migrated)
 
 
