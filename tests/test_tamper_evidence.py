@@ -11,7 +11,6 @@ import yoyo
 from conftest import item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger.migrations import SQL_DIR, migrate, yoyo_uri
 from test_cli import posledger
-from test_migrations import empty_dsn  # noqa: F401 - a fixture
 
 
 def problems(db, kind="broken"):
@@ -125,7 +124,7 @@ def test_a_digest_kept_outside_exposes_a_rewrite_that_recomputed_every_hash(db):
     assert again[0][:4] == kept[0][:4] and again[0][4] != kept[0][4]
 
 
-def test_a_ledger_written_before_the_chain_is_sealed_by_its_migration(empty_dsn):  # noqa: F811
+def test_a_ledger_written_before_the_chain_is_sealed_by_its_migration(empty_dsn):
     backend = yoyo.get_backend(yoyo_uri(empty_dsn))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(
