@@ -1,4 +1,4 @@
-"""Did a change to the SQL make sales faster? ./bench/run compare REV [--seconds N] [--rounds N]
+"""Did a change to the SQL make sales faster? ./bench/run compare REV [--seconds N] [--rounds N] [--only RUN]
 
 Loads two databases on one throwaway server (the suite's settings and store): A with the sql/ of git
 revision REV, B with the working tree's. Then runs each workload of the plan on A and B in turn, the
@@ -39,7 +39,10 @@ def main() -> None:
     parser.add_argument("rev", help="the git revision to compare the working tree with, e.g. HEAD")
     parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each workload on each side (default 3)")
+    parser.add_argument("--only", choices=sorted({name for name, _ in PLAN}),
+                        help="run this workload of the plan alone")
     options = parser.parse_args()
+    plan = [(name, clients) for name, clients in PLAN if options.only in (None, name)]
     seconds = str(options.seconds)
     workloads = {workload.name: workload for workload in WORKLOADS}
 
@@ -55,7 +58,7 @@ def main() -> None:
 
         tps: dict[tuple[str, int, str], list[float]] = {}
         for round_ in range(options.rounds):
-            for name, clients in PLAN:
+            for name, clients in plan:
                 for side in ("a", "b") if round_ % 2 == 0 else ("b", "a"):
                     run = posbench.sell(cluster, side, initial[side], workloads[name], clients, seconds, SKUS,
                                         CUSTOMERS)
@@ -64,7 +67,7 @@ def main() -> None:
                           f" failures {run['failures']}, books {run['books']}", file=sys.stderr)
 
     print(f"| run | clients | A ({options.rev}) tps | B (working tree) tps | B / A |\n|---|---|---|---|---|")
-    for name, clients in PLAN:
+    for name, clients in plan:
         a, b = (sum(tps[(name, clients, side)]) / options.rounds for side in ("a", "b"))
         print(f"| {name} | {clients} | {a:.0f} | {b:.0f} | {b / a:.2f} |")
 

@@ -6,6 +6,8 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
 
 from conftest import batches_of, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import InvalidSale, Misconfigured, adjust_inventory, count_inventory, receive_inventory, return_sale
@@ -104,3 +106,20 @@ def test_a_usable_lock_timeout_setting_is_applied(dsn, db, setting, applied):
     with psycopg.connect(dsn, options=f"-c posledger.lock_timeout={setting}") as conn:
         assert conn.execute("SELECT posledger_apply_lock_timeout()").fetchone()[0] == applied
         assert conn.execute("SHOW lock_timeout").fetchone()[0] == applied
+
+
+def test_a_call_longer_than_the_login_roles_statement_timeout_is_cut_off_and_changes_nothing(db, dsn):
+    # A SET inside a function cannot bound its own call (PostgreSQL arms statement_timeout as the client's
+    # statement starts), and a group role's settings are not inherited: the login role carries it.
+    store = new_store(db)
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        if owner.execute("SELECT FROM pg_roles WHERE rolname = 'till_bounded_test_login'").fetchone() is None:
+            owner.execute("CREATE ROLE till_bounded_test_login LOGIN IN ROLE posledger_app")
+        owner.execute("ALTER ROLE till_bounded_test_login SET statement_timeout = '50ms'")
+    shipment = {"store_id": store, "shipment_id": "S-BIG",
+                "lines": [shipment_line(f"SKU-{i}", 1, "LOT") for i in range(MAX_LINES)]}
+    with psycopg.connect(make_conninfo(dsn, user="till_bounded_test_login")) as till:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            till.execute("SELECT receive_inventory(%s)", [Jsonb(shipment)])
+    assert count_rows(db, "ocs_shipments") == 0 and count_rows(db, "ocs_inventory") == 0
+    assert receive_inventory(db, shipment)["units_received"] == MAX_LINES   # the owner's session has no bound

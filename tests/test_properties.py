@@ -25,6 +25,7 @@ from conftest import FIGURES, add_stock, check_invariants, new_store, record_sal
 from posledger import (
     BatchBlocked,
     InsufficientStock,
+    InvalidSale,
     NotFound,
     PosLedgerError,
     ReturnExceedsSale,
@@ -150,7 +151,7 @@ def valid_documents(store_id, order_id):
     receipt_line = st.fixed_dictionaries(
         {"sku": sku, "batch_lot": lot, "quantity_shipped": st.integers(0, 20), "quantity_received": st.integers(0, 20)},
         optional={"each_gtin": gtin, "case_gtin": gtin, "packaged_on_date": day})
-    batch = st.fixed_dictionaries({"sku": sku}, optional={"batch_lot": lot})
+    batch = st.fixed_dictionaries({"sku": sku}, optional={"batch_lot": st.none() | lot})  # null: the unbatched row
     header = {"store_id": st.just(store_id), "reference": key, "note": st.just("n"), "actor": st.just("a")}
     return {
         "receive_inventory": st.fixed_dictionaries({"store_id": st.just(store_id), "shipment_id": key,
@@ -257,9 +258,17 @@ class StoreModel(RuleBasedStateMachine):
     def count(self, data, counted):
         row = data.draw(st.sampled_from(sorted(self.rows)))
         r = self.rows[row]
+        # The unbatched row is named by a null batch_lot or none at all; naming it both ways is naming it twice.
+        lines = [{"sku": r["sku"], "batch_lot": r["batch"], "counted": counted}]
+        if r["batch"] is None:
+            lines = data.draw(st.sampled_from([lines, [{"sku": r["sku"], "counted": counted}],
+                                               [*lines, {"sku": r["sku"], "counted": counted}]]))
         payload = {"store_id": self.store, "reference": uuid.uuid4().hex, "reason_code": "cycle_count",
-                   "note": "model", "actor": "model", "lines": [{"sku": r["sku"], "batch_lot": r["batch"],
-                                                                "counted": counted}]}
+                   "note": "model", "actor": "model", "lines": lines}
+        if len(lines) == 2:
+            with pytest.raises(InvalidSale):
+                count_inventory(self.conn, payload)
+            return
         try:
             count_inventory(self.conn, payload)
         except InsufficientStock:
