@@ -123,3 +123,22 @@ def test_a_call_longer_than_the_login_roles_statement_timeout_is_cut_off_and_cha
             till.execute("SELECT receive_inventory(%s)", [Jsonb(shipment)])
     assert count_rows(db, "ocs_shipments") == 0 and count_rows(db, "ocs_inventory") == 0
     assert receive_inventory(db, shipment)["units_received"] == MAX_LINES   # the owner's session has no bound
+
+
+def test_units_that_would_take_a_stock_row_past_its_integer_are_refused_not_overflowed(db):
+    store = new_store(db)
+    receive(db, store, shipment_line("SKU-1", 10, "LOT-A"))
+    order = record_sale(db, sale_payload(store, item("SKU-1", 5)))
+    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 2147483640, quantity_available = 2147483640")
+    db.commit()
+    calls = [
+        lambda: receive(db, store, shipment_line("SKU-1", 10, "LOT-A")),
+        lambda: adjust_inventory(db, an_adjustment(store, {"sku": "SKU-1", "batch_lot": "LOT-A", "quantity": 10})),
+        lambda: return_sale(db, {"store_id": store, "reference": "RET-1", "order_id": order["id"], "void": True}),
+    ]
+    receive(db, store, shipment_line("SKU-1", 7, "LOT-A"))   # to 2147483647, the most a row holds
+    for call in calls:
+        with pytest.raises(InvalidSale) as refused:
+            call()
+        assert fields_of(refused) == ["lines"]
+    assert batches_of(db, store, "SKU-1") == {"LOT-A": (2147483647, 2147483647, 0, "active")}

@@ -228,24 +228,40 @@ _report_command("ledger", reports.ledger, "Ledger (newest rows, oldest first)", 
     """, click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Rows to show."))
 
 
-@main.command("reconcile")
-@click.option("--store-id", type=click.UUID, help="Only this store. Default: the whole database.")
-@dsn_option
-@json_option
-def reconcile_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
-    """Check the books: every row's on-hand against its ledger, and nothing below zero.
+def _check_command(name: str, check: Callable[[psycopg.Connection, str | None], dict[str, Any]],
+                   for_people: Callable[[dict[str, Any]], None], passed: str, help_text: str) -> None:
+    """A check of the whole database (or one store): a table or --json, and exit 4 when report[passed] is false."""
+    @main.command(name, help=help_text)
+    @click.option("--store-id", type=click.UUID, help="Only this store. Default: the whole database.")
+    @dsn_option
+    @json_option
+    def command(store_id: Any, dsn: str | None, as_json: bool) -> None:
+        with _connect(dsn) as conn:
+            report = check(conn, str(store_id) if store_id else None)
+        _show(report, as_json, for_people)
+        if not report[passed]:
+            sys.exit(EXIT_DISCREPANCIES)
+
+
+_check_command("reconcile", reports.reconciliation, render.reconciliation, "balanced", """Check the books: every
+    row's on-hand against its ledger, and nothing below zero.
 
     Exits 0 when the books balance, 4 when they do not (docs/runbook.md: what to do then).
 
     \b
     Example:
       posledger reconcile
-    """
-    with _connect(dsn) as conn:
-        report = reports.reconciliation(conn, str(store_id) if store_id else None)
-    _show(report, as_json, render.reconciliation)
-    if not report["balanced"]:
-        sys.exit(EXIT_DISCREPANCIES)
+    """)
+_check_command("verify", reports.verification, render.verification, "intact", """Check that the ledger's history
+    was not rewritten: every row matches its hash and links to the one before it, and the ledger's guards are in
+    place. Rows written into the ledger directly are listed for review.
+
+    Exits 0 when the ledger is intact, 4 when a link or guard is broken.
+
+    \b
+    Example:
+      posledger verify
+    """)
 
 
 def _moment(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:
@@ -256,28 +272,6 @@ def _moment(_: click.Context, __: click.Parameter, value: str | None) -> datetim
     if moment is not None and moment.tzinfo is None:
         raise click.BadParameter("give the offset too, e.g. 2026-11-30T00:05-05:00: a digest is of one moment")
     return moment
-
-
-@main.command("verify")
-@click.option("--store-id", type=click.UUID, help="Only this store. Default: the whole database.")
-@dsn_option
-@json_option
-def verify_command(store_id: Any, dsn: str | None, as_json: bool) -> None:
-    """Check that the ledger's history was not rewritten: every row matches its hash and links to the one
-    before it, and the ledger's guards are in place. Rows written into the ledger directly are listed for
-    review.
-
-    Exits 0 when the ledger is intact, 4 when a link or guard is broken.
-
-    \b
-    Example:
-      posledger verify
-    """
-    with _connect(dsn) as conn:
-        report = reports.verification(conn, str(store_id) if store_id else None)
-    _show(report, as_json, render.verification)
-    if not report["intact"]:
-        sys.exit(EXIT_DISCREPANCIES)
 
 
 @main.command("digest")

@@ -106,6 +106,17 @@ BEGIN
         HINT = 'Retry the same call with the same key.';
 END $$;
 
+-- IV400, from the handler of numeric_value_out_of_range of an entry function that adds units to stock
+-- (a receipt, an adjustment, a return): the payload's own sums are bounded by validation, but a row
+-- already near 2^31 units would overflow (a raw 22003), and only the write finds that out.
+CREATE OR REPLACE FUNCTION posledger_refuse_overflow(p_reason text, p_what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM public.posledger_refuse_problems(jsonb_build_array(jsonb_build_object(
+        'field', 'lines', 'problem', 'would take a stock row beyond the 2147483647 units it can hold (' || p_reason || ')')),
+        p_what);
+END $$;
+
 -- Predicates over one JSON value, for the entry functions' validation. They never raise: a payload is
 -- checked whole and every problem is reported at once, so a bad value must answer false, not abort the
 -- check with a cast error (22P02).

@@ -10,9 +10,13 @@ AS $$
 BEGIN
     PERFORM public.posledger_apply_lock_timeout();
     RETURN public.adjustment_record(p_adjustment);
-EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'adjustment');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION adjust_inventory(jsonb) FROM PUBLIC;

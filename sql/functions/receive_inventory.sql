@@ -12,9 +12,13 @@ AS $$
 BEGIN
     PERFORM public.posledger_apply_lock_timeout();
     RETURN public.receiving_record(p_shipment);
-EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'shipment');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION receive_inventory(jsonb) FROM PUBLIC;

@@ -11,9 +11,13 @@ AS $$
 BEGIN
     PERFORM public.posledger_apply_lock_timeout();
     RETURN public.pos_return_record(p_return);
-EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'return');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION return_pos_sale(jsonb) FROM PUBLIC;

@@ -16,18 +16,18 @@ ALTER TABLE ocs_inventory_transactions
     ADD COLUMN row_hash bytea;
 
 -- The hash of a ledger row: every column but id (the chain orders the rows) and row_hash, with the hash
--- of the row before it. The time counts as epoch microseconds, so the text does not depend on the
--- session's TimeZone. A column added to the ledger later is not covered until a new version of this
--- function says how old rows hash.
+-- of the row before it, as the text of one row value (unambiguous: NULL and '' differ, separators in a
+-- value are quoted). prev_hash is hex and the time epoch microseconds, so the text depends on no
+-- session setting (bytea_output, TimeZone). LANGUAGE sql, STABLE and without a SET clause, so PostgreSQL
+-- inlines it into the expression that calls it (docs/benchmarks.md, "The ledger's hash chain"). A column
+-- added to the ledger later is not covered until a new version of this function says how old rows hash.
 CREATE FUNCTION ocs_ledger_hash(p_row ocs_inventory_transactions) RETURNS bytea
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-    SELECT sha256(convert_to(jsonb_build_array(
+LANGUAGE sql STABLE AS $$
+    SELECT sha256(convert_to(ROW(
         encode(p_row.prev_hash, 'hex'), p_row.store_id, p_row.inventory_id, p_row.sku, p_row.batch_lot,
         p_row.transaction_type, p_row.reason_code, p_row.quantity, p_row.quantity_after, p_row.reference_type,
         p_row.reference_id, p_row.notes, p_row.actor, p_row.db_user,
-        (extract(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
+        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
 $$;
 
 -- Seals a ledger row as it is written. The stock trigger writes it at trigger depth 2, holding the stock
