@@ -25,6 +25,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(jsonb) TO posledger_app;
+COMMENT ON FUNCTION record_pos_sale(jsonb) IS 'One sale at the till, all or nothing: validates, locks its batches, deducts, ledgers, awards points; returns the result (DESIGN.md sections 3-4). Idempotent by store and receipt_number.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same sale as the one-argument form.
@@ -41,6 +42,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION record_pos_sale(uuid, jsonb) IS 'record_pos_sale routed by its store (the form Citus distributes); the store must be the payload''s.';
 
 -- The sale itself, in the order its guarantees need: what needs no lock first, then the receipt claim,
 -- the stock locks, the allocation, and the writes.
