@@ -1,6 +1,10 @@
 -- The schema of a freshly migrated posledger database, written by ./scripts/schema (PostgreSQL 15's
 -- pg_dump, normalised). Do not edit: change sql/migrations or sql/functions and run it again.
 
+CREATE SCHEMA posledger_private;
+
+COMMENT ON SCHEMA posledger_private IS 'The entry functions'' private helpers: no role but the owner may use them.';
+
 CREATE TYPE public.inventory_delta AS (
 	inventory_id bigint,
 	sellable integer,
@@ -24,39 +28,6 @@ CREATE TYPE public.pos_sale_line AS (
 	quantity integer
 );
 
-CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET lock_timeout TO '3s'
-    AS $$
-BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.adjustment_record(p_adjustment);
-EXCEPTION
-    WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
-    WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'adjustment');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
-END $$;
-
-COMMENT ON FUNCTION public.adjust_inventory(p_adjustment jsonb) IS 'Signed corrections of batch rows with a reason code, a note and who did it; never below zero. Idempotent by store and reference.';
-
-CREATE FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_adjustment) THEN
-        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
-    END IF;
-    RETURN public.adjust_inventory(p_adjustment);
-END $$;
-
-COMMENT ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
-
 CREATE TABLE public.inventory_adjustments (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     store_id uuid NOT NULL,
@@ -74,7 +45,7 @@ CREATE TABLE public.inventory_adjustments (
 
 COMMENT ON TABLE public.inventory_adjustments IS 'The header of an adjustment or a count; its lines are the ledger rows that reference it.';
 
-CREATE FUNCTION public.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) RETURNS jsonb
+CREATE FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -132,14 +103,14 @@ BEGIN
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION public.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
+CREATE FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
     LANGUAGE plpgsql
     AS $$
 DECLARE
     v_store_id uuid := (p_payload->>'store_id')::uuid;
     v_header   public.inventory_adjustments;
 BEGIN
-    PERFORM public.posledger_refuse_missing(CASE
+    PERFORM posledger_private.refuse_missing(CASE
         WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
         ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
@@ -156,7 +127,7 @@ BEGIN
     IF NOT FOUND THEN
         SELECT * INTO v_header FROM public.inventory_adjustments
         WHERE store_id = v_store_id AND reference = p_payload->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
             'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header;
     END IF;
@@ -166,7 +137,7 @@ BEGIN
     RETURN v_header;
 END $$;
 
-CREATE FUNCTION public.adjustment_lines(p_header public.inventory_adjustments) RETURNS TABLE(sku text, batch_lot text, quantity integer, quarantined boolean)
+CREATE FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) RETURNS TABLE(sku text, batch_lot text, quantity integer, quarantined boolean)
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT l->>'sku', l->>'batch_lot',
@@ -175,7 +146,7 @@ CREATE FUNCTION public.adjustment_lines(p_header public.inventory_adjustments) R
     FROM jsonb_array_elements(p_header.payload->'lines') l
 $$;
 
-CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
+CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
     LANGUAGE sql STABLE
     AS $_$
     WITH doc AS (
@@ -184,9 +155,9 @@ CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RET
         SELECT c.field, c.problem, c.ord
         FROM doc, LATERAL (VALUES
             (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(d->'store_id')),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(d->'store_id')),
             (2, 'reference', 'is required and must be a non-empty string: the idempotency key',
-                NOT public.json_is_text(d->'reference')),
+                NOT posledger_private.json_is_text(d->'reference')),
             (3, 'reason_code', 'is required and must be one of adjustment_reasons.code'
                 || CASE p_quantity WHEN 'counted' THEN ' for a count: physical_count, cycle_count, internal_audit'
                    ELSE '' END,
@@ -194,10 +165,10 @@ CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RET
                              AND jsonb_typeof(d->'reason_code') = 'string'
                              AND (p_quantity <> 'counted'
                                   OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
-            (4, 'note', 'is required and must be a non-empty string', NOT public.json_is_text(d->'note')),
-            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT public.json_is_text(d->'actor')),
-            (6, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                NOT public.json_is_lines(d->'lines'))
+            (4, 'note', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(d->'note')),
+            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT posledger_private.json_is_text(d->'actor')),
+            (6, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                NOT posledger_private.json_is_lines(d->'lines'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -207,25 +178,25 @@ CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RET
         -- a row in all, so its sums cannot overflow (22003).
         FROM doc, LATERAL (
                 SELECT l.line, l.n, count(*) OVER same AS naming,
-                       sum(CASE WHEN public.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
+                       sum(CASE WHEN posledger_private.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
                                 THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
                        row_number() OVER (same ORDER BY l.n) AS nth
-                FROM jsonb_array_elements(public.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
+                FROM jsonb_array_elements(posledger_private.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
                 WINDOW same AS (PARTITION BY l.line->'sku', l.line->>'batch_lot')) i,
              LATERAL (VALUES
-                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (1, 'sku', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(i.line->'sku')),
                 (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
-                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                    posledger_private.json_is_given(i.line->'batch_lot') AND NOT posledger_private.json_is_text(i.line->'batch_lot')),
                 (3, p_quantity, CASE p_quantity WHEN 'counted' THEN 'must be a whole number from 0 to 1000000'
                                 ELSE 'must be a whole number from -1000000 to 1000000, not 0' END,
-                    NOT public.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
+                    NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
                                               1e6, true)
                     OR (p_quantity = 'quantity' AND i.line->'quantity' = '0')),
                 (4, 'quarantined', 'must be true or false when given; a count takes none',
-                    public.json_is_given(i.line->'quarantined')
-                    AND (p_quantity = 'counted' OR NOT public.json_is_boolean(i.line->'quarantined'))),
+                    posledger_private.json_is_given(i.line->'quarantined')
+                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_boolean(i.line->'quarantined'))),
                 (5, 'batch_lot', 'is counted twice in this count',
-                    p_quantity = 'counted' AND i.naming > 1 AND public.json_is_text(i.line->'sku')),
+                    p_quantity = 'counted' AND i.naming > 1 AND posledger_private.json_is_text(i.line->'sku')),
                 (6, p_quantity, 'moves more than 1000000 units of one sku and batch across its lines',
                     p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000)
              ) AS c(ord, field, problem, failed)
@@ -235,25 +206,31 @@ CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RET
     FROM problem
 $_$;
 
-CREATE FUNCTION public.adjustment_record(p_adjustment jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
     v_header public.inventory_adjustments;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
-    v_header := public.adjustment_claim(p_adjustment, 'adjustment');
+    PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    v_header := posledger_private.adjustment_claim(p_adjustment, 'adjustment');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN public.adjustment_apply(v_header, ARRAY(
+    RETURN posledger_private.adjustment_apply(v_header, ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
-        FROM public.adjustment_lines(v_header) l
+        FROM posledger_private.adjustment_lines(v_header) l
         JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
         GROUP BY i.id));
 END $$;
+
+CREATE FUNCTION posledger_private.apply_lock_timeout() RETURNS text
+    LANGUAGE sql
+    AS $$
+    SELECT set_config('lock_timeout', posledger_private.lock_timeout(), true)
+$$;
 
 CREATE TABLE public.batch_status_requests (
     reference text NOT NULL,
@@ -265,7 +242,7 @@ CREATE TABLE public.batch_status_requests (
 
 COMMENT ON TABLE public.batch_status_requests IS 'Each hold, recall or release as asked, keyed by its reference (a recall spans stores).';
 
-CREATE FUNCTION public.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -273,7 +250,7 @@ DECLARE
     v_result jsonb;
 BEGIN
     WITH target AS (
-        SELECT t.id, t.store_id, t.status FROM public.batch_status_targets(p_request.payload) t
+        SELECT t.id, t.store_id, t.status FROM posledger_private.batch_status_targets(p_request.payload) t
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
@@ -308,7 +285,7 @@ BEGIN
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION public.batch_status_problems(p_change jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.batch_status_problems(p_change jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     AS $_$
     WITH change AS (
@@ -318,29 +295,29 @@ CREATE FUNCTION public.batch_status_problems(p_change jsonb) RETURNS jsonb
     FROM change, LATERAL (VALUES
         (0, '$', 'the status change must be a JSON object', jsonb_typeof(p_change) IS DISTINCT FROM 'object'),
         (1, 'reference', 'is required and must be a non-empty string: the idempotency key (e.g. the recall notice)',
-            NOT public.json_is_text(c->'reference')),
-        (2, 'batch_lot', 'is required and must be a non-empty string', NOT public.json_is_text(c->'batch_lot')),
+            NOT posledger_private.json_is_text(c->'reference')),
+        (2, 'batch_lot', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'batch_lot')),
         (3, 'status', 'must be one of active, quarantined, recalled, awaiting_destruction',
             coalesce(c->'status' NOT IN ('"active"', '"quarantined"', '"recalled"', '"awaiting_destruction"'), true)),
-        (4, 'reason', 'is required and must be a non-empty string', NOT public.json_is_text(c->'reason')),
-        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT public.json_is_text(c->'actor')),
+        (4, 'reason', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'reason')),
+        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT posledger_private.json_is_text(c->'actor')),
         (6, 'sku', 'must be a non-empty string when given',
-            public.json_is_given(c->'sku') AND NOT public.json_is_text(c->'sku')),
+            posledger_private.json_is_given(c->'sku') AND NOT posledger_private.json_is_text(c->'sku')),
         (7, 'store_id', 'must be a uuid when given (absent: every store)',
-            public.json_is_given(c->'store_id') AND NOT public.json_is_uuid(c->'store_id'))
+            posledger_private.json_is_given(c->'store_id') AND NOT posledger_private.json_is_uuid(c->'store_id'))
     ) AS p(ord, field, problem, failed)
     WHERE p.failed
 $_$;
 
-CREATE FUNCTION public.batch_status_record(p_change jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.batch_status_record(p_change jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
     v_request public.batch_status_requests;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.batch_status_problems(p_change), 'status change');
-    PERFORM public.posledger_lock_lots(ARRAY[p_change->>'batch_lot'], true);
-    PERFORM public.posledger_refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.batch_status_targets(p_change))
+    PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
+    PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
+    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM posledger_private.batch_status_targets(p_change))
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
@@ -350,7 +327,7 @@ BEGIN
     RETURNING * INTO v_request;
     IF NOT FOUND THEN
         SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_request.payload, p_change,
+        PERFORM posledger_private.refuse_other_payload(v_request.payload, p_change,
                                                       jsonb_build_object('reference', v_request.reference));
         RETURN v_request.result || '{"replayed": true}';
     END IF;
@@ -358,9 +335,9 @@ BEGIN
     -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
     -- inventory row was read (docs/benchmarks.md, growth).
     PERFORM FROM public.ocs_inventory i
-    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM public.batch_status_targets(p_change) t)
+    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM posledger_private.batch_status_targets(p_change) t)
     ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN public.batch_status_complete(v_request);
+    RETURN posledger_private.batch_status_complete(v_request);
 END $$;
 
 CREATE TABLE public.ocs_inventory (
@@ -400,7 +377,7 @@ COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined
 
 COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
 
-CREATE FUNCTION public.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
+CREATE FUNCTION posledger_private.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
     LANGUAGE sql STABLE
     AS $$
     SELECT * FROM public.ocs_inventory i
@@ -409,36 +386,7 @@ CREATE FUNCTION public.batch_status_targets(p_change jsonb) RETURNS SETOF public
       AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
 $$;
 
-CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET lock_timeout TO '3s'
-    AS $$
-BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.count_record(p_count);
-EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
-END $$;
-
-COMMENT ON FUNCTION public.count_inventory(p_count jsonb) IS 'Counted quantities per batch, posted as adjustments (the differences) under a count reason; settles open shortfalls of what was counted.';
-
-CREATE FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
-BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_count) THEN
-        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_count, 'counted'), 'count');
-    END IF;
-    RETURN public.count_inventory(p_count);
-END $$;
-
-COMMENT ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
-
-CREATE FUNCTION public.count_record(p_count jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.count_record(p_count jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -446,21 +394,21 @@ DECLARE
     v_result jsonb;
     v_settled integer;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_count, 'counted'), 'count');
-    v_header := public.adjustment_claim(p_count, 'count');
+    PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_count, 'counted'), 'count');
+    v_header := posledger_private.adjustment_claim(p_count, 'count');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := public.adjustment_apply(v_header, ARRAY(
+    v_result := posledger_private.adjustment_apply(v_header, ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
-        FROM public.adjustment_lines(v_header) l
+        FROM posledger_private.adjustment_lines(v_header) l
         JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
 
     -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
     UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
     WHERE e.store_id = v_header.store_id AND e.status = 'open'
-      AND EXISTS (SELECT FROM public.adjustment_lines(v_header) l
+      AND EXISTS (SELECT FROM posledger_private.adjustment_lines(v_header) l
                   WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
     GET DIAGNOSTICS v_settled = ROW_COUNT;
     v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
@@ -468,7 +416,7 @@ BEGIN
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION public.gtin14(p_gtin text) RETURNS text
+CREATE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $_$
     SELECT CASE WHEN p_gtin ~ '^([0-9]{8}|[0-9]{12,14})$' THEN (
@@ -478,13 +426,13 @@ CREATE FUNCTION public.gtin14(p_gtin text) RETURNS text
                FROM generate_series(1, 14) AS n) % 10 = 0) END
 $_$;
 
-CREATE FUNCTION public.json_is_boolean(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_boolean(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'boolean', false)
 $$;
 
-CREATE FUNCTION public.json_is_date(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_date(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $_$
     SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string'
@@ -495,20 +443,20 @@ CREATE FUNCTION public.json_is_date(p_value jsonb) RETURNS boolean
                 ELSE false END
 $_$;
 
-CREATE FUNCTION public.json_is_given(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_given(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT coalesce(jsonb_typeof(p_value) <> 'null', false)
 $$;
 
-CREATE FUNCTION public.json_is_lines(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_lines(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'array'
-                    AND jsonb_array_length(p_value) BETWEEN 1 AND public.posledger_max_lines(), false)
+                    AND jsonb_array_length(p_value) BETWEEN 1 AND posledger_private.max_lines(), false)
 $$;
 
-CREATE FUNCTION public.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT CASE WHEN jsonb_typeof(p_value) = 'number'
@@ -517,13 +465,13 @@ CREATE FUNCTION public.json_is_number(p_value jsonb, p_min numeric, p_max numeri
                 ELSE false END
 $$;
 
-CREATE FUNCTION public.json_is_text(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_text(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') <> '', false)
 $$;
 
-CREATE FUNCTION public.json_is_uuid(p_value jsonb) RETURNS boolean
+CREATE FUNCTION posledger_private.json_is_uuid(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $_$
     SELECT coalesce(jsonb_typeof(p_value) = 'string'
@@ -531,11 +479,980 @@ CREATE FUNCTION public.json_is_uuid(p_value jsonb) RETURNS boolean
                     false)
 $_$;
 
-CREATE FUNCTION public.json_lines(p_value jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.json_lines(p_value jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     AS $$
-    SELECT CASE WHEN public.json_is_lines(p_value) THEN p_value ELSE '[]' END
+    SELECT CASE WHEN posledger_private.json_is_lines(p_value) THEN p_value ELSE '[]' END
 $$;
+
+CREATE FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM CASE WHEN p_exclusive THEN pg_advisory_xact_lock(x'6c6f7473'::integer, k)::text
+                 ELSE pg_advisory_xact_lock_shared(x'6c6f7473'::integer, k)::text END
+    FROM (SELECT DISTINCT hashtext(l) AS k FROM unnest(p_lots) l ORDER BY 1) keys;
+END $$;
+
+CREATE FUNCTION posledger_private.lock_timeout() RETURNS text
+    LANGUAGE plpgsql STABLE
+    AS $_$
+DECLARE
+    v_value text := coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s');
+    v_parts text[] := regexp_match(v_value, '^\s*([0-9]{1,9}(\.[0-9]{1,6})?)\s*(ms|s|min)?\s*$');
+BEGIN
+    IF v_parts IS NULL OR (v_parts[1]::numeric * CASE v_parts[3] WHEN 's' THEN 1000 WHEN 'min' THEN 60000 ELSE 1 END
+                           NOT BETWEEN 1 AND 60000) THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV500', MESSAGE = 'misconfigured: posledger.lock_timeout is not a usable wait',
+            DETAIL = jsonb_build_object('setting', 'posledger.lock_timeout', 'value', v_value,
+                                        'allowed', 'a duration from 1ms to 1min, e.g. 3s or 500ms')::text,
+            HINT = 'Correct or reset the setting (ALTER DATABASE/ROLE ... SET or RESET posledger.lock_timeout).';
+    END IF;
+    RETURN v_parts[1] || coalesce(v_parts[3], 'ms');
+END $_$;
+
+CREATE FUNCTION posledger_private.max_lines() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT 10000
+$$;
+
+CREATE TABLE public.pos_orders (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    receipt_number text NOT NULL,
+    status text NOT NULL,
+    policy text NOT NULL,
+    authorized_by text,
+    user_id uuid,
+    cashier_id text,
+    terminal_id text,
+    payment_method text,
+    subtotal numeric,
+    tax numeric,
+    total numeric NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT pos_orders_check CHECK (((policy = 'strict'::text) OR (authorized_by IS NOT NULL))),
+    CONSTRAINT pos_orders_policy_check CHECK ((policy = ANY (ARRAY['strict'::text, 'lenient'::text]))),
+    CONSTRAINT pos_orders_receipt_number_check CHECK ((receipt_number <> ''::text)),
+    CONSTRAINT pos_orders_status_known CHECK ((status = ANY (ARRAY['completed'::text, 'voided'::text]))),
+    CONSTRAINT pos_orders_total_check CHECK ((total >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.pos_orders IS 'One row per sale (receipt), with the payload as sent and the result a replay returns.';
+
+COMMENT ON COLUMN public.pos_orders.receipt_number IS 'The idempotency key of the sale, per store.';
+
+COMMENT ON COLUMN public.pos_orders.status IS 'completed, or voided by return_pos_sale.';
+
+COMMENT ON COLUMN public.pos_orders.policy IS 'strict (refuse short lines) or lenient (record them as inventory_exceptions; authorized_by says who allowed it).';
+
+CREATE TABLE public.pos_returns (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    reference text NOT NULL,
+    kind text NOT NULL,
+    reason text,
+    actor text,
+    points_due bigint DEFAULT 0 NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT pos_returns_kind_check CHECK ((kind = ANY (ARRAY['return'::text, 'void'::text]))),
+    CONSTRAINT pos_returns_points_due_check CHECK ((points_due >= 0)),
+    CONSTRAINT pos_returns_reference_check CHECK ((reference <> ''::text))
+);
+
+COMMENT ON TABLE public.pos_returns IS 'Returns and voids of orders; reference is the idempotency key per store.';
+
+CREATE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_restocked jsonb;
+    v_result    jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
+        'actor', p_return.actor)::text, true);
+    WITH line AS (
+        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
+                                                        sku text, batch_lot text, quantity integer, defective boolean)
+    ), per_row AS (
+        SELECT inventory_id, sum(quantity)::integer AS total,
+               coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
+        FROM line GROUP BY inventory_id
+    ), restocked AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + r.total,
+            quantity_quarantined = i.quantity_quarantined + r.defective,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
+            updated_at = now()
+        FROM per_row r
+        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
+    ), recorded AS (
+        INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
+        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
+    )
+    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
+                                        'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
+                                        'quantity_quarantined', quantity_quarantined) ORDER BY id)
+    INTO v_restocked FROM restocked;
+    PERFORM set_config('posledger.movement', '', true);
+
+    UPDATE public.pos_orders SET status = 'voided'
+    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
+    v_result := jsonb_build_object(
+        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
+        'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
+        'replayed', false,
+        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
+                                                      'quantity', l->'quantity', 'defective', l->'defective'))
+                  FROM jsonb_array_elements(p_lines) l),
+        'restocked', v_restocked,
+        'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
+    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    WITH request AS (
+        SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
+               (r.line->>'quantity')::numeric::integer AS quantity,
+               coalesce((r.line->>'defective')::boolean, false) AS defective
+        FROM jsonb_array_elements(CASE WHEN p_return->'void' = 'true' THEN '[]' ELSE p_return->'lines' END) r(line)
+    ), sold AS (
+        SELECT ol.id, ol.line_no, ol.sku, ol.batch_lot, ol.inventory_id,
+               ol.quantity - coalesce((SELECT sum(rl.quantity) FROM public.pos_return_lines rl
+                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_,
+               -- the reverse of the sale's FEFO order (pos_sale_allocate); NULL for a lenient shortfall
+               row_number() OVER (PARTITION BY ol.line_no ORDER BY i.batch_lot IS NOT NULL DESC,
+                                  i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
+        FROM public.pos_order_lines ol
+        LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
+        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
+    ), wanted AS (
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
+               least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
+        FROM sold s JOIN request r ON r.line_no = s.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        WHERE s.inventory_id IS NOT NULL  -- a lenient sale's shortfall came from no batch, so none takes it back
+        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.newest_first)
+        UNION ALL
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, false, s.left_
+        FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
+    ), matched AS (
+        -- Per return line, in one join rather than a subquery per line: the order line rows it names
+        -- (none: unknown) and what they have left to take back.
+        SELECT r.line_no, r.batch_lot, r.quantity, count(s.id) AS known,
+               coalesce(sum(s.left_) FILTER (WHERE s.inventory_id IS NOT NULL), 0) AS returnable
+        FROM request r
+        LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        GROUP BY r.line_no, r.batch_lot, r.quantity
+    )
+    SELECT jsonb_build_object(
+        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
+                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
+                  FROM wanted WHERE quantity > 0),
+        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
+                                                                'requested', quantity, 'returnable', returnable)
+                                             ORDER BY line_no), '[]')
+                   FROM matched WHERE known > 0 AND quantity > returnable),
+        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+                                                                 'batch', batch_lot) ORDER BY line_no), '[]')
+                    FROM matched WHERE known = 0))
+$$;
+
+CREATE FUNCTION posledger_private.pos_return_problems(p_return jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    WITH ret AS (
+        SELECT CASE jsonb_typeof(p_return) WHEN 'object' THEN p_return ELSE '{}' END AS r
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM ret, LATERAL (VALUES
+            (0, '$', 'the return must be a JSON object', jsonb_typeof(p_return) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(r->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
+                NOT posledger_private.json_is_text(r->'reference')),
+            (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
+                posledger_private.json_is_given(r->'order_id') = posledger_private.json_is_given(r->'receipt_number')
+                OR (posledger_private.json_is_given(r->'order_id') AND NOT posledger_private.json_is_uuid(r->'order_id'))
+                OR (posledger_private.json_is_given(r->'receipt_number') AND NOT posledger_private.json_is_text(r->'receipt_number'))),
+            (4, 'void', 'must be true or false when given',
+                posledger_private.json_is_given(r->'void') AND NOT posledger_private.json_is_boolean(r->'void')),
+            (5, 'lines', format('is required for a return and must be an array of 1 to %s lines; a void (true) takes none',
+                                posledger_private.max_lines()),
+                CASE WHEN r->'void' = 'true' THEN posledger_private.json_is_given(r->'lines') AND r->'lines' <> '[]'
+                     ELSE NOT posledger_private.json_is_lines(r->'lines')
+                END),
+            (6, 'reason', 'must be a non-empty string when given',
+                posledger_private.json_is_given(r->'reason') AND NOT posledger_private.json_is_text(r->'reason')),
+            (7, 'cashier_id', 'must be a non-empty string when given',
+                posledger_private.json_is_given(r->'cashier_id') AND NOT posledger_private.json_is_text(r->'cashier_id'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        -- The lines naming one line_no are counted by a window, in n log n, not by comparing every pair.
+        FROM ret, LATERAL (
+                SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'line_no') AS naming
+                FROM jsonb_array_elements(posledger_private.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
+             LATERAL (VALUES
+                (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
+                    NOT posledger_private.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
+                (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                    NOT posledger_private.json_is_number(i.line->'quantity', 1, 1000000, true)),
+                (3, 'batch_lot', 'must be a non-empty string when given',
+                    posledger_private.json_is_given(i.line->'batch_lot') AND NOT posledger_private.json_is_text(i.line->'batch_lot')),
+                (4, 'defective', 'must be true or false when given',
+                    posledger_private.json_is_given(i.line->'defective') AND NOT posledger_private.json_is_boolean(i.line->'defective'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
+CREATE FUNCTION posledger_private.pos_return_record(p_return jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_order    public.pos_orders;
+    v_return   public.pos_returns;
+    v_plan     jsonb;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_return_problems(p_return), 'return');
+    v_store_id := (p_return->>'store_id')::uuid;
+    -- One index probe per way of naming the order (validation allows exactly one; order_id is a uuid):
+    -- as one OR over a cast id, the lookup filtered every order of the store (docs/benchmarks.md, growth).
+    SELECT * INTO v_order FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.id = (p_return->>'order_id')::uuid
+    UNION ALL
+    SELECT * FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.receipt_number = p_return->>'receipt_number';
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
+        jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
+                           'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
+        'Name an order of this store by order_id or receipt_number.');
+
+    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
+    VALUES (v_store_id, v_order.id, p_return->>'reference',
+            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
+            p_return->>'reason', p_return->>'cashier_id', p_return)
+    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
+    RETURNING * INTO v_return;
+    IF NOT FOUND THEN
+        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
+        RETURN v_return.result || '{"replayed": true}';
+    END IF;
+
+    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
+    v_plan := posledger_private.pos_return_plan(v_order, p_return);
+    PERFORM posledger_private.refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
+    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
+            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
+            HINT = 'Return at most what each line sold minus what earlier returns took back.';
+    END IF;
+    PERFORM FROM public.ocs_inventory
+    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
+    ORDER BY id FOR NO KEY UPDATE;
+    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan->'lines');
+END $$;
+
+CREATE FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_due      bigint;
+    v_balance  bigint;
+    v_reversed bigint;
+BEGIN
+    IF p_order.user_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT (CASE WHEN p_return.kind = 'void' THEN e.earned ELSE floor(e.earned * r.returned / s.sold) END
+            - d.already)::bigint
+    INTO v_due
+    FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
+         (SELECT sum(quantity) AS sold FROM public.pos_order_lines
+          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
+         (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
+          JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
+          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
+         (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
+
+    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
+    v_reversed := least(v_due, coalesce(v_balance, 0));
+    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
+    WHERE user_id = p_order.user_id AND v_reversed > 0;
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
+                                             balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
+    WHERE v_reversed > 0;
+    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
+                              'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS SETOF public.pos_sale_allocation
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    WITH line AS (
+        SELECT * FROM unnest(p_lines)
+    ), stock AS (
+        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
+    ), named AS (
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
+               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+                   AS taken
+        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
+    ), supply AS (
+        -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
+        SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
+        FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
+              FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
+        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
+    ), demand AS (
+        SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
+               coalesce(f.sku_free, 0) AS sku_free
+        FROM line l
+        LEFT JOIN (SELECT DISTINCT sku, sku_free FROM supply) f ON f.sku = l.sku
+        WHERE l.batch_lot IS NULL
+        WINDOW w AS (PARTITION BY l.sku ORDER BY l.line_no)
+    )
+    SELECT line_no, sku, batch_lot, id, taken::integer, quantity_available FROM named WHERE taken > 0
+    UNION ALL
+    SELECT d.line_no, d.sku, s.batch_lot, s.id,
+           (least(d.start_at + d.quantity, s.start_at + s.free) - greatest(d.start_at, s.start_at))::integer,
+           s.free::integer
+    FROM demand d
+    JOIN supply s ON s.sku = d.sku AND s.free > 0  -- an empty batch overlaps no demand, however placed
+               AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
+    UNION ALL
+    SELECT line_no, sku, batch_lot, NULL, quantity - taken::integer, quantity_available FROM named
+    WHERE taken < quantity
+    UNION ALL
+    SELECT line_no, sku, NULL, NULL, (quantity - greatest(least(quantity, sku_free - start_at), 0))::integer,
+           sku_free::integer
+    FROM demand
+    WHERE sku_free - start_at < quantity
+$$;
+
+CREATE FUNCTION posledger_private.pos_sale_award_points(p_order public.pos_orders) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_points  bigint;
+    v_balance bigint;
+BEGIN
+    IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
+        RETURN NULL;
+    END IF;
+    SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
+    FROM public.stores s WHERE s.id = p_order.store_id;
+
+    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
+    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
+                                        updated_at = now()
+    RETURNING p.loyalty_points INTO v_balance;
+
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
+    WHERE v_points <> 0;
+
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
+                                  ORDER BY i.sku, i.batch_lot), '[]')
+        FROM unnest(p_stock) i
+        WHERE i.status <> 'active'
+          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+    );
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_order public.pos_orders;
+BEGIN
+    INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
+                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
+    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
+            p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
+            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
+            (p_sale->>'total')::numeric, p_sale)
+    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
+    RETURNING * INTO v_order;
+    IF FOUND THEN
+        RETURN v_order;
+    END IF;
+    SELECT * INTO v_order FROM public.pos_orders
+    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
+    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
+        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
+    RETURN v_order;
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_successful jsonb;
+    v_result     jsonb;
+BEGIN
+    -- The ledger trigger reads this to label the rows it writes for the deduction below.
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
+    WITH taken AS (
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
+        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
+    ), deducted AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_available = i.quantity_available - t.quantity,
+            quantity_on_hand = i.quantity_on_hand - t.quantity,
+            last_sold = now(), updated_at = now()
+        FROM taken t
+        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
+                                                 'remaining', quantity_available) ORDER BY id), '[]')
+    INTO v_successful FROM deducted;
+    PERFORM set_config('posledger.movement', '', true);
+
+    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
+    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+    ORDER BY a.line_no, a.inventory_id;
+
+    INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short, authorized_by)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+    FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+
+    v_result := jsonb_build_object(
+        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+        'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
+        'inventory_updates', jsonb_build_object(
+            'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
+            'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
+        'loyalty', posledger_private.pos_sale_award_points(p_order),
+        'requires_manual_inventory_adjustment', p_short <> '[]');
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) RETURNS SETOF public.pos_sale_line
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT i.n::integer,
+           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
+           i.item->'product'->>'name',
+           i.item->'batch'->>'batch_lot',
+           (i.item->>'quantity')::numeric::integer
+    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+$$;
+
+CREATE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RETURN (SELECT CASE
+            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
+                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
+            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                            ORDER BY l.sku, l.batch_lot), '[]')
+                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
+        END
+    );
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+    RETURN (WITH sale AS (
+            SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
+        ), problem AS (
+            SELECT c.field, c.problem, c.ord
+            FROM sale, LATERAL (VALUES
+                (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
+                (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
+                (2, 'receipt_number', 'is required and must be a non-empty string',
+                    NOT posledger_private.json_is_text(s->'receipt_number')),
+                (3, 'user_id', 'must be a uuid when given',
+                    posledger_private.json_is_given(s->'user_id') AND NOT posledger_private.json_is_uuid(s->'user_id')),
+                (4, 'status', 'must be "completed": reservations are not supported yet',
+                    posledger_private.json_is_given(s->'status') AND s->'status' <> '"completed"'),
+                (5, 'policy', 'must be "strict" or "lenient" when given',
+                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
+                    s->'policy' = '"lenient"' AND NOT posledger_private.json_is_text(s->'authorized_by')),
+                (7, 'total', 'is required and must be a number from 0 to 1000000000',
+                    NOT posledger_private.json_is_number(s->'total', 0, 1e9)),
+                (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
+                    posledger_private.json_is_given(s->'subtotal') AND NOT posledger_private.json_is_number(s->'subtotal', 0, 1e9)),
+                (9, 'tax', 'must be a number from 0 to 1000000000 when given',
+                    posledger_private.json_is_given(s->'tax') AND NOT posledger_private.json_is_number(s->'tax', 0, 1e9)),
+                (10, 'items', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                    NOT posledger_private.json_is_lines(s->'items'))
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+            FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (VALUES
+                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
+                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                        NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
+                    (3, 'batch.batch_lot', 'is required when a batch is given',
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                 ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem
+    );
+END $_$;
+
+CREATE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_problems jsonb := posledger_private.pos_sale_problems(p_sale);
+    v_store_id uuid;
+    v_lines    public.pos_sale_line[];
+    v_order    public.pos_orders;
+    v_stock    public.ocs_inventory[];
+    v_alloc    public.pos_sale_allocation[];
+    v_short    jsonb;
+    v_blocked  jsonb;
+BEGIN
+    -- Everything that needs no lock is checked first, so locks are held only for the writes.
+    PERFORM posledger_private.refuse_problems(v_problems, 'sale');
+    v_store_id := (p_sale->>'store_id')::uuid;
+    v_lines := ARRAY(SELECT l FROM posledger_private.pos_sale_lines(p_sale) l);
+    PERFORM posledger_private.refuse_problems(coalesce((
+        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
+                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
+                   cardinality(v_lines), s.max_sale_lines)))
+        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
+                                            'Stock a sku or batch in this store (receive it) before selling it.');
+
+    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
+    v_order := posledger_private.pos_sale_claim_receipt(v_store_id, p_sale);
+    IF v_order.result IS NOT NULL THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+
+    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
+    -- naming its batch can take only that batch; a line without one may take any batch of its sku.
+    -- The rows come back as they are once locked, and the checks and the allocation read only them.
+    -- The lock's condition is on the row alone, ids computed beforehand: a row changed while the sale
+    -- waited is re-checked on its new version, and a condition joining another scan can fail that
+    -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
+    -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
+    v_stock := ARRAY(
+        SELECT i FROM public.ocs_inventory i
+        WHERE i.store_id = v_store_id
+          AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
+                                WHERE c.store_id = v_store_id
+                                  AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
+                                UNION ALL
+                                SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+        ORDER BY i.id FOR NO KEY UPDATE);
+
+    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines);
+    IF v_blocked <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
+            DETAIL = jsonb_build_object('blocked', v_blocked)::text,
+            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
+    END IF;
+
+    v_alloc := ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines) a);
+    v_short := posledger_private.pos_sale_shortfalls(v_lines, v_alloc);
+    IF v_short <> '[]' AND v_order.policy = 'strict' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
+    END IF;
+
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
+                                                     'requested', r.requested, 'available', g.available)
+                                  ORDER BY g.sku, g.batch_lot), '[]')
+        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available
+              FROM unnest(p_alloc) a
+              WHERE a.inventory_id IS NULL
+              GROUP BY a.sku, a.batch_lot) g
+        JOIN (SELECT l.sku, l.batch_lot, sum(l.quantity) AS requested FROM unnest(p_lines) l
+              GROUP BY l.sku, l.batch_lot) r ON r.sku = g.sku AND r.batch_lot IS NOT DISTINCT FROM g.batch_lot
+    );
+END $$;
+
+CREATE TABLE public.ocs_shipments (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    ocs_shipment_id text NOT NULL,
+    received_by text,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ocs_shipments_ocs_shipment_id_check CHECK ((ocs_shipment_id <> ''::text))
+);
+
+COMMENT ON TABLE public.ocs_shipments IS 'One row per OCS shipment received into a store, with the payload and the result a replay returns.';
+
+CREATE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
+    WITH line AS (
+        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
+               posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
+               (l.line->>'packaged_on_date')::date AS packaged_on_date,
+               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
+               (l.line->>'quantity_received')::numeric::integer AS received
+        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
+    ), batch AS (
+        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
+        SELECT b.*, h.status AS held, h.reference AS held_by
+        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
+                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+              FROM line GROUP BY sku, batch_lot) b
+        LEFT JOIN LATERAL (
+            SELECT h.status, h.reference FROM public.batch_lot_holds h
+            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
+              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
+            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
+            LIMIT 1) h ON true
+    ), stocked AS (
+        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
+        -- than the hold left it active on purpose).
+        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
+                                             quantity_on_hand, quantity_available, status)
+        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
+               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
+        FROM batch b ORDER BY b.sku, b.batch_lot
+        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
+            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
+            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            updated_at = now()
+        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
+                  i.xmax = 0 AS created
+    ), received_held AS (
+        -- Its history says why it was never sellable: the hold applied as the row was created.
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
+               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
+               coalesce(p_shipment.received_by, session_user)
+        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
+        WHERE s.created AND b.held IS NOT NULL
+    ), recorded AS (
+        INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
+                                               quantity_shipped, quantity_received)
+        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
+    )
+    SELECT jsonb_build_object(
+        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
+        'timestamp', p_shipment.created_at, 'replayed', false,
+        'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
+                                         'quantity_on_hand', s.quantity_on_hand,
+                                         'quantity_available', s.quantity_available,
+                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
+                                     ORDER BY s.sku, s.batch_lot)
+                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
+        'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
+                                 'received', quantity_received, 'variance', quantity_received - quantity_shipped)
+                             ORDER BY line_no), '[]')
+                      FROM recorded WHERE quantity_received <> quantity_shipped),
+        'units_received', (SELECT sum(quantity_received) FROM recorded))
+    INTO v_result;
+    PERFORM set_config('posledger.movement', '', true);
+    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    WITH shipment AS (
+        SELECT CASE jsonb_typeof(p_shipment) WHEN 'object' THEN p_shipment ELSE '{}' END AS s
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM shipment, LATERAL (VALUES
+            (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
+            (2, 'shipment_id', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(s->'shipment_id')),
+            (3, 'received_by', 'must be a non-empty string when given',
+                posledger_private.json_is_given(s->'received_by') AND NOT posledger_private.json_is_text(s->'received_by')),
+            (4, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                NOT posledger_private.json_is_lines(s->'lines'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'is required and must be a non-empty string',
+                    NOT posledger_private.json_is_text(i.line->'batch_lot')),
+                (3, 'quantity_shipped', 'must be a whole number from 0 to 1000000',
+                    NOT posledger_private.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
+                (4, 'quantity_received', 'must be a whole number from 0 to 1000000',
+                    NOT posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
+                (5, 'case_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    posledger_private.json_is_given(i.line->'case_gtin')
+                    AND posledger_private.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
+                                      THEN i.line->>'case_gtin' END) IS NULL),
+                (6, 'each_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    posledger_private.json_is_given(i.line->'each_gtin')
+                    AND posledger_private.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
+                                      THEN i.line->>'each_gtin' END) IS NULL),
+                (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
+                    posledger_private.json_is_given(i.line->'packaged_on_date')
+                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        -- Per sku and batch, over all its lines (one stock row takes them all): one set of GTINs and
+        -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
+        SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
+        FROM (SELECT min(i.n) AS first_n,
+                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
+                                                      i.line->'packaged_on_date')) AS variants,
+                     sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
+                              THEN (i.line->>'quantity_received')::numeric END) AS received
+              FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
+              WHERE jsonb_typeof(i.line) = 'object'
+              GROUP BY i.line->'sku', i.line->'batch_lot') b,
+             LATERAL (VALUES
+                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
+                    b.variants > 1),
+                (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
+             ) AS c(ord, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
+CREATE FUNCTION posledger_private.receiving_record(p_shipment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_shipment public.ocs_shipments;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.receiving_problems(p_shipment), 'shipment');
+    v_store_id := (p_shipment->>'store_id')::uuid;
+    PERFORM posledger_private.refuse_missing(
+        CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
+        'Create the store before receiving into it.');
+
+    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
+    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
+    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
+    RETURNING * INTO v_shipment;
+    IF NOT FOUND THEN
+        SELECT * INTO v_shipment FROM public.ocs_shipments
+        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
+        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+        RETURN v_shipment.result || '{"replayed": true}';
+    END IF;
+
+    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then
+    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
+    -- receipts of the same new batches wait for each other instead of deadlocking.
+    PERFORM posledger_private.lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
+                                       false);
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id
+      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    RETURN posledger_private.receiving_complete(v_shipment);
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_busy(p_reason text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the rows of this call are locked by other calls',
+        DETAIL = jsonb_build_object('lock_timeout', posledger_private.lock_timeout(), 'reason', p_reason)::text,
+        HINT = 'Retry the same call with the same key.';
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    PERFORM posledger_private.refuse_problems(
+        '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]'::jsonb || p_problems, p_what);
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_missing(p_missing jsonb, p_hint text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_missing <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the payload names what does not exist',
+            DETAIL = jsonb_build_object('missing', p_missing)::text, HINT = p_hint;
+    END IF;
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_stored IS DISTINCT FROM p_sent THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV412',
+            MESSAGE = 'idempotency conflict: this key was already used for a different payload',
+            DETAIL = p_key::text,
+            HINT = 'A retry must send the identical payload; a new operation needs a new key.';
+    END IF;
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_overflow(p_reason text, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object(
+        'field', 'lines', 'problem', 'would take a stock row beyond the 2147483647 units it can hold (' || p_reason || ')')),
+        p_what);
+END $$;
+
+CREATE FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+    IF p_problems <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = format('invalid %s: the payload has problems', p_what),
+            DETAIL = jsonb_build_object('problems', jsonb_path_query_array(p_problems, '$[0 to 99]'),
+                                        'total', jsonb_array_length(p_problems))::text,
+            HINT = 'Correct every field named in problems (the first 100 of total) and send it again.';
+    END IF;
+END $_$;
+
+CREATE FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN coalesce(posledger_private.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
+                    false);
+END $$;
+
+CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.adjustment_record(p_adjustment);
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'adjustment');
+        RETURN NULL;  -- not reached: refuse_overflow raises
+END $$;
+
+COMMENT ON FUNCTION public.adjust_inventory(p_adjustment jsonb) IS 'Signed corrections of batch rows with a reason code, a note and who did it; never below zero. Idempotent by store and reference.';
+
+CREATE FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_adjustment) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    END IF;
+    RETURN public.adjust_inventory(p_adjustment);
+END $$;
+
+COMMENT ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
+
+CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.count_record(p_count);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.count_inventory(p_count jsonb) IS 'Counted quantities per batch, posted as adjustments (the differences) under a count reason; settles open shortfalls of what was counted.';
+
+CREATE FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_count) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.adjustment_problems(p_count, 'counted'), 'count');
+    END IF;
+    RETURN public.count_inventory(p_count);
+END $$;
+
+COMMENT ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
 
 CREATE FUNCTION public.ledger_digest(p_as_of timestamp with time zone DEFAULT now(), p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(store_id uuid, as_of timestamp with time zone, chains bigint, ledger_rows bigint, digest text)
     LANGUAGE sql STABLE
@@ -645,719 +1562,6 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TABLE public.pos_orders (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    store_id uuid NOT NULL,
-    receipt_number text NOT NULL,
-    status text NOT NULL,
-    policy text NOT NULL,
-    authorized_by text,
-    user_id uuid,
-    cashier_id text,
-    terminal_id text,
-    payment_method text,
-    subtotal numeric,
-    tax numeric,
-    total numeric NOT NULL,
-    payload jsonb NOT NULL,
-    result jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT pos_orders_check CHECK (((policy = 'strict'::text) OR (authorized_by IS NOT NULL))),
-    CONSTRAINT pos_orders_policy_check CHECK ((policy = ANY (ARRAY['strict'::text, 'lenient'::text]))),
-    CONSTRAINT pos_orders_receipt_number_check CHECK ((receipt_number <> ''::text)),
-    CONSTRAINT pos_orders_status_known CHECK ((status = ANY (ARRAY['completed'::text, 'voided'::text]))),
-    CONSTRAINT pos_orders_total_check CHECK ((total >= (0)::numeric))
-);
-
-COMMENT ON TABLE public.pos_orders IS 'One row per sale (receipt), with the payload as sent and the result a replay returns.';
-
-COMMENT ON COLUMN public.pos_orders.receipt_number IS 'The idempotency key of the sale, per store.';
-
-COMMENT ON COLUMN public.pos_orders.status IS 'completed, or voided by return_pos_sale.';
-
-COMMENT ON COLUMN public.pos_orders.policy IS 'strict (refuse short lines) or lenient (record them as inventory_exceptions; authorized_by says who allowed it).';
-
-CREATE TABLE public.pos_returns (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    store_id uuid NOT NULL,
-    order_id uuid NOT NULL,
-    reference text NOT NULL,
-    kind text NOT NULL,
-    reason text,
-    actor text,
-    points_due bigint DEFAULT 0 NOT NULL,
-    payload jsonb NOT NULL,
-    result jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT pos_returns_kind_check CHECK ((kind = ANY (ARRAY['return'::text, 'void'::text]))),
-    CONSTRAINT pos_returns_points_due_check CHECK ((points_due >= 0)),
-    CONSTRAINT pos_returns_reference_check CHECK ((reference <> ''::text))
-);
-
-COMMENT ON TABLE public.pos_returns IS 'Returns and voids of orders; reference is the idempotency key per store.';
-
-CREATE FUNCTION public.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_restocked jsonb;
-    v_result    jsonb;
-BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
-        'actor', p_return.actor)::text, true);
-    WITH line AS (
-        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
-                                                        sku text, batch_lot text, quantity integer, defective boolean)
-    ), per_row AS (
-        SELECT inventory_id, sum(quantity)::integer AS total,
-               coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
-        FROM line GROUP BY inventory_id
-    ), restocked AS (
-        UPDATE public.ocs_inventory i
-        SET quantity_on_hand = i.quantity_on_hand + r.total,
-            quantity_quarantined = i.quantity_quarantined + r.defective,
-            quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
-            updated_at = now()
-        FROM per_row r
-        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
-        RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
-    ), recorded AS (
-        INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
-        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
-    )
-    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
-                                        'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
-                                        'quantity_quarantined', quantity_quarantined) ORDER BY id)
-    INTO v_restocked FROM restocked;
-    PERFORM set_config('posledger.movement', '', true);
-
-    UPDATE public.pos_orders SET status = 'voided'
-    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
-    v_result := jsonb_build_object(
-        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
-        'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
-        'replayed', false,
-        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
-                                                      'quantity', l->'quantity', 'defective', l->'defective'))
-                  FROM jsonb_array_elements(p_lines) l),
-        'restocked', v_restocked,
-        'loyalty', public.pos_return_reverse_points(p_order, p_return));
-    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
-    RETURN v_result;
-END $$;
-
-CREATE FUNCTION public.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE
-    AS $$
-    WITH request AS (
-        SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
-               (r.line->>'quantity')::numeric::integer AS quantity,
-               coalesce((r.line->>'defective')::boolean, false) AS defective
-        FROM jsonb_array_elements(CASE WHEN p_return->'void' = 'true' THEN '[]' ELSE p_return->'lines' END) r(line)
-    ), sold AS (
-        SELECT ol.id, ol.line_no, ol.sku, ol.batch_lot, ol.inventory_id,
-               ol.quantity - coalesce((SELECT sum(rl.quantity) FROM public.pos_return_lines rl
-                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_,
-               -- the reverse of the sale's FEFO order (pos_sale_allocate); NULL for a lenient shortfall
-               row_number() OVER (PARTITION BY ol.line_no ORDER BY i.batch_lot IS NOT NULL DESC,
-                                  i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
-        FROM public.pos_order_lines ol
-        LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
-        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
-    ), wanted AS (
-        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
-               least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
-        FROM sold s JOIN request r ON r.line_no = s.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
-        WHERE s.inventory_id IS NOT NULL  -- a lenient sale's shortfall came from no batch, so none takes it back
-        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.newest_first)
-        UNION ALL
-        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, false, s.left_
-        FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
-    ), matched AS (
-        -- Per return line, in one join rather than a subquery per line: the order line rows it names
-        -- (none: unknown) and what they have left to take back.
-        SELECT r.line_no, r.batch_lot, r.quantity, count(s.id) AS known,
-               coalesce(sum(s.left_) FILTER (WHERE s.inventory_id IS NOT NULL), 0) AS returnable
-        FROM request r
-        LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
-        GROUP BY r.line_no, r.batch_lot, r.quantity
-    )
-    SELECT jsonb_build_object(
-        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
-                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
-                  FROM wanted WHERE quantity > 0),
-        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
-                                                                'requested', quantity, 'returnable', returnable)
-                                             ORDER BY line_no), '[]')
-                   FROM matched WHERE known > 0 AND quantity > returnable),
-        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
-                                                                 'batch', batch_lot) ORDER BY line_no), '[]')
-                    FROM matched WHERE known = 0))
-$$;
-
-CREATE FUNCTION public.pos_return_problems(p_return jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    AS $_$
-    WITH ret AS (
-        SELECT CASE jsonb_typeof(p_return) WHEN 'object' THEN p_return ELSE '{}' END AS r
-    ), problem AS (
-        SELECT c.field, c.problem, c.ord
-        FROM ret, LATERAL (VALUES
-            (0, '$', 'the return must be a JSON object', jsonb_typeof(p_return) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(r->'store_id')),
-            (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
-                NOT public.json_is_text(r->'reference')),
-            (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
-                public.json_is_given(r->'order_id') = public.json_is_given(r->'receipt_number')
-                OR (public.json_is_given(r->'order_id') AND NOT public.json_is_uuid(r->'order_id'))
-                OR (public.json_is_given(r->'receipt_number') AND NOT public.json_is_text(r->'receipt_number'))),
-            (4, 'void', 'must be true or false when given',
-                public.json_is_given(r->'void') AND NOT public.json_is_boolean(r->'void')),
-            (5, 'lines', format('is required for a return and must be an array of 1 to %s lines; a void (true) takes none',
-                                public.posledger_max_lines()),
-                CASE WHEN r->'void' = 'true' THEN public.json_is_given(r->'lines') AND r->'lines' <> '[]'
-                     ELSE NOT public.json_is_lines(r->'lines')
-                END),
-            (6, 'reason', 'must be a non-empty string when given',
-                public.json_is_given(r->'reason') AND NOT public.json_is_text(r->'reason')),
-            (7, 'cashier_id', 'must be a non-empty string when given',
-                public.json_is_given(r->'cashier_id') AND NOT public.json_is_text(r->'cashier_id'))
-        ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-        UNION ALL
-        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        -- The lines naming one line_no are counted by a window, in n log n, not by comparing every pair.
-        FROM ret, LATERAL (
-                SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'line_no') AS naming
-                FROM jsonb_array_elements(public.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
-             LATERAL (VALUES
-                (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
-                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
-                (2, 'quantity', 'must be a whole number from 1 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity', 1, 1000000, true)),
-                (3, 'batch_lot', 'must be a non-empty string when given',
-                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
-                (4, 'defective', 'must be true or false when given',
-                    public.json_is_given(i.line->'defective') AND NOT public.json_is_boolean(i.line->'defective'))
-             ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
-    FROM problem
-$_$;
-
-CREATE FUNCTION public.pos_return_record(p_return jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_store_id uuid;
-    v_order    public.pos_orders;
-    v_return   public.pos_returns;
-    v_plan     jsonb;
-BEGIN
-    PERFORM public.posledger_refuse_problems(public.pos_return_problems(p_return), 'return');
-    v_store_id := (p_return->>'store_id')::uuid;
-    -- One index probe per way of naming the order (validation allows exactly one; order_id is a uuid):
-    -- as one OR over a cast id, the lookup filtered every order of the store (docs/benchmarks.md, growth).
-    SELECT * INTO v_order FROM public.pos_orders o
-    WHERE o.store_id = v_store_id AND o.id = (p_return->>'order_id')::uuid
-    UNION ALL
-    SELECT * FROM public.pos_orders o
-    WHERE o.store_id = v_store_id AND o.receipt_number = p_return->>'receipt_number';
-    PERFORM public.posledger_refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
-        jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
-                           'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
-        'Name an order of this store by order_id or receipt_number.');
-
-    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
-    VALUES (v_store_id, v_order.id, p_return->>'reference',
-            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
-            p_return->>'reason', p_return->>'cashier_id', p_return)
-    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
-    RETURNING * INTO v_return;
-    IF NOT FOUND THEN
-        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
-            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
-        RETURN v_return.result || '{"replayed": true}';
-    END IF;
-
-    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
-    v_plan := public.pos_return_plan(v_order, p_return);
-    PERFORM public.posledger_refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
-    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
-            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
-            HINT = 'Return at most what each line sold minus what earlier returns took back.';
-    END IF;
-    PERFORM FROM public.ocs_inventory
-    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
-    ORDER BY id FOR NO KEY UPDATE;
-    RETURN public.pos_return_complete(v_order, v_return, v_plan->'lines');
-END $$;
-
-CREATE FUNCTION public.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_due      bigint;
-    v_balance  bigint;
-    v_reversed bigint;
-BEGIN
-    IF p_order.user_id IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT (CASE WHEN p_return.kind = 'void' THEN e.earned ELSE floor(e.earned * r.returned / s.sold) END
-            - d.already)::bigint
-    INTO v_due
-    FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
-         (SELECT sum(quantity) AS sold FROM public.pos_order_lines
-          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
-         (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
-          JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
-          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
-         (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
-
-    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
-    v_reversed := least(v_due, coalesce(v_balance, 0));
-    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
-    WHERE user_id = p_order.user_id AND v_reversed > 0;
-    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
-                                             balance_after)
-    SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
-    WHERE v_reversed > 0;
-    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
-    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
-                              'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
-END $$;
-
-CREATE FUNCTION public.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS SETOF public.pos_sale_allocation
-    LANGUAGE sql IMMUTABLE
-    AS $$
-    WITH line AS (
-        SELECT * FROM unnest(p_lines)
-    ), stock AS (
-        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
-    ), named AS (
-        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
-               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
-                   AS taken
-        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
-        WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
-    ), supply AS (
-        -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
-        SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
-        FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
-              FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
-        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
-    ), demand AS (
-        SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
-               coalesce(f.sku_free, 0) AS sku_free
-        FROM line l
-        LEFT JOIN (SELECT DISTINCT sku, sku_free FROM supply) f ON f.sku = l.sku
-        WHERE l.batch_lot IS NULL
-        WINDOW w AS (PARTITION BY l.sku ORDER BY l.line_no)
-    )
-    SELECT line_no, sku, batch_lot, id, taken::integer, quantity_available FROM named WHERE taken > 0
-    UNION ALL
-    SELECT d.line_no, d.sku, s.batch_lot, s.id,
-           (least(d.start_at + d.quantity, s.start_at + s.free) - greatest(d.start_at, s.start_at))::integer,
-           s.free::integer
-    FROM demand d
-    JOIN supply s ON s.sku = d.sku AND s.free > 0  -- an empty batch overlaps no demand, however placed
-               AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
-    UNION ALL
-    SELECT line_no, sku, batch_lot, NULL, quantity - taken::integer, quantity_available FROM named
-    WHERE taken < quantity
-    UNION ALL
-    SELECT line_no, sku, NULL, NULL, (quantity - greatest(least(quantity, sku_free - start_at), 0))::integer,
-           sku_free::integer
-    FROM demand
-    WHERE sku_free - start_at < quantity
-$$;
-
-CREATE FUNCTION public.pos_sale_award_points(p_order public.pos_orders) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_points  bigint;
-    v_balance bigint;
-BEGIN
-    IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
-        RETURN NULL;
-    END IF;
-    SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
-    FROM public.stores s WHERE s.id = p_order.store_id;
-
-    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
-    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
-                                        updated_at = now()
-    RETURNING p.loyalty_points INTO v_balance;
-
-    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
-    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
-    WHERE v_points <> 0;
-
-    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
-END $$;
-
-CREATE FUNCTION public.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS jsonb
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
-                                  ORDER BY i.sku, i.batch_lot), '[]')
-        FROM unnest(p_stock) i
-        WHERE i.status <> 'active'
-          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
-    );
-END $$;
-
-CREATE FUNCTION public.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_order public.pos_orders;
-BEGIN
-    INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
-                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
-    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
-            p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
-            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
-            (p_sale->>'total')::numeric, p_sale)
-    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
-    RETURNING * INTO v_order;
-    IF FOUND THEN
-        RETURN v_order;
-    END IF;
-    SELECT * INTO v_order FROM public.pos_orders
-    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
-    PERFORM public.posledger_refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
-        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
-    RETURN v_order;
-END $$;
-
-CREATE FUNCTION public.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_successful jsonb;
-    v_result     jsonb;
-BEGIN
-    -- The ledger trigger reads this to label the rows it writes for the deduction below.
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
-    WITH taken AS (
-        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
-        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
-    ), deducted AS (
-        UPDATE public.ocs_inventory i
-        SET quantity_available = i.quantity_available - t.quantity,
-            quantity_on_hand = i.quantity_on_hand - t.quantity,
-            last_sold = now(), updated_at = now()
-        FROM taken t
-        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
-        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
-                                                 'remaining', quantity_available) ORDER BY id), '[]')
-    INTO v_successful FROM deducted;
-    PERFORM set_config('posledger.movement', '', true);
-
-    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
-    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
-    ORDER BY a.line_no, a.inventory_id;
-
-    INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short, authorized_by)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
-    FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
-
-    v_result := jsonb_build_object(
-        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
-        'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
-        'inventory_updates', jsonb_build_object(
-            'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
-            'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
-        'loyalty', public.pos_sale_award_points(p_order),
-        'requires_manual_inventory_adjustment', p_short <> '[]');
-    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
-    RETURN v_result;
-END $$;
-
-CREATE FUNCTION public.pos_sale_lines(p_sale jsonb) RETURNS SETOF public.pos_sale_line
-    LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT i.n::integer,
-           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
-           i.item->'product'->>'name',
-           i.item->'batch'->>'batch_lot',
-           (i.item->>'quantity')::numeric::integer
-    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
-$$;
-
-CREATE FUNCTION public.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) RETURNS jsonb
-    LANGUAGE plpgsql STABLE
-    AS $$
-BEGIN
-    RETURN (SELECT CASE
-            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
-                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
-            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
-                                            ORDER BY l.sku, l.batch_lot), '[]')
-                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
-                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
-                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
-                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
-        END
-    );
-END $$;
-
-CREATE FUNCTION public.pos_sale_problems(p_sale jsonb) RETURNS jsonb
-    LANGUAGE plpgsql IMMUTABLE
-    AS $_$
-BEGIN
-    RETURN (WITH sale AS (
-            SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
-        ), problem AS (
-            SELECT c.field, c.problem, c.ord
-            FROM sale, LATERAL (VALUES
-                (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
-                (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
-                (2, 'receipt_number', 'is required and must be a non-empty string',
-                    NOT public.json_is_text(s->'receipt_number')),
-                (3, 'user_id', 'must be a uuid when given',
-                    public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
-                (4, 'status', 'must be "completed": reservations are not supported yet',
-                    public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
-                (5, 'policy', 'must be "strict" or "lenient" when given',
-                    public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
-                (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
-                    s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
-                (7, 'total', 'is required and must be a number from 0 to 1000000000',
-                    NOT public.json_is_number(s->'total', 0, 1e9)),
-                (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
-                    public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
-                (9, 'tax', 'must be a number from 0 to 1000000000 when given',
-                    public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
-                (10, 'items', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                    NOT public.json_is_lines(s->'items'))
-            ) AS c(ord, field, problem, failed)
-            WHERE c.failed
-            UNION ALL
-            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-            FROM sale, jsonb_array_elements(public.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
-                 LATERAL (VALUES
-                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
-                        NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
-                    (2, 'quantity', 'must be a whole number from 1 to 1000000',
-                        NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
-                    (3, 'batch.batch_lot', 'is required when a batch is given',
-                        public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
-                 ) AS c(ord, field, problem, failed)
-            WHERE c.failed
-        )
-        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
-        FROM problem
-    );
-END $_$;
-
-CREATE FUNCTION public.pos_sale_record(p_sale jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_problems jsonb := public.pos_sale_problems(p_sale);
-    v_store_id uuid;
-    v_lines    public.pos_sale_line[];
-    v_order    public.pos_orders;
-    v_stock    public.ocs_inventory[];
-    v_alloc    public.pos_sale_allocation[];
-    v_short    jsonb;
-    v_blocked  jsonb;
-BEGIN
-    -- Everything that needs no lock is checked first, so locks are held only for the writes.
-    PERFORM public.posledger_refuse_problems(v_problems, 'sale');
-    v_store_id := (p_sale->>'store_id')::uuid;
-    v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
-    PERFORM public.posledger_refuse_problems(coalesce((
-        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
-                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
-                   cardinality(v_lines), s.max_sale_lines)))
-        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    PERFORM public.posledger_refuse_missing(public.pos_sale_missing(v_store_id, v_lines),
-                                            'Stock a sku or batch in this store (receive it) before selling it.');
-
-    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
-    v_order := public.pos_sale_claim_receipt(v_store_id, p_sale);
-    IF v_order.result IS NOT NULL THEN
-        RETURN v_order.result || '{"replayed": true}';
-    END IF;
-
-    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
-    -- naming its batch can take only that batch; a line without one may take any batch of its sku.
-    -- The rows come back as they are once locked, and the checks and the allocation read only them.
-    -- The lock's condition is on the row alone, ids computed beforehand: a row changed while the sale
-    -- waited is re-checked on its new version, and a condition joining another scan can fail that
-    -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
-    -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
-    v_stock := ARRAY(
-        SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store_id
-          AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store_id
-                                  AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
-                                UNION ALL
-                                SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
-        ORDER BY i.id FOR NO KEY UPDATE);
-
-    v_blocked := public.pos_sale_blocked(v_stock, v_lines);
-    IF v_blocked <> '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
-            DETAIL = jsonb_build_object('blocked', v_blocked)::text,
-            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
-    END IF;
-
-    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_stock, v_lines) a);
-    v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
-    IF v_short <> '[]' AND v_order.policy = 'strict' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
-            DETAIL = jsonb_build_object('short_lines', v_short)::text,
-            HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
-    END IF;
-
-    RETURN public.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
-END $$;
-
-CREATE FUNCTION public.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
-                                                     'requested', r.requested, 'available', g.available)
-                                  ORDER BY g.sku, g.batch_lot), '[]')
-        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available
-              FROM unnest(p_alloc) a
-              WHERE a.inventory_id IS NULL
-              GROUP BY a.sku, a.batch_lot) g
-        JOIN (SELECT l.sku, l.batch_lot, sum(l.quantity) AS requested FROM unnest(p_lines) l
-              GROUP BY l.sku, l.batch_lot) r ON r.sku = g.sku AND r.batch_lot IS NOT DISTINCT FROM g.batch_lot
-    );
-END $$;
-
-CREATE FUNCTION public.posledger_apply_lock_timeout() RETURNS text
-    LANGUAGE sql
-    AS $$
-    SELECT set_config('lock_timeout', public.posledger_lock_timeout(), true)
-$$;
-
-CREATE FUNCTION public.posledger_lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM CASE WHEN p_exclusive THEN pg_advisory_xact_lock(x'6c6f7473'::integer, k)::text
-                 ELSE pg_advisory_xact_lock_shared(x'6c6f7473'::integer, k)::text END
-    FROM (SELECT DISTINCT hashtext(l) AS k FROM unnest(p_lots) l ORDER BY 1) keys;
-END $$;
-
-CREATE FUNCTION public.posledger_lock_timeout() RETURNS text
-    LANGUAGE plpgsql STABLE
-    AS $_$
-DECLARE
-    v_value text := coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s');
-    v_parts text[] := regexp_match(v_value, '^\s*([0-9]{1,9}(\.[0-9]{1,6})?)\s*(ms|s|min)?\s*$');
-BEGIN
-    IF v_parts IS NULL OR (v_parts[1]::numeric * CASE v_parts[3] WHEN 's' THEN 1000 WHEN 'min' THEN 60000 ELSE 1 END
-                           NOT BETWEEN 1 AND 60000) THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV500', MESSAGE = 'misconfigured: posledger.lock_timeout is not a usable wait',
-            DETAIL = jsonb_build_object('setting', 'posledger.lock_timeout', 'value', v_value,
-                                        'allowed', 'a duration from 1ms to 1min, e.g. 3s or 500ms')::text,
-            HINT = 'Correct or reset the setting (ALTER DATABASE/ROLE ... SET or RESET posledger.lock_timeout).';
-    END IF;
-    RETURN v_parts[1] || coalesce(v_parts[3], 'ms');
-END $_$;
-
-CREATE FUNCTION public.posledger_max_lines() RETURNS integer
-    LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT 10000
-$$;
-
-CREATE FUNCTION public.posledger_refuse_busy(p_reason text) RETURNS void
-    LANGUAGE plpgsql STABLE
-    AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the rows of this call are locked by other calls',
-        DETAIL = jsonb_build_object('lock_timeout', public.posledger_lock_timeout(), 'reason', p_reason)::text,
-        HINT = 'Retry the same call with the same key.';
-END $$;
-
-CREATE FUNCTION public.posledger_refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    PERFORM public.posledger_refuse_problems(
-        '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]'::jsonb || p_problems, p_what);
-END $$;
-
-CREATE FUNCTION public.posledger_refuse_missing(p_missing jsonb, p_hint text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    IF p_missing <> '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the payload names what does not exist',
-            DETAIL = jsonb_build_object('missing', p_missing)::text, HINT = p_hint;
-    END IF;
-END $$;
-
-CREATE FUNCTION public.posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    IF p_stored IS DISTINCT FROM p_sent THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV412',
-            MESSAGE = 'idempotency conflict: this key was already used for a different payload',
-            DETAIL = p_key::text,
-            HINT = 'A retry must send the identical payload; a new operation needs a new key.';
-    END IF;
-END $$;
-
-CREATE FUNCTION public.posledger_refuse_overflow(p_reason text, p_what text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    PERFORM public.posledger_refuse_problems(jsonb_build_array(jsonb_build_object(
-        'field', 'lines', 'problem', 'would take a stock row beyond the 2147483647 units it can hold (' || p_reason || ')')),
-        p_what);
-END $$;
-
-CREATE FUNCTION public.posledger_refuse_problems(p_problems jsonb, p_what text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    AS $_$
-BEGIN
-    IF p_problems <> '[]' THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = format('invalid %s: the payload has problems', p_what),
-            DETAIL = jsonb_build_object('problems', jsonb_path_query_array(p_problems, '$[0 to 99]'),
-                                        'total', jsonb_array_length(p_problems))::text,
-            HINT = 'Correct every field named in problems (the first 100 of total) and send it again.';
-    END IF;
-END $_$;
-
-CREATE FUNCTION public.posledger_routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-BEGIN
-    RETURN coalesce(public.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
-                    false);
-END $$;
-
 CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -1365,15 +1569,15 @@ CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.receiving_record(p_shipment);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.receiving_record(p_shipment);
 EXCEPTION
     WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
     WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'shipment');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'shipment');
+        RETURN NULL;  -- not reached: refuse_overflow raises
 END $$;
 
 COMMENT ON FUNCTION public.receive_inventory(p_shipment jsonb) IS 'One OCS shipment into one store: creates or tops up batch rows, records variances; a held lot arrives held. Idempotent by store and shipment_id.';
@@ -1383,213 +1587,13 @@ CREATE FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) RETU
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_shipment) THEN
-        PERFORM public.posledger_refuse_misrouted(public.receiving_problems(p_shipment), 'shipment');
+    IF NOT posledger_private.routed(p_store_id, p_shipment) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.receiving_problems(p_shipment), 'shipment');
     END IF;
     RETURN public.receive_inventory(p_shipment);
 END $$;
 
 COMMENT ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) IS 'receive_inventory routed by its store (the form Citus distributes).';
-
-CREATE TABLE public.ocs_shipments (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    store_id uuid NOT NULL,
-    ocs_shipment_id text NOT NULL,
-    received_by text,
-    payload jsonb NOT NULL,
-    result jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT ocs_shipments_ocs_shipment_id_check CHECK ((ocs_shipment_id <> ''::text))
-);
-
-COMMENT ON TABLE public.ocs_shipments IS 'One row per OCS shipment received into a store, with the payload and the result a replay returns.';
-
-CREATE FUNCTION public.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_result jsonb;
-BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
-        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
-    WITH line AS (
-        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
-               public.gtin14(l.line->>'case_gtin') AS case_gtin, public.gtin14(l.line->>'each_gtin') AS each_gtin,
-               (l.line->>'packaged_on_date')::date AS packaged_on_date,
-               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
-               (l.line->>'quantity_received')::numeric::integer AS received
-        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
-    ), batch AS (
-        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
-        SELECT b.*, h.status AS held, h.reference AS held_by
-        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
-              FROM line GROUP BY sku, batch_lot) b
-        LEFT JOIN LATERAL (
-            SELECT h.status, h.reference FROM public.batch_lot_holds h
-            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
-              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
-            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
-            LIMIT 1) h ON true
-    ), stocked AS (
-        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
-        -- than the hold left it active on purpose).
-        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             quantity_on_hand, quantity_available, status)
-        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
-               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
-        FROM batch b ORDER BY b.sku, b.batch_lot
-        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
-        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
-            quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
-            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
-            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
-            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
-            updated_at = now()
-        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
-        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
-                  i.xmax = 0 AS created
-    ), received_held AS (
-        -- Its history says why it was never sellable: the hold applied as the row was created.
-        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
-                                                 quantity_on_hand, reference, reason, actor)
-        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
-               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
-               coalesce(p_shipment.received_by, session_user)
-        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
-        WHERE s.created AND b.held IS NOT NULL
-    ), recorded AS (
-        INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
-                                               quantity_shipped, quantity_received)
-        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
-        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
-        RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
-    )
-    SELECT jsonb_build_object(
-        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
-        'timestamp', p_shipment.created_at, 'replayed', false,
-        'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
-                                         'quantity_on_hand', s.quantity_on_hand,
-                                         'quantity_available', s.quantity_available,
-                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
-                                     ORDER BY s.sku, s.batch_lot)
-                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
-        'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                 'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
-                                 'received', quantity_received, 'variance', quantity_received - quantity_shipped)
-                             ORDER BY line_no), '[]')
-                      FROM recorded WHERE quantity_received <> quantity_shipped),
-        'units_received', (SELECT sum(quantity_received) FROM recorded))
-    INTO v_result;
-    PERFORM set_config('posledger.movement', '', true);
-    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
-    RETURN v_result;
-END $$;
-
-CREATE FUNCTION public.receiving_problems(p_shipment jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    AS $_$
-    WITH shipment AS (
-        SELECT CASE jsonb_typeof(p_shipment) WHEN 'object' THEN p_shipment ELSE '{}' END AS s
-    ), problem AS (
-        SELECT c.field, c.problem, c.ord
-        FROM shipment, LATERAL (VALUES
-            (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
-            (2, 'shipment_id', 'is required and must be a non-empty string', NOT public.json_is_text(s->'shipment_id')),
-            (3, 'received_by', 'must be a non-empty string when given',
-                public.json_is_given(s->'received_by') AND NOT public.json_is_text(s->'received_by')),
-            (4, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                NOT public.json_is_lines(s->'lines'))
-        ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-        UNION ALL
-        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
-             LATERAL (VALUES
-                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
-                (2, 'batch_lot', 'is required and must be a non-empty string',
-                    NOT public.json_is_text(i.line->'batch_lot')),
-                (3, 'quantity_shipped', 'must be a whole number from 0 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
-                (4, 'quantity_received', 'must be a whole number from 0 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
-                (5, 'case_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
-                    public.json_is_given(i.line->'case_gtin')
-                    AND public.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
-                                      THEN i.line->>'case_gtin' END) IS NULL),
-                (6, 'each_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
-                    public.json_is_given(i.line->'each_gtin')
-                    AND public.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
-                                      THEN i.line->>'each_gtin' END) IS NULL),
-                (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
-                    public.json_is_given(i.line->'packaged_on_date')
-                    AND NOT public.json_is_date(i.line->'packaged_on_date'))
-             ) AS c(ord, field, problem, failed)
-        WHERE c.failed
-        UNION ALL
-        -- Per sku and batch, over all its lines (one stock row takes them all): one set of GTINs and
-        -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
-        SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
-        FROM (SELECT min(i.n) AS first_n,
-                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                      i.line->'packaged_on_date')) AS variants,
-                     sum(CASE WHEN public.json_is_number(i.line->'quantity_received', 0, 1000000, true)
-                              THEN (i.line->>'quantity_received')::numeric END) AS received
-              FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
-              WHERE jsonb_typeof(i.line) = 'object'
-              GROUP BY i.line->'sku', i.line->'batch_lot') b,
-             LATERAL (VALUES
-                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
-                    b.variants > 1),
-                (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
-             ) AS c(ord, problem, failed)
-        WHERE c.failed
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
-    FROM problem
-$_$;
-
-CREATE FUNCTION public.receiving_record(p_shipment jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_store_id uuid;
-    v_shipment public.ocs_shipments;
-BEGIN
-    PERFORM public.posledger_refuse_problems(public.receiving_problems(p_shipment), 'shipment');
-    v_store_id := (p_shipment->>'store_id')::uuid;
-    PERFORM public.posledger_refuse_missing(
-        CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
-             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
-        'Create the store before receiving into it.');
-
-    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
-    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
-    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
-    RETURNING * INTO v_shipment;
-    IF NOT FOUND THEN
-        SELECT * INTO v_shipment FROM public.ocs_shipments
-        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
-        PERFORM public.posledger_refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
-            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
-        RETURN v_shipment.result || '{"replayed": true}';
-    END IF;
-
-    -- The lots first (a status change of one takes turns with its receipts: posledger_lock_lots), then
-    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
-    -- receipts of the same new batches wait for each other instead of deadlocking.
-    PERFORM public.posledger_lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
-                                       false);
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id
-      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
-    ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN public.receiving_complete(v_shipment);
-END $$;
 
 CREATE FUNCTION public.record_pos_sale(p_sale jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1598,11 +1602,11 @@ CREATE FUNCTION public.record_pos_sale(p_sale jsonb) RETURNS jsonb
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.pos_sale_record(p_sale);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.pos_sale_record(p_sale);
 EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
 END $$;
 
 COMMENT ON FUNCTION public.record_pos_sale(p_sale jsonb) IS 'One sale at the till, all or nothing: validates, locks its batches, deducts, ledgers, awards points; returns the result (DESIGN.md sections 3-4). Idempotent by store and receipt_number.';
@@ -1612,8 +1616,8 @@ CREATE FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) RETURNS js
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_sale) THEN
-        PERFORM public.posledger_refuse_misrouted(public.pos_sale_problems(p_sale), 'sale');
+    IF NOT posledger_private.routed(p_store_id, p_sale) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.pos_sale_problems(p_sale), 'sale');
     END IF;
     RETURN public.record_pos_sale(p_sale);
 END $$;
@@ -1652,15 +1656,15 @@ CREATE FUNCTION public.return_pos_sale(p_return jsonb) RETURNS jsonb
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.pos_return_record(p_return);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.pos_return_record(p_return);
 EXCEPTION
     WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
     WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'return');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'return');
+        RETURN NULL;  -- not reached: refuse_overflow raises
 END $$;
 
 COMMENT ON FUNCTION public.return_pos_sale(p_return jsonb) IS 'A partial return or a whole-order void: units back to the batches they came from, points back in proportion. Idempotent by store and reference.';
@@ -1670,8 +1674,8 @@ CREATE FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) RETURNS 
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_return) THEN
-        PERFORM public.posledger_refuse_misrouted(public.pos_return_problems(p_return), 'return');
+    IF NOT posledger_private.routed(p_store_id, p_return) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.pos_return_problems(p_return), 'return');
     END IF;
     RETURN public.return_pos_sale(p_return);
 END $$;
@@ -1685,11 +1689,11 @@ CREATE FUNCTION public.set_batch_status(p_change jsonb) RETURNS jsonb
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.batch_status_record(p_change);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.batch_status_record(p_change);
 EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
 END $$;
 
 COMMENT ON FUNCTION public.set_batch_status(p_change jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
@@ -2288,61 +2292,125 @@ REVOKE ALL ON TYPE public.pos_sale_allocation FROM PUBLIC;
 
 REVOKE ALL ON TYPE public.pos_sale_line FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantity text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.apply_lock_timeout() FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.batch_status_requests TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.batch_status_problems(p_change jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.batch_status_record(p_change jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.ocs_inventory TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.batch_status_targets(p_change jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.gtin14(p_gtin text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_boolean(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_date(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_given(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_lines(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_text(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_uuid(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_lines(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.lock_timeout() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.max_lines() FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.pos_returns TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_return_problems(p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_return_record(p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_award_points(p_order public.pos_orders) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_record(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.ocs_shipments TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.receiving_problems(p_shipment jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.receiving_record(p_shipment jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_busy(p_reason text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_misrouted(p_problems jsonb, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_missing(p_missing jsonb, p_hint text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_overflow(p_reason text, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) TO posledger_app;
 
-GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION public.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.adjustment_lines(p_header public.inventory_adjustments) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.adjustment_record(p_adjustment jsonb) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.batch_status_requests TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION public.batch_status_complete(p_request public.batch_status_requests) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.batch_status_problems(p_change jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.batch_status_record(p_change jsonb) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.ocs_inventory TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION public.batch_status_targets(p_change jsonb) FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION public.count_inventory(p_count jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.count_inventory(p_count jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) TO posledger_app;
-
-REVOKE ALL ON FUNCTION public.count_record(p_count jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.gtin14(p_gtin text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_boolean(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_date(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_given(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_lines(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_text(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_is_uuid(p_value jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.json_lines(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) TO posledger_readonly;
@@ -2356,75 +2424,11 @@ GRANT ALL ON FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transact
 
 REVOKE ALL ON FUNCTION public.ocs_ledger_seal() FROM PUBLIC;
 
-GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
-
-GRANT SELECT ON TABLE public.pos_returns TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION public.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_return_plan(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_return_problems(p_return jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_return_record(p_return jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_award_points(p_order public.pos_orders) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_lines(p_sale jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_problems(p_sale jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_record(p_sale jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_apply_lock_timeout() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_lock_lots(p_lots text[], p_exclusive boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_lock_timeout() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_max_lines() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_busy(p_reason text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_misrouted(p_problems jsonb, p_what text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_missing(p_missing jsonb, p_hint text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_overflow(p_reason text, p_what text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_refuse_problems(p_problems jsonb, p_what text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.posledger_routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) TO posledger_app;
-
-GRANT SELECT ON TABLE public.ocs_shipments TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION public.receiving_complete(p_shipment public.ocs_shipments) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.receiving_problems(p_shipment jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.receiving_record(p_shipment jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.record_pos_sale(p_sale jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.record_pos_sale(p_sale jsonb) TO posledger_app;

@@ -104,7 +104,7 @@ def test_an_unusable_lock_timeout_setting_is_refused_by_name_and_changes_nothing
 @pytest.mark.parametrize("setting, applied", [("1ms", "1ms"), ("500", "500ms"), ("1.5s", "1500ms"), ("1min", "1min")])
 def test_a_usable_lock_timeout_setting_is_applied(dsn, db, setting, applied):
     with psycopg.connect(dsn, options=f"-c posledger.lock_timeout={setting}") as conn:
-        assert conn.execute("SELECT posledger_apply_lock_timeout()").fetchone()[0] == applied
+        assert conn.execute("SELECT posledger_private.apply_lock_timeout()").fetchone()[0] == applied
         assert conn.execute("SHOW lock_timeout").fetchone()[0] == applied
 
 

@@ -76,7 +76,7 @@ def test_nothing_received_of_a_new_batch_leaves_an_empty_row_and_no_ledger_row(d
     (CASE_GTIN_14, CASE_GTIN_14), ("4006381333932", None), ("400638133393", None), ("40063813339311", None),
     ("123", None), ("40063813339a1", None), ("", None)])
 def test_gtins_are_checked_by_their_gs1_check_digit_and_stored_as_14_digits(db, gtin, stored):
-    assert db.execute("SELECT gtin14(%s)", [gtin]).fetchone() == (stored,)
+    assert db.execute("SELECT posledger_private.gtin14(%s)", [gtin]).fetchone() == (stored,)
 
 
 def test_bad_gtins_and_dates_are_refused_naming_every_line_and_nothing_changes(db):

@@ -112,7 +112,26 @@ def test_the_application_role_may_execute_only_the_entry_functions(db, till):
     assert {name for name in entries if "(uuid,jsonb)" in name} == {
         f"{name}(uuid,jsonb)" for name in ENTRY_NAMES if name != "set_batch_status"}
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        till.execute("SELECT pos_sale_problems('{}')")
+        till.execute("SELECT posledger_private.pos_sale_problems('{}')")
+
+
+# What public holds besides the entry functions and the DBAs' checks: the triggers' functions (and the
+# ledger's hash, which the seal trigger and verify_ledger share). Not executable by the application.
+TRIGGER_FUNCTIONS = {"ocs_inventory_write_ledger()", "refuse_ledger_rewrite()", "refuse_identity_change()",
+                     "ocs_ledger_seal()", "ocs_ledger_hash(ocs_inventory_transactions)"}
+
+
+def test_public_holds_the_entry_functions_and_the_helpers_live_in_their_own_schema(db):
+    public = {row[0] for row in db.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace")}
+    entries = {name for name in public if name.split("(")[0] in ENTRY_NAMES + DBA_FUNCTIONS}
+    assert public - entries == TRIGGER_FUNCTIONS
+    helpers = db.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'posledger_private'::regnamespace"
+                         ).fetchone()[0]
+    assert helpers > 40
+    assert db.execute("SELECT has_schema_privilege('posledger_app', 'posledger_private', 'USAGE'),"
+                      " has_schema_privilege('posledger_readonly', 'posledger_private', 'USAGE')").fetchone() == (
+        False, False)
 
 
 def test_public_has_no_privilege_on_anything_of_ours(db):

@@ -33,10 +33,11 @@ def test_plpgsql_check_finds_nothing_in_any_function(db):
         LATERAL plpgsql_check_function_tb(
             p.oid, coalesce((SELECT t.tgrelid FROM pg_trigger t WHERE t.tgfoid = p.oid LIMIT 1), 0),
             extra_warnings => true, performance_warnings => true, security_warnings => true) c
-        WHERE p.pronamespace = 'public'::regnamespace""").fetchall()
+        WHERE p.pronamespace IN ('public'::regnamespace, 'posledger_private'::regnamespace)""").fetchall()
     checked = db.execute("SELECT count(*) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
-                         " WHERE l.lanname = 'plpgsql' AND p.pronamespace = 'public'::regnamespace").fetchone()[0]
-    assert checked >= 5
+                         " WHERE l.lanname = 'plpgsql' AND p.pronamespace IN ('public'::regnamespace,"
+                         " 'posledger_private'::regnamespace)").fetchone()[0]
+    assert checked >= 25
     assert findings == []
 
 

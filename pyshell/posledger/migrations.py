@@ -28,6 +28,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 MIGRATE_LOCK_KEY = 0x706F736C  # "posl"
 MIGRATE_LOCK_WAIT = 60.0  # seconds; longer than any migrate of ours takes
 _MIGRATE_LOCK_POLL = 0.2  # seconds
+RETIRE_WAIT = 30.0  # seconds a migrate waits for older transactions before it drops retired functions
 
 # Who holds the key. pg_locks shows a bigint advisory key split in two: the high 32 bits in classid, the
 # low 32 in objid, and objsubid 1 (2 is the two-int4 form). Keys are per database.
@@ -143,4 +144,33 @@ def migrate(dsn: str, *, lock_wait: float = MIGRATE_LOCK_WAIT) -> list[str]:
         with conn.transaction():
             for function_file in sorted((SQL_DIR / "functions").glob("*.sql")):
                 conn.execute(function_file.read_text())
+        retire(conn)
         return [migration.id for migration in pending]
+
+
+# The transactions of this database running now: each holds a lock on its own virtual transaction id
+# until it ends. pg_locks shows every session's, whatever role runs migrate (pg_stat_activity would hide
+# other roles' transaction times).
+_RUNNING = """
+    SELECT coalesce(array_agg(l.virtualxid), '{}') FROM pg_catalog.pg_locks l
+    JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'virtualxid' AND a.datname = current_database() AND l.pid <> pg_backend_pid()"""
+_STILL_RUNNING = "SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY(%s)"
+
+
+def retire(conn: psycopg.Connection, wait: float = RETIRE_WAIT) -> bool:
+    """Drop what sql/retired.sql names, once every transaction that was running when the new functions
+    committed has ended: one of them may be inside an old body that still calls a retired helper.
+    Waits at most `wait` seconds; past that the drops are left for the next migrate (logged). True when
+    they ran."""
+    older = conn.execute(_RUNNING).fetchone()
+    deadline = time.monotonic() + wait
+    while conn.execute(_STILL_RUNNING, [older[0] if older else []]).fetchone() != (0,):
+        if time.monotonic() >= deadline:
+            _log.warning("transactions older than the new functions still run after %g s: the retired "
+                         "functions stay until the next posledger migrate", wait)
+            return False
+        time.sleep(_MIGRATE_LOCK_POLL)
+    with conn.transaction():
+        conn.execute((SQL_DIR / "retired.sql").read_text())
+    return True

@@ -4,7 +4,7 @@
 -- posledger.lock_timeout (e.g. ALTER DATABASE ... SET posledger.lock_timeout = '5s'), else 3 seconds,
 -- normalised (e.g. '200ms'). Only 1 ms to 1 min is taken: '0' would mean waiting forever, and a value
 -- PostgreSQL cannot read failed every call with a raw 22023, so both are refused with IV500 by name.
-CREATE OR REPLACE FUNCTION posledger_lock_timeout() RETURNS text
+CREATE OR REPLACE FUNCTION posledger_private.lock_timeout() RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_value text := coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s');
@@ -20,11 +20,11 @@ BEGIN
     RETURN v_parts[1] || coalesce(v_parts[3], 'ms');
 END $$;
 
--- Applies posledger_lock_timeout() to the calling entry function, whose own SET lock_timeout clause
+-- Applies lock_timeout() to the calling entry function, whose own SET lock_timeout clause
 -- scopes it to that call, and returns it.
-CREATE OR REPLACE FUNCTION posledger_apply_lock_timeout() RETURNS text
+CREATE OR REPLACE FUNCTION posledger_private.apply_lock_timeout() RETURNS text
 LANGUAGE sql VOLATILE AS $$
-    SELECT set_config('lock_timeout', public.posledger_lock_timeout(), true)
+    SELECT set_config('lock_timeout', posledger_private.lock_timeout(), true)
 $$;
 
 -- A status change of a lot and a receipt of it take turns, so no receipt creates an active row of a lot
@@ -32,7 +32,7 @@ $$;
 -- status change takes the lot's advisory lock alone, receipts share it. Taken before any row lock, in
 -- one order of the keys; a wait counts against the lock timeout (IV503). The first key, 'lots' in
 -- ASCII, keeps these apart from other users' two-key advisory locks.
-CREATE OR REPLACE FUNCTION posledger_lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     PERFORM CASE WHEN p_exclusive THEN pg_advisory_xact_lock(x'6c6f7473'::integer, k)::text
@@ -44,7 +44,7 @@ END $$;
 
 -- IV400: the problems of a payload, as [{field, problem}], the first 100 of them, and their total;
 -- nothing when there is none. The bound keeps the detail small (10,000 bad lines made 899 KB).
-CREATE OR REPLACE FUNCTION posledger_refuse_problems(p_problems jsonb, p_what text) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_what text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_problems <> '[]' THEN
@@ -56,7 +56,7 @@ BEGIN
 END $$;
 
 -- IV404: the store, skus, batches or orders a payload names that do not exist; nothing when none.
-CREATE OR REPLACE FUNCTION posledger_refuse_missing(p_missing jsonb, p_hint text) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.refuse_missing(p_missing jsonb, p_hint text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_missing <> '[]' THEN
@@ -67,7 +67,7 @@ END $$;
 
 -- IV412: an idempotency key already used with another payload. Payloads compare as jsonb, so key
 -- order and spacing do not matter but every value does.
-CREATE OR REPLACE FUNCTION posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb)
+CREATE OR REPLACE FUNCTION posledger_private.refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -82,39 +82,39 @@ END $$;
 -- The two-argument entries Citus distributes (docs/scaling.md) are routed by their store_id parameter,
 -- never by a field inside the jsonb, so the store travels twice and must agree: a call routed to one
 -- store can never write another.
-CREATE OR REPLACE FUNCTION posledger_routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN coalesce(public.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
+    RETURN coalesce(posledger_private.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
                     false);
 END $$;
 
 -- IV400 for a misrouted call, listing the mismatch with every other problem of the payload (p_problems),
 -- as the one-argument entry would.
-CREATE OR REPLACE FUNCTION posledger_refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    PERFORM public.posledger_refuse_problems(
+    PERFORM posledger_private.refuse_problems(
         '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]'::jsonb || p_problems, p_what);
 END $$;
 
 -- IV503, from an entry function's handler of lock_not_available: safe to retry, since every entry is
 -- idempotent by its key.
-CREATE OR REPLACE FUNCTION posledger_refuse_busy(p_reason text) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.refuse_busy(p_reason text) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the rows of this call are locked by other calls',
-        DETAIL = jsonb_build_object('lock_timeout', public.posledger_lock_timeout(), 'reason', p_reason)::text,
+        DETAIL = jsonb_build_object('lock_timeout', posledger_private.lock_timeout(), 'reason', p_reason)::text,
         HINT = 'Retry the same call with the same key.';
 END $$;
 
 -- IV400, from the handler of numeric_value_out_of_range of an entry function that adds units to stock
 -- (a receipt, an adjustment, a return): the payload's own sums are bounded by validation, but a row
 -- already near 2^31 units would overflow (a raw 22003), and only the write finds that out.
-CREATE OR REPLACE FUNCTION posledger_refuse_overflow(p_reason text, p_what text) RETURNS void
+CREATE OR REPLACE FUNCTION posledger_private.refuse_overflow(p_reason text, p_what text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    PERFORM public.posledger_refuse_problems(jsonb_build_array(jsonb_build_object(
+    PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object(
         'field', 'lines', 'problem', 'would take a stock row beyond the 2147483647 units it can hold (' || p_reason || ')')),
         p_what);
 END $$;
@@ -123,20 +123,20 @@ END $$;
 -- checked whole and every problem is reported at once, so a bad value must answer false, not abort the
 -- check with a cast error (22P02).
 
-CREATE OR REPLACE FUNCTION json_is_uuid(p_value jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.json_is_uuid(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'string'
                     AND p_value #>> '{}' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
                     false)
 $$;
 
-CREATE OR REPLACE FUNCTION json_is_text(p_value jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.json_is_text(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') <> '', false)
 $$;
 
 -- The bounds keep every accepted value inside the column types, so no write can overflow (22003).
-CREATE OR REPLACE FUNCTION json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN jsonb_typeof(p_value) = 'number'
@@ -148,39 +148,39 @@ $$;
 -- The most lines one payload (a shipment, adjustment, count, return or sale) may carry: each call
 -- validates and writes all of them in one transaction, so the bound caps its cost. A sale is bounded
 -- further by its store's max_sale_lines.
-CREATE OR REPLACE FUNCTION posledger_max_lines() RETURNS integer
+CREATE OR REPLACE FUNCTION posledger_private.max_lines() RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
     SELECT 10000
 $$;
 
--- A payload's lines: an array of 1 to posledger_max_lines() elements.
-CREATE OR REPLACE FUNCTION json_is_lines(p_value jsonb) RETURNS boolean
+-- A payload's lines: an array of 1 to max_lines() elements.
+CREATE OR REPLACE FUNCTION posledger_private.json_is_lines(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'array'
-                    AND jsonb_array_length(p_value) BETWEEN 1 AND public.posledger_max_lines(), false)
+                    AND jsonb_array_length(p_value) BETWEEN 1 AND posledger_private.max_lines(), false)
 $$;
 
 -- The lines the per-line checks read: none unless json_is_lines, so a payload of a million lines costs
 -- one problem, not a million.
-CREATE OR REPLACE FUNCTION json_lines(p_value jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.json_lines(p_value jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN public.json_is_lines(p_value) THEN p_value ELSE '[]' END
+    SELECT CASE WHEN posledger_private.json_is_lines(p_value) THEN p_value ELSE '[]' END
 $$;
 
 -- An optional field: absent and JSON null both mean "not given".
-CREATE OR REPLACE FUNCTION json_is_given(p_value jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.json_is_given(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) <> 'null', false)
 $$;
 
-CREATE OR REPLACE FUNCTION json_is_boolean(p_value jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.json_is_boolean(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'boolean', false)
 $$;
 
 -- An ISO date (YYYY-MM-DD) that exists; checked by arithmetic, since a cast of 2025-02-30 would raise.
 -- CASE, not AND, guards the casts: only CASE fixes the order of evaluation.
-CREATE OR REPLACE FUNCTION json_is_date(p_value jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION posledger_private.json_is_date(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string'
                               AND p_value #>> '{}' ~ '^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-[0-9]{2}$', false)
@@ -192,7 +192,7 @@ $$;
 
 -- A GTIN as stored: 14 digits, zero-padded, or NULL when it is not a GTIN-8/12/13/14 with a valid GS1
 -- mod-10 check digit. Zero-padding keeps the check: weights count from the right.
-CREATE OR REPLACE FUNCTION gtin14(p_gtin text) RETURNS text
+CREATE OR REPLACE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_gtin ~ '^([0-9]{8}|[0-9]{12,14})$' THEN (
         SELECT g.digits

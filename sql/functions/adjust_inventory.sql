@@ -8,30 +8,30 @@ SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.adjustment_record(p_adjustment);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.adjustment_record(p_adjustment);
 EXCEPTION
     WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
     WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'adjustment');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'adjustment');
+        RETURN NULL;  -- not reached: refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION adjust_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adjust_inventory(jsonb) TO posledger_app;
 COMMENT ON FUNCTION adjust_inventory(jsonb) IS 'Signed corrections of batch rows with a reason code, a note and who did it; never below zero. Idempotent by store and reference.';
 
--- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
 CREATE OR REPLACE FUNCTION adjust_inventory(p_store_id uuid, p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_adjustment) THEN
-        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    IF NOT posledger_private.routed(p_store_id, p_adjustment) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
     END IF;
     RETURN public.adjust_inventory(p_adjustment);
 END $$;
@@ -40,20 +40,20 @@ REVOKE ALL ON FUNCTION adjust_inventory(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adjust_inventory(uuid, jsonb) TO posledger_app;
 COMMENT ON FUNCTION adjust_inventory(uuid, jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
 
-CREATE OR REPLACE FUNCTION adjustment_record(p_adjustment jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_header public.inventory_adjustments;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
-    v_header := public.adjustment_claim(p_adjustment, 'adjustment');
+    PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    v_header := posledger_private.adjustment_claim(p_adjustment, 'adjustment');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN public.adjustment_apply(v_header, ARRAY(
+    RETURN posledger_private.adjustment_apply(v_header, ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
-        FROM public.adjustment_lines(v_header) l
+        FROM posledger_private.adjustment_lines(v_header) l
         JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
         GROUP BY i.id));
@@ -61,7 +61,7 @@ END $$;
 
 -- Every problem of an adjustment or a count at once, as [{field, problem}]. p_quantity names the
 -- line's number: 'quantity' (signed, not 0) for an adjustment, 'counted' (0 or more) for a count.
-CREATE OR REPLACE FUNCTION adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     WITH doc AS (
         SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS d
@@ -69,9 +69,9 @@ LANGUAGE sql STABLE AS $$
         SELECT c.field, c.problem, c.ord
         FROM doc, LATERAL (VALUES
             (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(d->'store_id')),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(d->'store_id')),
             (2, 'reference', 'is required and must be a non-empty string: the idempotency key',
-                NOT public.json_is_text(d->'reference')),
+                NOT posledger_private.json_is_text(d->'reference')),
             (3, 'reason_code', 'is required and must be one of adjustment_reasons.code'
                 || CASE p_quantity WHEN 'counted' THEN ' for a count: physical_count, cycle_count, internal_audit'
                    ELSE '' END,
@@ -79,10 +79,10 @@ LANGUAGE sql STABLE AS $$
                              AND jsonb_typeof(d->'reason_code') = 'string'
                              AND (p_quantity <> 'counted'
                                   OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
-            (4, 'note', 'is required and must be a non-empty string', NOT public.json_is_text(d->'note')),
-            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT public.json_is_text(d->'actor')),
-            (6, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                NOT public.json_is_lines(d->'lines'))
+            (4, 'note', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(d->'note')),
+            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT posledger_private.json_is_text(d->'actor')),
+            (6, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                NOT posledger_private.json_is_lines(d->'lines'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -92,25 +92,25 @@ LANGUAGE sql STABLE AS $$
         -- a row in all, so its sums cannot overflow (22003).
         FROM doc, LATERAL (
                 SELECT l.line, l.n, count(*) OVER same AS naming,
-                       sum(CASE WHEN public.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
+                       sum(CASE WHEN posledger_private.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
                                 THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
                        row_number() OVER (same ORDER BY l.n) AS nth
-                FROM jsonb_array_elements(public.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
+                FROM jsonb_array_elements(posledger_private.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
                 WINDOW same AS (PARTITION BY l.line->'sku', l.line->>'batch_lot')) i,
              LATERAL (VALUES
-                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (1, 'sku', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(i.line->'sku')),
                 (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
-                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                    posledger_private.json_is_given(i.line->'batch_lot') AND NOT posledger_private.json_is_text(i.line->'batch_lot')),
                 (3, p_quantity, CASE p_quantity WHEN 'counted' THEN 'must be a whole number from 0 to 1000000'
                                 ELSE 'must be a whole number from -1000000 to 1000000, not 0' END,
-                    NOT public.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
+                    NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
                                               1e6, true)
                     OR (p_quantity = 'quantity' AND i.line->'quantity' = '0')),
                 (4, 'quarantined', 'must be true or false when given; a count takes none',
-                    public.json_is_given(i.line->'quarantined')
-                    AND (p_quantity = 'counted' OR NOT public.json_is_boolean(i.line->'quarantined'))),
+                    posledger_private.json_is_given(i.line->'quarantined')
+                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_boolean(i.line->'quarantined'))),
                 (5, 'batch_lot', 'is counted twice in this count',
-                    p_quantity = 'counted' AND i.naming > 1 AND public.json_is_text(i.line->'sku')),
+                    p_quantity = 'counted' AND i.naming > 1 AND posledger_private.json_is_text(i.line->'sku')),
                 (6, p_quantity, 'moves more than 1000000 units of one sku and batch across its lines',
                     p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000)
              ) AS c(ord, field, problem, failed)
@@ -122,7 +122,7 @@ $$;
 
 -- The lines of a valid adjustment or count: sku, batch_lot (NULL: the unbatched row), the number
 -- (quantity or counted) and whether it is about quarantined units.
-CREATE OR REPLACE FUNCTION adjustment_lines(p_header public.inventory_adjustments)
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments)
 RETURNS TABLE (sku text, batch_lot text, quantity integer, quarantined boolean)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT l->>'sku', l->>'batch_lot',
@@ -134,13 +134,13 @@ $$;
 -- Claims the reference for an adjustment or a count and returns its header: new (result NULL), or the
 -- one recorded before with its result, after refusing the unknown and a reference reused for another
 -- payload (IV412). Then locks the rows the lines name, in id order, as every writer of stock does.
-CREATE OR REPLACE FUNCTION adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
 LANGUAGE plpgsql AS $$
 DECLARE
     v_store_id uuid := (p_payload->>'store_id')::uuid;
     v_header   public.inventory_adjustments;
 BEGIN
-    PERFORM public.posledger_refuse_missing(CASE
+    PERFORM posledger_private.refuse_missing(CASE
         WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
         ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
@@ -157,7 +157,7 @@ BEGIN
     IF NOT FOUND THEN
         SELECT * INTO v_header FROM public.inventory_adjustments
         WHERE store_id = v_store_id AND reference = p_payload->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
             'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header;
     END IF;
@@ -171,7 +171,7 @@ END $$;
 -- quarantined units, not the rest (sellable units, or a held batch's units); IV409 lists every line
 -- that would. A held batch's units change on hand but never become available; an active row's available
 -- units become all its sellable units.
-CREATE OR REPLACE FUNCTION adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE

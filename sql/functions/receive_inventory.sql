@@ -10,30 +10,30 @@ SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.receiving_record(p_shipment);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.receiving_record(p_shipment);
 EXCEPTION
     WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
     WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'shipment');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'shipment');
+        RETURN NULL;  -- not reached: refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION receive_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_inventory(jsonb) TO posledger_app;
 COMMENT ON FUNCTION receive_inventory(jsonb) IS 'One OCS shipment into one store: creates or tops up batch rows, records variances; a held lot arrives held. Idempotent by store and shipment_id.';
 
--- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
 CREATE OR REPLACE FUNCTION receive_inventory(p_store_id uuid, p_shipment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_shipment) THEN
-        PERFORM public.posledger_refuse_misrouted(public.receiving_problems(p_shipment), 'shipment');
+    IF NOT posledger_private.routed(p_store_id, p_shipment) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.receiving_problems(p_shipment), 'shipment');
     END IF;
     RETURN public.receive_inventory(p_shipment);
 END $$;
@@ -43,15 +43,15 @@ GRANT EXECUTE ON FUNCTION receive_inventory(uuid, jsonb) TO posledger_app;
 COMMENT ON FUNCTION receive_inventory(uuid, jsonb) IS 'receive_inventory routed by its store (the form Citus distributes).';
 
 -- Validate, claim the shipment id, lock what exists, then create or top up one row per sku+batch.
-CREATE OR REPLACE FUNCTION receiving_record(p_shipment jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.receiving_record(p_shipment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_store_id uuid;
     v_shipment public.ocs_shipments;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.receiving_problems(p_shipment), 'shipment');
+    PERFORM posledger_private.refuse_problems(posledger_private.receiving_problems(p_shipment), 'shipment');
     v_store_id := (p_shipment->>'store_id')::uuid;
-    PERFORM public.posledger_refuse_missing(
+    PERFORM posledger_private.refuse_missing(
         CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
              THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
         'Create the store before receiving into it.');
@@ -63,25 +63,25 @@ BEGIN
     IF NOT FOUND THEN
         SELECT * INTO v_shipment FROM public.ocs_shipments
         WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
-        PERFORM public.posledger_refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
             'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
-    -- The lots first (a status change of one takes turns with its receipts: posledger_lock_lots), then
+    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then
     -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
     -- receipts of the same new batches wait for each other instead of deadlocking.
-    PERFORM public.posledger_lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
+    PERFORM posledger_private.lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
                                        false);
     PERFORM FROM public.ocs_inventory i
     WHERE i.store_id = v_store_id
       AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
     ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN public.receiving_complete(v_shipment);
+    RETURN posledger_private.receiving_complete(v_shipment);
 END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid shipment.
-CREATE OR REPLACE FUNCTION receiving_problems(p_shipment jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     WITH shipment AS (
         SELECT CASE jsonb_typeof(p_shipment) WHEN 'object' THEN p_shipment ELSE '{}' END AS s
@@ -89,36 +89,36 @@ LANGUAGE sql IMMUTABLE AS $$
         SELECT c.field, c.problem, c.ord
         FROM shipment, LATERAL (VALUES
             (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
-            (2, 'shipment_id', 'is required and must be a non-empty string', NOT public.json_is_text(s->'shipment_id')),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
+            (2, 'shipment_id', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(s->'shipment_id')),
             (3, 'received_by', 'must be a non-empty string when given',
-                public.json_is_given(s->'received_by') AND NOT public.json_is_text(s->'received_by')),
-            (4, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                NOT public.json_is_lines(s->'lines'))
+                posledger_private.json_is_given(s->'received_by') AND NOT posledger_private.json_is_text(s->'received_by')),
+            (4, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                NOT posledger_private.json_is_lines(s->'lines'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-        FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
+        FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
              LATERAL (VALUES
-                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (1, 'sku', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(i.line->'sku')),
                 (2, 'batch_lot', 'is required and must be a non-empty string',
-                    NOT public.json_is_text(i.line->'batch_lot')),
+                    NOT posledger_private.json_is_text(i.line->'batch_lot')),
                 (3, 'quantity_shipped', 'must be a whole number from 0 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
+                    NOT posledger_private.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
                 (4, 'quantity_received', 'must be a whole number from 0 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
+                    NOT posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
                 (5, 'case_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
-                    public.json_is_given(i.line->'case_gtin')
-                    AND public.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
+                    posledger_private.json_is_given(i.line->'case_gtin')
+                    AND posledger_private.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
                                       THEN i.line->>'case_gtin' END) IS NULL),
                 (6, 'each_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
-                    public.json_is_given(i.line->'each_gtin')
-                    AND public.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
+                    posledger_private.json_is_given(i.line->'each_gtin')
+                    AND posledger_private.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
                                       THEN i.line->>'each_gtin' END) IS NULL),
                 (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
-                    public.json_is_given(i.line->'packaged_on_date')
-                    AND NOT public.json_is_date(i.line->'packaged_on_date'))
+                    posledger_private.json_is_given(i.line->'packaged_on_date')
+                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -128,9 +128,9 @@ LANGUAGE sql IMMUTABLE AS $$
         FROM (SELECT min(i.n) AS first_n,
                      count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
                                                       i.line->'packaged_on_date')) AS variants,
-                     sum(CASE WHEN public.json_is_number(i.line->'quantity_received', 0, 1000000, true)
+                     sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
                               THEN (i.line->>'quantity_received')::numeric END) AS received
-              FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
+              FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
               WHERE jsonb_typeof(i.line) = 'object'
               GROUP BY i.line->'sku', i.line->'batch_lot') b,
              LATERAL (VALUES
@@ -147,7 +147,7 @@ $$;
 -- The writes, under the locks: rows created or topped up (received units are sellable only in an active
 -- batch), one shipment line per payload line, and the result a replay returns. Lines of the same sku and
 -- batch (several containers) are summed first: one row, one ledger row per shipment.
-CREATE OR REPLACE FUNCTION receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_result jsonb;
@@ -157,7 +157,7 @@ BEGIN
         'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
     WITH line AS (
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
-               public.gtin14(l.line->>'case_gtin') AS case_gtin, public.gtin14(l.line->>'each_gtin') AS each_gtin,
+               posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
                (l.line->>'packaged_on_date')::date AS packaged_on_date,
                (l.line->>'quantity_shipped')::numeric::integer AS shipped,
                (l.line->>'quantity_received')::numeric::integer AS received

@@ -12,30 +12,30 @@ CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
--- This clause only scopes posledger_apply_lock_timeout() to this call; see _shared.sql.
+-- This clause only scopes apply_lock_timeout() to this call; see _shared.sql.
 SET lock_timeout = '3s'
 AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.pos_sale_record(p_sale);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.pos_sale_record(p_sale);
 EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
 END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(jsonb) TO posledger_app;
 COMMENT ON FUNCTION record_pos_sale(jsonb) IS 'One sale at the till, all or nothing: validates, locks its batches, deducts, ledgers, awards points; returns the result (DESIGN.md sections 3-4). Idempotent by store and receipt_number.';
 
--- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
 -- server it is the same sale as the one-argument form.
 CREATE OR REPLACE FUNCTION record_pos_sale(p_store_id uuid, p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_sale) THEN
-        PERFORM public.posledger_refuse_misrouted(public.pos_sale_problems(p_sale), 'sale');
+    IF NOT posledger_private.routed(p_store_id, p_sale) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.pos_sale_problems(p_sale), 'sale');
     END IF;
     RETURN public.record_pos_sale(p_sale);
 END $$;
@@ -46,10 +46,10 @@ COMMENT ON FUNCTION record_pos_sale(uuid, jsonb) IS 'record_pos_sale routed by i
 
 -- The sale itself, in the order its guarantees need: what needs no lock first, then the receipt claim,
 -- the stock locks, the allocation, and the writes.
-CREATE OR REPLACE FUNCTION pos_sale_record(p_sale jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_problems jsonb := public.pos_sale_problems(p_sale);
+    v_problems jsonb := posledger_private.pos_sale_problems(p_sale);
     v_store_id uuid;
     v_lines    public.pos_sale_line[];
     v_order    public.pos_orders;
@@ -59,19 +59,19 @@ DECLARE
     v_blocked  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
-    PERFORM public.posledger_refuse_problems(v_problems, 'sale');
+    PERFORM posledger_private.refuse_problems(v_problems, 'sale');
     v_store_id := (p_sale->>'store_id')::uuid;
-    v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
-    PERFORM public.posledger_refuse_problems(coalesce((
+    v_lines := ARRAY(SELECT l FROM posledger_private.pos_sale_lines(p_sale) l);
+    PERFORM posledger_private.refuse_problems(coalesce((
         SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
                    'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                    cardinality(v_lines), s.max_sale_lines)))
         FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    PERFORM public.posledger_refuse_missing(public.pos_sale_missing(v_store_id, v_lines),
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
                                             'Stock a sku or batch in this store (receive it) before selling it.');
 
     -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
-    v_order := public.pos_sale_claim_receipt(v_store_id, p_sale);
+    v_order := posledger_private.pos_sale_claim_receipt(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -94,26 +94,26 @@ BEGIN
                                     ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
         ORDER BY i.id FOR NO KEY UPDATE);
 
-    v_blocked := public.pos_sale_blocked(v_stock, v_lines);
+    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines);
     IF v_blocked <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
             HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
     END IF;
 
-    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_stock, v_lines) a);
-    v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
+    v_alloc := ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines) a);
+    v_short := posledger_private.pos_sale_shortfalls(v_lines, v_alloc);
     IF v_short <> '[]' AND v_order.policy = 'strict' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
             DETAIL = jsonb_build_object('short_lines', v_short)::text,
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN public.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
 END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid sale.
-CREATE OR REPLACE FUNCTION pos_sale_problems(p_sale jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN (WITH sale AS (
@@ -122,37 +122,37 @@ BEGIN
             SELECT c.field, c.problem, c.ord
             FROM sale, LATERAL (VALUES
                 (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
-                (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+                (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
                 (2, 'receipt_number', 'is required and must be a non-empty string',
-                    NOT public.json_is_text(s->'receipt_number')),
+                    NOT posledger_private.json_is_text(s->'receipt_number')),
                 (3, 'user_id', 'must be a uuid when given',
-                    public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
+                    posledger_private.json_is_given(s->'user_id') AND NOT posledger_private.json_is_uuid(s->'user_id')),
                 (4, 'status', 'must be "completed": reservations are not supported yet',
-                    public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
+                    posledger_private.json_is_given(s->'status') AND s->'status' <> '"completed"'),
                 (5, 'policy', 'must be "strict" or "lenient" when given',
-                    public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
                 (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
-                    s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
+                    s->'policy' = '"lenient"' AND NOT posledger_private.json_is_text(s->'authorized_by')),
                 (7, 'total', 'is required and must be a number from 0 to 1000000000',
-                    NOT public.json_is_number(s->'total', 0, 1e9)),
+                    NOT posledger_private.json_is_number(s->'total', 0, 1e9)),
                 (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
-                    public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
+                    posledger_private.json_is_given(s->'subtotal') AND NOT posledger_private.json_is_number(s->'subtotal', 0, 1e9)),
                 (9, 'tax', 'must be a number from 0 to 1000000000 when given',
-                    public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
-                (10, 'items', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
-                    NOT public.json_is_lines(s->'items'))
+                    posledger_private.json_is_given(s->'tax') AND NOT posledger_private.json_is_number(s->'tax', 0, 1e9)),
+                (10, 'items', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                    NOT posledger_private.json_is_lines(s->'items'))
             ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-            FROM sale, jsonb_array_elements(public.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+            FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
                  LATERAL (VALUES
                     (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
-                        NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
-                        NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
+                        NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
                  ) AS c(ord, field, problem, failed)
             WHERE c.failed
         )
@@ -162,7 +162,7 @@ BEGIN
 END $$;
 
 -- The lines of a valid sale, numbered from 1 in payload order.
-CREATE OR REPLACE FUNCTION pos_sale_lines(p_sale jsonb) RETURNS SETOF pos_sale_line
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) RETURNS SETOF pos_sale_line
 LANGUAGE sql IMMUTABLE AS $$
     SELECT i.n::integer,
            coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
@@ -174,7 +174,7 @@ $$;
 
 -- The store, skus and batches the sale names that do not exist, as [{store_id} | {sku, batch}].
 -- Stock rows are never deleted once they have a ledger, so this unlocked read cannot go stale.
-CREATE OR REPLACE FUNCTION pos_sale_missing(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN (SELECT CASE
@@ -193,7 +193,7 @@ END $$;
 -- Inserts the order header, or returns the order already recorded for this store and receipt
 -- (result set), raising IV412 when that order was a different sale. ON CONFLICT waits for a
 -- concurrent insert of the same receipt to commit or roll back, so a retry never sees 23505.
-CREATE OR REPLACE FUNCTION pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS pos_orders
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS pos_orders
 LANGUAGE plpgsql AS $$
 DECLARE
     v_order public.pos_orders;
@@ -211,7 +211,7 @@ BEGIN
     END IF;
     SELECT * INTO v_order FROM public.pos_orders
     WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
-    PERFORM public.posledger_refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
+    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
         'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
     RETURN v_order;
 END $$;
@@ -219,7 +219,7 @@ END $$;
 -- The batches the sale names that are held (quarantined, recalled, awaiting destruction), as
 -- [{sku, batch, status}], among the locked rows p_stock. Lines without a batch need no check: FEFO finds
 -- nothing available in a held batch.
-CREATE OR REPLACE FUNCTION pos_sale_blocked(p_stock ocs_inventory[], p_lines pos_sale_line[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_blocked(p_stock ocs_inventory[], p_lines pos_sale_line[]) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
@@ -237,7 +237,7 @@ END $$;
 -- before the stock check without a loop. Rows with inventory_id NULL are the units no batch covers,
 -- with what their sku+batch had available. p_stock is the rows the sale locked: every batch of a sku
 -- with a line without batch, and the named batches.
-CREATE OR REPLACE FUNCTION pos_sale_allocate(p_stock ocs_inventory[], p_lines pos_sale_line[])
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_allocate(p_stock ocs_inventory[], p_lines pos_sale_line[])
 RETURNS SETOF pos_sale_allocation
 LANGUAGE sql IMMUTABLE AS $$
     WITH line AS (
@@ -284,7 +284,7 @@ $$;
 
 -- The short sku+batch groups, as [{sku, batch, requested, available}]: requested sums all lines of
 -- the group, because lines of the same sku+batch are one demand.
-CREATE OR REPLACE FUNCTION pos_sale_shortfalls(p_lines pos_sale_line[], p_alloc pos_sale_allocation[])
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_shortfalls(p_lines pos_sale_line[], p_alloc pos_sale_allocation[])
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -302,7 +302,7 @@ END $$;
 
 -- The writes of an accepted sale, under the locks record_pos_sale holds: deduct, record the lines
 -- and any authorised shortfall, award points, and store the result that a replay returns.
-CREATE OR REPLACE FUNCTION pos_sale_complete(p_order pos_orders, p_lines pos_sale_line[],
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_complete(p_order pos_orders, p_lines pos_sale_line[],
                                              p_alloc pos_sale_allocation[], p_short jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -346,7 +346,7 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
-        'loyalty', public.pos_sale_award_points(p_order),
+        'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
     RETURN v_result;
@@ -354,7 +354,7 @@ END $$;
 
 -- Points for a completed sale with a customer, awarded only here, after the stock was deducted:
 -- a sale that did not happen rolls back before it gets this far. Creates a missing profile.
-CREATE OR REPLACE FUNCTION pos_sale_award_points(p_order pos_orders) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_award_points(p_order pos_orders) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_points  bigint;
@@ -377,9 +377,3 @@ BEGIN
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
 END $$;
-
--- Signatures these helpers had before they took the locked rows. Dropped here, in the transaction that
--- creates their successors (migrations.py applies every function file at once), so a sale running while
--- a database is migrated never finds the helper it calls gone.
-DROP FUNCTION IF EXISTS pos_sale_blocked(uuid, pos_sale_line[]);
-DROP FUNCTION IF EXISTS pos_sale_allocate(uuid, pos_sale_line[]);

@@ -9,30 +9,30 @@ SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.pos_return_record(p_return);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.pos_return_record(p_return);
 EXCEPTION
     WHEN lock_not_available THEN
-        PERFORM public.posledger_refuse_busy(SQLERRM);
-        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+        PERFORM posledger_private.refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: refuse_busy raises
     WHEN numeric_value_out_of_range THEN
-        PERFORM public.posledger_refuse_overflow(SQLERRM, 'return');
-        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+        PERFORM posledger_private.refuse_overflow(SQLERRM, 'return');
+        RETURN NULL;  -- not reached: refuse_overflow raises
 END $$;
 
 REVOKE ALL ON FUNCTION return_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION return_pos_sale(jsonb) TO posledger_app;
 COMMENT ON FUNCTION return_pos_sale(jsonb) IS 'A partial return or a whole-order void: units back to the batches they came from, points back in proportion. Idempotent by store and reference.';
 
--- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
+-- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
 CREATE OR REPLACE FUNCTION return_pos_sale(p_store_id uuid, p_return jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    IF NOT public.posledger_routed(p_store_id, p_return) THEN
-        PERFORM public.posledger_refuse_misrouted(public.pos_return_problems(p_return), 'return');
+    IF NOT posledger_private.routed(p_store_id, p_return) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.pos_return_problems(p_return), 'return');
     END IF;
     RETURN public.return_pos_sale(p_return);
 END $$;
@@ -45,7 +45,7 @@ COMMENT ON FUNCTION return_pos_sale(uuid, jsonb) IS 'return_pos_sale routed by i
 -- "already returned" cannot change under us), plan, lock the batches in id order, write. The order's
 -- lock is FOR NO KEY UPDATE: the pos_returns row inserted just before holds a key-share lock on it
 -- through its foreign key, which FOR UPDATE would wait for, deadlocking two returns of one order.
-CREATE OR REPLACE FUNCTION pos_return_record(p_return jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_record(p_return jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_store_id uuid;
@@ -53,7 +53,7 @@ DECLARE
     v_return   public.pos_returns;
     v_plan     jsonb;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.pos_return_problems(p_return), 'return');
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_return_problems(p_return), 'return');
     v_store_id := (p_return->>'store_id')::uuid;
     -- One index probe per way of naming the order (validation allows exactly one; order_id is a uuid):
     -- as one OR over a cast id, the lookup filtered every order of the store (docs/benchmarks.md, growth).
@@ -62,7 +62,7 @@ BEGIN
     UNION ALL
     SELECT * FROM public.pos_orders o
     WHERE o.store_id = v_store_id AND o.receipt_number = p_return->>'receipt_number';
-    PERFORM public.posledger_refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
         jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
                            'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
         'Name an order of this store by order_id or receipt_number.');
@@ -75,14 +75,14 @@ BEGIN
     RETURNING * INTO v_return;
     IF NOT FOUND THEN
         SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
             'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
         RETURN v_return.result || '{"replayed": true}';
     END IF;
 
     PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
-    v_plan := public.pos_return_plan(v_order, p_return);
-    PERFORM public.posledger_refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
+    v_plan := posledger_private.pos_return_plan(v_order, p_return);
+    PERFORM posledger_private.refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
     IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
             DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
@@ -91,11 +91,11 @@ BEGIN
     PERFORM FROM public.ocs_inventory
     WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
     ORDER BY id FOR NO KEY UPDATE;
-    RETURN public.pos_return_complete(v_order, v_return, v_plan->'lines');
+    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan->'lines');
 END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid return.
-CREATE OR REPLACE FUNCTION pos_return_problems(p_return jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_problems(p_return jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     WITH ret AS (
         SELECT CASE jsonb_typeof(p_return) WHEN 'object' THEN p_return ELSE '{}' END AS r
@@ -103,24 +103,24 @@ LANGUAGE sql IMMUTABLE AS $$
         SELECT c.field, c.problem, c.ord
         FROM ret, LATERAL (VALUES
             (0, '$', 'the return must be a JSON object', jsonb_typeof(p_return) IS DISTINCT FROM 'object'),
-            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(r->'store_id')),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(r->'store_id')),
             (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
-                NOT public.json_is_text(r->'reference')),
+                NOT posledger_private.json_is_text(r->'reference')),
             (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
-                public.json_is_given(r->'order_id') = public.json_is_given(r->'receipt_number')
-                OR (public.json_is_given(r->'order_id') AND NOT public.json_is_uuid(r->'order_id'))
-                OR (public.json_is_given(r->'receipt_number') AND NOT public.json_is_text(r->'receipt_number'))),
+                posledger_private.json_is_given(r->'order_id') = posledger_private.json_is_given(r->'receipt_number')
+                OR (posledger_private.json_is_given(r->'order_id') AND NOT posledger_private.json_is_uuid(r->'order_id'))
+                OR (posledger_private.json_is_given(r->'receipt_number') AND NOT posledger_private.json_is_text(r->'receipt_number'))),
             (4, 'void', 'must be true or false when given',
-                public.json_is_given(r->'void') AND NOT public.json_is_boolean(r->'void')),
+                posledger_private.json_is_given(r->'void') AND NOT posledger_private.json_is_boolean(r->'void')),
             (5, 'lines', format('is required for a return and must be an array of 1 to %s lines; a void (true) takes none',
-                                public.posledger_max_lines()),
-                CASE WHEN r->'void' = 'true' THEN public.json_is_given(r->'lines') AND r->'lines' <> '[]'
-                     ELSE NOT public.json_is_lines(r->'lines')
+                                posledger_private.max_lines()),
+                CASE WHEN r->'void' = 'true' THEN posledger_private.json_is_given(r->'lines') AND r->'lines' <> '[]'
+                     ELSE NOT posledger_private.json_is_lines(r->'lines')
                 END),
             (6, 'reason', 'must be a non-empty string when given',
-                public.json_is_given(r->'reason') AND NOT public.json_is_text(r->'reason')),
+                posledger_private.json_is_given(r->'reason') AND NOT posledger_private.json_is_text(r->'reason')),
             (7, 'cashier_id', 'must be a non-empty string when given',
-                public.json_is_given(r->'cashier_id') AND NOT public.json_is_text(r->'cashier_id'))
+                posledger_private.json_is_given(r->'cashier_id') AND NOT posledger_private.json_is_text(r->'cashier_id'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -128,16 +128,16 @@ LANGUAGE sql IMMUTABLE AS $$
         -- The lines naming one line_no are counted by a window, in n log n, not by comparing every pair.
         FROM ret, LATERAL (
                 SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'line_no') AS naming
-                FROM jsonb_array_elements(public.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
+                FROM jsonb_array_elements(posledger_private.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
              LATERAL (VALUES
                 (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
-                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
+                    NOT posledger_private.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
                 (2, 'quantity', 'must be a whole number from 1 to 1000000',
-                    NOT public.json_is_number(i.line->'quantity', 1, 1000000, true)),
+                    NOT posledger_private.json_is_number(i.line->'quantity', 1, 1000000, true)),
                 (3, 'batch_lot', 'must be a non-empty string when given',
-                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                    posledger_private.json_is_given(i.line->'batch_lot') AND NOT posledger_private.json_is_text(i.line->'batch_lot')),
                 (4, 'defective', 'must be true or false when given',
-                    public.json_is_given(i.line->'defective') AND NOT public.json_is_boolean(i.line->'defective'))
+                    posledger_private.json_is_given(i.line->'defective') AND NOT posledger_private.json_is_boolean(i.line->'defective'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
     )
@@ -150,7 +150,7 @@ $$;
 -- line's newest batch first (the reverse of the sale's FEFO order), or only from the batch it names; a
 -- void takes everything left. excess lists the return lines asking for more than is left; unknown
 -- the line numbers (and batches) this order does not have.
-CREATE OR REPLACE FUNCTION pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     WITH request AS (
         SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
@@ -201,7 +201,7 @@ $$;
 
 -- The writes, under the locks: units back on hand (sellable in an active batch, quarantined when
 -- defective), one return line per order line row, the void's order status, points, and the result.
-CREATE OR REPLACE FUNCTION pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb)
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -249,7 +249,7 @@ BEGIN
                                                       'quantity', l->'quantity', 'defective', l->'defective'))
                   FROM jsonb_array_elements(p_lines) l),
         'restocked', v_restocked,
-        'loyalty', public.pos_return_reverse_points(p_order, p_return));
+        'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
     UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
     RETURN v_result;
 END $$;
@@ -257,7 +257,7 @@ END $$;
 -- The order's points come back in proportion to the units returned so far, less what earlier returns
 -- already took (floor, so rounding never takes back a point too many); a void takes back the rest. A
 -- balance never goes below zero: what the customer already spent is reported as the shortfall.
-CREATE OR REPLACE FUNCTION pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns)
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -10,25 +10,25 @@ SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
-    PERFORM public.posledger_apply_lock_timeout();
-    RETURN public.batch_status_record(p_change);
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.batch_status_record(p_change);
 EXCEPTION WHEN lock_not_available THEN
-    PERFORM public.posledger_refuse_busy(SQLERRM);
-    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
 END $$;
 
 REVOKE ALL ON FUNCTION set_batch_status(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION set_batch_status(jsonb) TO posledger_app;
 COMMENT ON FUNCTION set_batch_status(jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
 
-CREATE OR REPLACE FUNCTION batch_status_record(p_change jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_record(p_change jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_request public.batch_status_requests;
 BEGIN
-    PERFORM public.posledger_refuse_problems(public.batch_status_problems(p_change), 'status change');
-    PERFORM public.posledger_lock_lots(ARRAY[p_change->>'batch_lot'], true);
-    PERFORM public.posledger_refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.batch_status_targets(p_change))
+    PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
+    PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
+    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM posledger_private.batch_status_targets(p_change))
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
@@ -38,7 +38,7 @@ BEGIN
     RETURNING * INTO v_request;
     IF NOT FOUND THEN
         SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
-        PERFORM public.posledger_refuse_other_payload(v_request.payload, p_change,
+        PERFORM posledger_private.refuse_other_payload(v_request.payload, p_change,
                                                       jsonb_build_object('reference', v_request.reference));
         RETURN v_request.result || '{"replayed": true}';
     END IF;
@@ -46,12 +46,12 @@ BEGIN
     -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
     -- inventory row was read (docs/benchmarks.md, growth).
     PERFORM FROM public.ocs_inventory i
-    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM public.batch_status_targets(p_change) t)
+    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM posledger_private.batch_status_targets(p_change) t)
     ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN public.batch_status_complete(v_request);
+    RETURN posledger_private.batch_status_complete(v_request);
 END $$;
 
-CREATE OR REPLACE FUNCTION batch_status_problems(p_change jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_problems(p_change jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     WITH change AS (
         SELECT CASE jsonb_typeof(p_change) WHEN 'object' THEN p_change ELSE '{}' END AS c
@@ -60,22 +60,22 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM change, LATERAL (VALUES
         (0, '$', 'the status change must be a JSON object', jsonb_typeof(p_change) IS DISTINCT FROM 'object'),
         (1, 'reference', 'is required and must be a non-empty string: the idempotency key (e.g. the recall notice)',
-            NOT public.json_is_text(c->'reference')),
-        (2, 'batch_lot', 'is required and must be a non-empty string', NOT public.json_is_text(c->'batch_lot')),
+            NOT posledger_private.json_is_text(c->'reference')),
+        (2, 'batch_lot', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'batch_lot')),
         (3, 'status', 'must be one of active, quarantined, recalled, awaiting_destruction',
             coalesce(c->'status' NOT IN ('"active"', '"quarantined"', '"recalled"', '"awaiting_destruction"'), true)),
-        (4, 'reason', 'is required and must be a non-empty string', NOT public.json_is_text(c->'reason')),
-        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT public.json_is_text(c->'actor')),
+        (4, 'reason', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'reason')),
+        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT posledger_private.json_is_text(c->'actor')),
         (6, 'sku', 'must be a non-empty string when given',
-            public.json_is_given(c->'sku') AND NOT public.json_is_text(c->'sku')),
+            posledger_private.json_is_given(c->'sku') AND NOT posledger_private.json_is_text(c->'sku')),
         (7, 'store_id', 'must be a uuid when given (absent: every store)',
-            public.json_is_given(c->'store_id') AND NOT public.json_is_uuid(c->'store_id'))
+            posledger_private.json_is_given(c->'store_id') AND NOT posledger_private.json_is_uuid(c->'store_id'))
     ) AS p(ord, field, problem, failed)
     WHERE p.failed
 $$;
 
 -- The batch rows a valid status change is about.
-CREATE OR REPLACE FUNCTION batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
 LANGUAGE sql STABLE AS $$
     SELECT * FROM public.ocs_inventory i
     WHERE i.batch_lot = p_change->>'batch_lot'
@@ -87,14 +87,14 @@ $$;
 -- hand that is not quarantined - there are no reservations yet), one history row per batch changed, and
 -- the hold in force for stock of the lot received later: a change replaces every hold inside its scope
 -- (the latest word on a lot, sku or store wins), and a hold adds its own.
-CREATE OR REPLACE FUNCTION batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_status text := p_request.payload->>'status';
     v_result jsonb;
 BEGIN
     WITH target AS (
-        SELECT t.id, t.store_id, t.status FROM public.batch_status_targets(p_request.payload) t
+        SELECT t.id, t.store_id, t.status FROM posledger_private.batch_status_targets(p_request.payload) t
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
