@@ -45,7 +45,41 @@ CREATE TABLE public.inventory_adjustments (
 
 COMMENT ON TABLE public.inventory_adjustments IS 'The header of an adjustment or a count; its lines are the ledger rows that reference it.';
 
-CREATE FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) RETURNS jsonb
+CREATE FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := (p_payload->>'store_id')::uuid;
+    v_header   public.inventory_adjustments;
+BEGIN
+    PERFORM posledger_private.refuse_missing(CASE
+        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+            THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
+        ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
+              FROM jsonb_array_elements(p_payload->'lines') l
+              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i WHERE i.store_id = v_store_id
+                                AND i.sku = l->>'sku' AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'))
+        END, 'Adjust or count only batches this store has stocked; receive new stock instead.');
+
+    INSERT INTO public.inventory_adjustments (store_id, reference, kind, reason_code, note, actor, payload)
+    VALUES (v_store_id, p_payload->>'reference', p_kind, p_payload->>'reason_code', p_payload->>'note',
+            p_payload->>'actor', p_payload)
+    ON CONFLICT ON CONSTRAINT inventory_adjustments_reference_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.inventory_adjustments
+        WHERE store_id = v_store_id AND reference = p_payload->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header;
+    END IF;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku IN (SELECT l->>'sku' FROM jsonb_array_elements(p_payload->'lines') l)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    RETURN v_header;
+END $$;
+
+CREATE FUNCTION posledger_private.adjustment_complete(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -101,40 +135,6 @@ BEGIN
         'adjustments', v_adjusted);
     UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
     RETURN v_result;
-END $$;
-
-CREATE FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_store_id uuid := (p_payload->>'store_id')::uuid;
-    v_header   public.inventory_adjustments;
-BEGIN
-    PERFORM posledger_private.refuse_missing(CASE
-        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
-            THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
-        ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
-              FROM jsonb_array_elements(p_payload->'lines') l
-              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i WHERE i.store_id = v_store_id
-                                AND i.sku = l->>'sku' AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'))
-        END, 'Adjust or count only batches this store has stocked; receive new stock instead.');
-
-    INSERT INTO public.inventory_adjustments (store_id, reference, kind, reason_code, note, actor, payload)
-    VALUES (v_store_id, p_payload->>'reference', p_kind, p_payload->>'reason_code', p_payload->>'note',
-            p_payload->>'actor', p_payload)
-    ON CONFLICT ON CONSTRAINT inventory_adjustments_reference_once DO NOTHING
-    RETURNING * INTO v_header;
-    IF NOT FOUND THEN
-        SELECT * INTO v_header FROM public.inventory_adjustments
-        WHERE store_id = v_store_id AND reference = p_payload->>'reference';
-        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
-            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
-        RETURN v_header;
-    END IF;
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id AND i.sku IN (SELECT l->>'sku' FROM jsonb_array_elements(p_payload->'lines') l)
-    ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN v_header;
 END $$;
 
 CREATE FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) RETURNS TABLE(sku text, batch_lot text, quantity integer, quarantined boolean)
@@ -217,7 +217,7 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN posledger_private.adjustment_apply(v_header, ARRAY(
+    RETURN posledger_private.adjustment_complete(v_header, ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
@@ -242,7 +242,61 @@ CREATE TABLE public.batch_status_requests (
 
 COMMENT ON TABLE public.batch_status_requests IS 'Each hold, recall or release as asked, keyed by its reference (a recall spans stores).';
 
-CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+CREATE FUNCTION posledger_private.batch_status_claim(p_change jsonb) RETURNS public.batch_status_requests
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_request public.batch_status_requests;
+BEGIN
+    INSERT INTO public.batch_status_requests (reference, payload) VALUES (p_change->>'reference', p_change)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING * INTO v_request;
+    IF NOT FOUND THEN
+        SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_request.payload, p_change,
+                                                      jsonb_build_object('reference', v_request.reference));
+    END IF;
+    RETURN v_request;
+END $$;
+
+CREATE TABLE public.ocs_inventory (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    quantity_on_hand integer DEFAULT 0 NOT NULL,
+    quantity_available integer DEFAULT 0 NOT NULL,
+    case_gtin text,
+    each_gtin text,
+    packaged_on_date date,
+    location_code text,
+    last_sold timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    quantity_quarantined integer DEFAULT 0 NOT NULL,
+    CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
+    CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
+    CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
+    CONSTRAINT ocs_inventory_quantity_on_hand_check CHECK ((quantity_on_hand >= 0)),
+    CONSTRAINT ocs_inventory_quarantine_within_on_hand CHECK (((quantity_quarantined >= 0) AND ((quantity_available + quantity_quarantined) <= quantity_on_hand))),
+    CONSTRAINT ocs_inventory_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT ocs_inventory_status_known CHECK ((status = ANY (ARRAY['active'::text, 'quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
+);
+
+COMMENT ON TABLE public.ocs_inventory IS 'Stock per store, sku and batch lot: one row each, at most one unbatched (legacy) row per store and sku. Written only by the entry functions; every change of quantity_on_hand is ledgered by a trigger.';
+
+COMMENT ON COLUMN public.ocs_inventory.batch_lot IS 'The lot; NULL is legacy unbatched stock. Never changes (IV403), nor do id, store_id and sku.';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_on_hand IS 'Units physically in the store, quarantined ones included. Equals the sum of the row''s ledger quantities.';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_available IS 'Units a sale may take: 0 while the batch is held; on hand less quarantined units otherwise.';
+
+COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined, recalled or awaiting_destruction (held: nothing available).';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
+
+CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -250,7 +304,7 @@ DECLARE
     v_result jsonb;
 BEGIN
     WITH target AS (
-        SELECT t.id, t.store_id, t.status FROM posledger_private.batch_status_targets(p_request.payload) t
+        SELECT t.id, t.store_id, t.status FROM unnest(p_rows) t
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
@@ -314,68 +368,31 @@ CREATE FUNCTION posledger_private.batch_status_record(p_change jsonb) RETURNS js
     AS $$
 DECLARE
     v_request public.batch_status_requests;
+    v_rows    public.ocs_inventory[];
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
     PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM posledger_private.batch_status_targets(p_change))
+    -- The lot's rows, read once: its advisory lock keeps a receipt from adding one until this call ends.
+    v_rows := ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t);
+    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_rows) = 0
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
 
-    INSERT INTO public.batch_status_requests (reference, payload) VALUES (p_change->>'reference', p_change)
-    ON CONFLICT (reference) DO NOTHING
-    RETURNING * INTO v_request;
-    IF NOT FOUND THEN
-        SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
-        PERFORM posledger_private.refuse_other_payload(v_request.payload, p_change,
-                                                      jsonb_build_object('reference', v_request.reference));
+    v_request := posledger_private.batch_status_claim(p_change);
+    IF v_request.result IS NOT NULL THEN
         RETURN v_request.result || '{"replayed": true}';
     END IF;
     -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
     -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
-    -- inventory row was read (docs/benchmarks.md, growth).
-    PERFORM FROM public.ocs_inventory i
-    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM posledger_private.batch_status_targets(p_change) t)
-    ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN posledger_private.batch_status_complete(v_request);
+    -- inventory row was read (docs/benchmarks.md, growth). The condition is on the row alone, keys
+    -- computed beforehand, as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
+    v_rows := ARRAY(SELECT i FROM public.ocs_inventory i
+                    WHERE i.store_id = ANY (ARRAY(SELECT r.store_id FROM unnest(v_rows) r))
+                      AND i.id = ANY (ARRAY(SELECT r.id FROM unnest(v_rows) r))
+                    ORDER BY i.id FOR NO KEY UPDATE);
+    RETURN posledger_private.batch_status_complete(v_request, v_rows);
 END $$;
-
-CREATE TABLE public.ocs_inventory (
-    id bigint NOT NULL,
-    store_id uuid NOT NULL,
-    sku text NOT NULL,
-    batch_lot text,
-    quantity_on_hand integer DEFAULT 0 NOT NULL,
-    quantity_available integer DEFAULT 0 NOT NULL,
-    case_gtin text,
-    each_gtin text,
-    packaged_on_date date,
-    location_code text,
-    last_sold timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    status text DEFAULT 'active'::text NOT NULL,
-    quantity_quarantined integer DEFAULT 0 NOT NULL,
-    CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
-    CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
-    CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
-    CONSTRAINT ocs_inventory_quantity_on_hand_check CHECK ((quantity_on_hand >= 0)),
-    CONSTRAINT ocs_inventory_quarantine_within_on_hand CHECK (((quantity_quarantined >= 0) AND ((quantity_available + quantity_quarantined) <= quantity_on_hand))),
-    CONSTRAINT ocs_inventory_sku_check CHECK ((sku <> ''::text)),
-    CONSTRAINT ocs_inventory_status_known CHECK ((status = ANY (ARRAY['active'::text, 'quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
-);
-
-COMMENT ON TABLE public.ocs_inventory IS 'Stock per store, sku and batch lot: one row each, at most one unbatched (legacy) row per store and sku. Written only by the entry functions; every change of quantity_on_hand is ledgered by a trigger.';
-
-COMMENT ON COLUMN public.ocs_inventory.batch_lot IS 'The lot; NULL is legacy unbatched stock. Never changes (IV403), nor do id, store_id and sku.';
-
-COMMENT ON COLUMN public.ocs_inventory.quantity_on_hand IS 'Units physically in the store, quarantined ones included. Equals the sum of the row''s ledger quantities.';
-
-COMMENT ON COLUMN public.ocs_inventory.quantity_available IS 'Units a sale may take: 0 while the batch is held; on hand less quarantined units otherwise.';
-
-COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined, recalled or awaiting_destruction (held: nothing available).';
-
-COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
 
 CREATE FUNCTION posledger_private.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
     LANGUAGE sql STABLE
@@ -399,7 +416,7 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := posledger_private.adjustment_apply(v_header, ARRAY(
+    v_result := posledger_private.adjustment_complete(v_header, ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
         JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
@@ -567,6 +584,27 @@ CREATE TABLE public.pos_returns (
 );
 
 COMMENT ON TABLE public.pos_returns IS 'Returns and voids of orders; reference is the idempotency key per store.';
+
+CREATE FUNCTION posledger_private.pos_return_claim(p_order public.pos_orders, p_return jsonb) RETURNS public.pos_returns
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_return public.pos_returns;
+BEGIN
+    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
+    VALUES (p_order.store_id, p_order.id, p_return->>'reference',
+            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
+            p_return->>'reason', p_return->>'cashier_id', p_return)
+    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
+    RETURNING * INTO v_return;
+    IF NOT FOUND THEN
+        SELECT * INTO v_return FROM public.pos_returns
+        WHERE store_id = p_order.store_id AND reference = p_return->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+            'store_id', p_order.store_id, 'reference', v_return.reference, 'id', v_return.id));
+    END IF;
+    RETURN v_return;
+END $$;
 
 CREATE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) RETURNS jsonb
     LANGUAGE plpgsql
@@ -745,16 +783,8 @@ BEGIN
                            'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
         'Name an order of this store by order_id or receipt_number.');
 
-    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
-    VALUES (v_store_id, v_order.id, p_return->>'reference',
-            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
-            p_return->>'reason', p_return->>'cashier_id', p_return)
-    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
-    RETURNING * INTO v_return;
-    IF NOT FOUND THEN
-        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
-        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
-            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
+    v_return := posledger_private.pos_return_claim(v_order, p_return);
+    IF v_return.result IS NOT NULL THEN
         RETURN v_return.result || '{"replayed": true}';
     END IF;
 
@@ -861,7 +891,7 @@ DECLARE
     v_points  bigint;
     v_balance bigint;
 BEGIN
-    IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
+    IF p_order.user_id IS NULL THEN
         RETURN NULL;
     END IF;
     SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
@@ -891,7 +921,7 @@ BEGIN
     );
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
+CREATE FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -948,9 +978,12 @@ BEGIN
     FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
     ORDER BY a.line_no, a.inventory_id;
 
-    INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short, authorized_by)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
-    FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+    IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
+        INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
+                                                 authorized_by)
+        SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+        FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+    END IF;
 
     v_result := jsonb_build_object(
         'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
@@ -1067,7 +1100,7 @@ BEGIN
                                             'Stock a sku or batch in this store (receive it) before selling it.');
 
     -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
-    v_order := posledger_private.pos_sale_claim_receipt(v_store_id, p_sale);
+    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -1136,6 +1169,25 @@ CREATE TABLE public.ocs_shipments (
 );
 
 COMMENT ON TABLE public.ocs_shipments IS 'One row per OCS shipment received into a store, with the payload and the result a replay returns.';
+
+CREATE FUNCTION posledger_private.receiving_claim(p_store_id uuid, p_shipment jsonb) RETURNS public.ocs_shipments
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_shipment public.ocs_shipments;
+BEGIN
+    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
+    VALUES (p_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
+    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
+    RETURNING * INTO v_shipment;
+    IF NOT FOUND THEN
+        SELECT * INTO v_shipment FROM public.ocs_shipments
+        WHERE store_id = p_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
+        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+            'store_id', p_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+    END IF;
+    RETURN v_shipment;
+END $$;
 
 CREATE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1300,15 +1352,8 @@ BEGIN
              THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
         'Create the store before receiving into it.');
 
-    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
-    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
-    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
-    RETURNING * INTO v_shipment;
-    IF NOT FOUND THEN
-        SELECT * INTO v_shipment FROM public.ocs_shipments
-        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
-        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
-            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+    v_shipment := posledger_private.receiving_claim(v_store_id, p_shipment);
+    IF v_shipment.result IS NOT NULL THEN
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
@@ -2294,9 +2339,9 @@ REVOKE ALL ON TYPE public.pos_sale_line FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_complete(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) FROM PUBLIC;
 
@@ -2308,13 +2353,15 @@ REVOKE ALL ON FUNCTION posledger_private.apply_lock_timeout() FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.batch_status_requests TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.batch_status_claim(p_change jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.ocs_inventory TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.batch_status_problems(p_change jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.batch_status_record(p_change jsonb) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.ocs_inventory TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.batch_status_targets(p_change jsonb) FROM PUBLIC;
 
@@ -2348,6 +2395,8 @@ GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.pos_returns TO posledger_readonly;
 
+REVOKE ALL ON FUNCTION posledger_private.pos_return_claim(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
@@ -2364,7 +2413,7 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_award_points(p_order public.po
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) FROM PUBLIC;
 
@@ -2379,6 +2428,8 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_record(p_sale jsonb) FROM PUBL
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.ocs_shipments TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.receiving_claim(p_store_id uuid, p_shipment jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) FROM PUBLIC;
 

@@ -50,7 +50,7 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN posledger_private.adjustment_apply(v_header, ARRAY(
+    RETURN posledger_private.adjustment_complete(v_header, ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
@@ -171,7 +171,7 @@ END $$;
 -- quarantined units, not the rest (sellable units, or a held batch's units); IV409 lists every line
 -- that would. A held batch's units change on hand but never become available; an active row's available
 -- units become all its sellable units.
-CREATE OR REPLACE FUNCTION posledger_private.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
+CREATE OR REPLACE FUNCTION posledger_private.adjustment_complete(p_header public.inventory_adjustments, p_deltas public.inventory_delta[])
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -51,7 +51,7 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := posledger_private.adjustment_apply(v_header, ARRAY(
+    v_result := posledger_private.adjustment_complete(v_header, ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
         JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku

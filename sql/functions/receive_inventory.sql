@@ -56,15 +56,8 @@ BEGIN
              THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
         'Create the store before receiving into it.');
 
-    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
-    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
-    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
-    RETURNING * INTO v_shipment;
-    IF NOT FOUND THEN
-        SELECT * INTO v_shipment FROM public.ocs_shipments
-        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
-        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
-            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+    v_shipment := posledger_private.receiving_claim(v_store_id, p_shipment);
+    IF v_shipment.result IS NOT NULL THEN
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
@@ -78,6 +71,27 @@ BEGIN
       AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
     ORDER BY i.id FOR NO KEY UPDATE;
     RETURN posledger_private.receiving_complete(v_shipment);
+END $$;
+
+-- Claims the shipment id for the store: the new shipment (result NULL), or the one received before with
+-- its result, after refusing an id reused for another payload (IV412).
+CREATE OR REPLACE FUNCTION posledger_private.receiving_claim(p_store_id uuid, p_shipment jsonb)
+RETURNS public.ocs_shipments
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_shipment public.ocs_shipments;
+BEGIN
+    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
+    VALUES (p_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
+    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
+    RETURNING * INTO v_shipment;
+    IF NOT FOUND THEN
+        SELECT * INTO v_shipment FROM public.ocs_shipments
+        WHERE store_id = p_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
+        PERFORM posledger_private.refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+            'store_id', p_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+    END IF;
+    RETURN v_shipment;
 END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid shipment.

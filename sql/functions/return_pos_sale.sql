@@ -67,16 +67,8 @@ BEGIN
                            'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
         'Name an order of this store by order_id or receipt_number.');
 
-    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
-    VALUES (v_store_id, v_order.id, p_return->>'reference',
-            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
-            p_return->>'reason', p_return->>'cashier_id', p_return)
-    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
-    RETURNING * INTO v_return;
-    IF NOT FOUND THEN
-        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
-        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
-            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
+    v_return := posledger_private.pos_return_claim(v_order, p_return);
+    IF v_return.result IS NOT NULL THEN
         RETURN v_return.result || '{"replayed": true}';
     END IF;
 
@@ -92,6 +84,29 @@ BEGIN
     WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
     ORDER BY id FOR NO KEY UPDATE;
     RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan->'lines');
+END $$;
+
+-- Claims the return's reference for the store: the new return (result NULL), or the one recorded before
+-- with its result, after refusing a reference reused for another payload (IV412).
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_claim(p_order public.pos_orders, p_return jsonb)
+RETURNS public.pos_returns
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_return public.pos_returns;
+BEGIN
+    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
+    VALUES (p_order.store_id, p_order.id, p_return->>'reference',
+            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
+            p_return->>'reason', p_return->>'cashier_id', p_return)
+    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
+    RETURNING * INTO v_return;
+    IF NOT FOUND THEN
+        SELECT * INTO v_return FROM public.pos_returns
+        WHERE store_id = p_order.store_id AND reference = p_return->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+            'store_id', p_order.store_id, 'reference', v_return.reference, 'id', v_return.id));
+    END IF;
+    RETURN v_return;
 END $$;
 
 -- Every problem of the payload at once, as [{field, problem}]; [] for a valid return.

@@ -25,14 +25,40 @@ CREATE OR REPLACE FUNCTION posledger_private.batch_status_record(p_change jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_request public.batch_status_requests;
+    v_rows    public.ocs_inventory[];
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
     PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM posledger_private.batch_status_targets(p_change))
+    -- The lot's rows, read once: its advisory lock keeps a receipt from adding one until this call ends.
+    v_rows := ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t);
+    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_rows) = 0
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
 
+    v_request := posledger_private.batch_status_claim(p_change);
+    IF v_request.result IS NOT NULL THEN
+        RETURN v_request.result || '{"replayed": true}';
+    END IF;
+    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
+    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
+    -- inventory row was read (docs/benchmarks.md, growth). The condition is on the row alone, keys
+    -- computed beforehand, as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
+    v_rows := ARRAY(SELECT i FROM public.ocs_inventory i
+                    WHERE i.store_id = ANY (ARRAY(SELECT r.store_id FROM unnest(v_rows) r))
+                      AND i.id = ANY (ARRAY(SELECT r.id FROM unnest(v_rows) r))
+                    ORDER BY i.id FOR NO KEY UPDATE);
+    RETURN posledger_private.batch_status_complete(v_request, v_rows);
+END $$;
+
+-- Claims the reference: the new request (result NULL), or the one recorded before with its result,
+-- after refusing a reference reused for another payload (IV412). A recall spans stores, so the key is
+-- global.
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_claim(p_change jsonb) RETURNS public.batch_status_requests
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_request public.batch_status_requests;
+BEGIN
     INSERT INTO public.batch_status_requests (reference, payload) VALUES (p_change->>'reference', p_change)
     ON CONFLICT (reference) DO NOTHING
     RETURNING * INTO v_request;
@@ -40,15 +66,8 @@ BEGIN
         SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
         PERFORM posledger_private.refuse_other_payload(v_request.payload, p_change,
                                                       jsonb_build_object('reference', v_request.reference));
-        RETURN v_request.result || '{"replayed": true}';
     END IF;
-    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
-    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
-    -- inventory row was read (docs/benchmarks.md, growth).
-    PERFORM FROM public.ocs_inventory i
-    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM posledger_private.batch_status_targets(p_change) t)
-    ORDER BY i.id FOR NO KEY UPDATE;
-    RETURN posledger_private.batch_status_complete(v_request);
+    RETURN v_request;
 END $$;
 
 CREATE OR REPLACE FUNCTION posledger_private.batch_status_problems(p_change jsonb) RETURNS jsonb
@@ -83,18 +102,19 @@ LANGUAGE sql STABLE AS $$
       AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
 $$;
 
--- The writes, under the locks: the status, what is available (none while held; on release, every unit on
--- hand that is not quarantined - there are no reservations yet), one history row per batch changed, and
--- the hold in force for stock of the lot received later: a change replaces every hold inside its scope
--- (the latest word on a lot, sku or store wins), and a hold adds its own.
-CREATE OR REPLACE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+-- The writes to the rows p_rows, under their locks: the status, what is available (none while held;
+-- on release, every unit on hand that is not quarantined - there are no reservations yet), one history
+-- row per batch changed, and the hold in force for stock of the lot received later: a change replaces
+-- every hold inside its scope (the latest word on a lot, sku or store wins), and a hold adds its own.
+CREATE OR REPLACE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests,
+                                                             p_rows public.ocs_inventory[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_status text := p_request.payload->>'status';
     v_result jsonb;
 BEGIN
     WITH target AS (
-        SELECT t.id, t.store_id, t.status FROM posledger_private.batch_status_targets(p_request.payload) t
+        SELECT t.id, t.store_id, t.status FROM unnest(p_rows) t
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
