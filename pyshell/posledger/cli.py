@@ -29,7 +29,7 @@ from posledger.connection import (
     start_embedded,
     stop_embedded,
 )
-from posledger.errors import PosLedgerError
+from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import MIGRATE_LOCK_WAIT, migrate, pending_migrations
 
 EXIT_REFUSED = 1
@@ -46,11 +46,11 @@ class Posledger(click.Group):
         try:
             return super().invoke(ctx)
         except json.JSONDecodeError as error:
-            self._report(ctx, EXIT_REFUSED, render.error_report(error, "InvalidJSON"))
+            self._report(ctx, EXIT_REFUSED, error_report(error, "InvalidJSON"))
         except (AsnFormatError, PosLedgerError, UnicodeDecodeError) as error:
-            self._report(ctx, EXIT_REFUSED, render.error_report(error))
+            self._report(ctx, EXIT_REFUSED, error_report(error))
         except (psycopg.Error, subprocess.SubprocessError) as error:
-            self._report(ctx, EXIT_DATABASE, render.error_report(error))
+            self._report(ctx, EXIT_DATABASE, error_report(error))
 
     @staticmethod
     def _report(ctx: click.Context, code: int, report: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import psycopg
 from posledger import render, reports
 from posledger.asn import read_asn, receive_shipments
 from posledger.calls import call
-from posledger.errors import PosLedgerError
+from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR
 
 SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
@@ -75,7 +75,7 @@ def run(conn: psycopg.Connection, show: Callable[[Step], None] = lambda step: No
         except PosLedgerError as error:
             if not expect_refusal:
                 raise
-            told(title, function, render.error_report(error), refused=True)
+            told(title, function, error_report(error), refused=True)
     return {"store_id": store_id, "steps": steps, "stock": reports.stock(conn, store_id),
             "ledger": reports.ledger(conn, store_id, limit=1000),
             "reconciliation": reports.reconciliation(conn, store_id)}

@@ -9,11 +9,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 from rich.console import Console
 from rich.table import Table
-
-from posledger.errors import PosLedgerError
 
 
 def _console(stderr: bool = False) -> Console:
@@ -143,23 +140,6 @@ def verification(report: dict[str, Any]) -> None:
         rows("broken (the first break of each chain)", report["broken"])
     if report["review"]:
         rows("written into the ledger directly (review them)", report["review"])
-
-
-# Database errors a user can fix themselves: posledger's functions or tables are not there yet.
-_NOT_MIGRATED = {"42883", "42P01"}
-
-
-def error_report(error: Exception, name: str | None = None) -> dict[str, Any]:
-    """An error as --json prints it: its name, message, SQLSTATE, JSON detail and hint."""
-    if isinstance(error, PosLedgerError):
-        return {"error": type(error).__name__, "message": str(error), "sqlstate": error.sqlstate,
-                "detail": error.detail, "hint": error.hint}
-    report: dict[str, Any] = {"error": name or type(error).__name__, "message": str(error).strip()}
-    if isinstance(error, psycopg.Error):
-        report["sqlstate"] = error.sqlstate
-        if error.sqlstate in _NOT_MIGRATED:
-            report["hint"] = "is the database migrated? run: posledger migrate"
-    return report
 
 
 def error(report: dict[str, Any], expected: bool = False) -> None:
