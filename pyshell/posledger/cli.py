@@ -194,8 +194,8 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
       posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
     """
     shipments = read_asn(asn, str(store_id), received_by)
-    with _connect(dsn) as conn:
-        results = receive_shipments(conn, shipments)
+    with _connect(dsn) as conn, render.progress_bar("receiving") as progress:
+        results = receive_shipments(conn, shipments, progress)
     _show(results, as_json, render.shipments)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 
@@ -107,6 +109,14 @@ def shipments(results: list[dict[str, Any]]) -> None:
     rows("received", [{"shipment": result["shipment_id"], "batches": len(result["batches"]),
                        "units received": result["units_received"], "variances": len(result["variances"]),
                        "replayed": result["replayed"]} for result in results])
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, gone when done; yields the callback that moves it: (done, total)."""
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def migrated(done: dict[str, Any]) -> None:
