@@ -20,7 +20,13 @@ import psycopg
 
 from posledger import __version__, demo, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
-from posledger.calls import call
+from posledger.calls import (
+    adjust_inventory,
+    count_inventory,
+    record_sale,
+    return_sale,
+    set_batch_status,
+)
 from posledger.connection import (
     default_data_dir,
     embedded_running,
@@ -30,7 +36,7 @@ from posledger.connection import (
     stop_embedded,
 )
 from posledger.errors import PosLedgerError, error_report
-from posledger.migrations import MIGRATE_LOCK_WAIT, migrate, pending_migrations
+from posledger.migrations import MIGRATE_LOCK_WAIT, database_status, migrate
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
@@ -123,8 +129,12 @@ def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     _show({"applied": applied}, as_json, render.migrated)
 
 
-def _payload_command(name: str, function: str, help_text: str) -> None:
-    """A command that sends a JSON file to one entry function and shows its result."""
+Call = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
+
+
+def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[str, Any]], None],
+                     help_text: str) -> None:
+    """A command that sends a JSON file to one named library call and shows its result."""
     @main.command(name, help=help_text)
     @click.argument("payload", type=click.File("r"))
     @dsn_option
@@ -132,11 +142,12 @@ def _payload_command(name: str, function: str, help_text: str) -> None:
     def command(payload: TextIO, dsn: str | None, as_json: bool) -> None:
         document = json.load(payload)
         with _connect(dsn) as conn:
-            result = call(conn, function, document)
-        _show(result, as_json, render.RESULTS[function])
+            result = library_call(conn, document)
+        _show(result, as_json, for_people)
 
 
-_payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSON file, or - for standard input).
+_payload_command("sale", record_sale, render.sale,
+                 """Record the sale in PAYLOAD (a JSON file, or - for standard input).
 
     The payload is the POS frontend's (README, "The sale"). Sending the same sale again is safe: the
     first result comes back, marked replayed, and nothing is sold twice.
@@ -146,7 +157,8 @@ _payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSO
       posledger sale sql/demo/sale.json
       echo '{"store_id": "...", ...}' | posledger sale - --json
     """)
-_payload_command("return", "return_pos_sale", """Return units of a sale, or void it whole (return_pos_sale).
+_payload_command("return", return_sale, render.return_,
+                 """Return units of a sale, or void it whole (return_pos_sale).
 
     Units go back to the batches the sale took them from; loyalty points come back off the balance.
 
@@ -154,7 +166,8 @@ _payload_command("return", "return_pos_sale", """Return units of a sale, or void
     Example:
       posledger return sql/demo/return.json
     """)
-_payload_command("adjust", "adjust_inventory", """Correct stock with a reason code (adjust_inventory).
+_payload_command("adjust", adjust_inventory, render.adjustment,
+                 """Correct stock with a reason code (adjust_inventory).
 
     Signed quantities per sku and batch; stock never goes below zero.
 
@@ -162,13 +175,15 @@ _payload_command("adjust", "adjust_inventory", """Correct stock with a reason co
     Example:
       posledger adjust sql/demo/adjustment.json
     """)
-_payload_command("count", "count_inventory", """Post counted quantities as adjustments (count_inventory).
+_payload_command("count", count_inventory, render.adjustment,
+                 """Post counted quantities as adjustments (count_inventory).
 
     \b
     Example:
       posledger count sql/demo/count.json
     """)
-_payload_command("batch-status", "set_batch_status", """Hold, recall or release a lot (set_batch_status).
+_payload_command("batch-status", set_batch_status, render.batch_status,
+                 """Hold, recall or release a lot (set_batch_status).
 
     \b
     Example:
@@ -309,15 +324,9 @@ def demo_command(dsn: str | None, as_json: bool, keep: bool) -> None:
     Example:
       posledger demo --keep && posledger psql
     """
-    target = _target(dsn, keep)
-    migrate(target)
-    with psycopg.connect(target) as conn:
-        day = demo.run(conn, show=(lambda step: None) if as_json else demo.show)
-    if as_json:
-        _print_json(day)
-        return
-    demo.show_end_of_day(day)
-    if not resolve_dsn(dsn):
+    day = demo.run(_target(dsn, keep), show=None if as_json else render.demo_step)
+    _show(day, as_json, render.end_of_day)
+    if not as_json and not resolve_dsn(dsn):
         render.out.print(f"\nThe embedded server in {default_data_dir()} "
                          + ("is still running: posledger psql opens it, posledger stop stops it."
                             if keep else "was stopped; posledger demo --keep leaves it running."))
@@ -358,7 +367,5 @@ def version_command(dsn: str | None, as_json: bool) -> None:
                              "supported_postgresql": SUPPORTED_POSTGRESQL}
     target = resolve_dsn(dsn) or (start_embedded() if embedded_running() else None)
     if target:
-        with psycopg.connect(target) as conn:
-            found["server"] = f"PostgreSQL {conn.info.server_version // 10000}.{conn.info.server_version % 10000}"
-        found["migrations_pending"] = pending_migrations(target)
+        found.update(database_status(target))
     _show(found, as_json, render.facts)

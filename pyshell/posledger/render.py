@@ -165,7 +165,30 @@ def error(report: dict[str, Any], expected: bool = False) -> None:
         console.print(f"  hint: {report['hint']}")
 
 
-RESULTS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "record_pos_sale": sale, "return_pos_sale": return_, "adjust_inventory": adjustment,
-    "count_inventory": adjustment, "set_batch_status": batch_status,
+def _new_store(outcome: dict[str, Any]) -> None:
+    out.print(f"store id {outcome['store_id']}")
+
+
+# How to show a demo step's outcome, by what produced it (the step's "function").
+_STEP_RESULTS: dict[str, Callable[[Any], None]] = {
+    "stores": _new_store, "receive_inventory": shipments,
+    "record_pos_sale": sale, "return_pos_sale": return_, "set_batch_status": batch_status,
 }
+
+
+def demo_step(step: dict[str, Any]) -> None:
+    """A step of the demo's day, as it happens."""
+    out.rule(f"[bold]{step['title']}", align="left")
+    if step["refused"]:
+        error(step["outcome"], expected=True)
+    else:
+        _STEP_RESULTS[step["function"]](step["outcome"])
+
+
+def end_of_day(day: dict[str, Any]) -> None:
+    """The demo's end of the day: stock by batch, the day's ledger, and whether the books balance."""
+    out.rule("[bold]End of the day", align="left")
+    rows("Stock by batch (FEFO order)", day["stock"])
+    rows("The day's ledger", [{key: row[key] for key in ("id", "sku", "batch_lot", "transaction_type", "quantity",
+                                                          "quantity_after", "actor")} for row in day["ledger"]])
+    reconciliation(day["reconciliation"])
