@@ -42,14 +42,16 @@ END $$;
 
 -- The refusals every entry function shares, so each code keeps one shape of DETAIL across functions.
 
--- IV400: every problem of a payload at once, as [{field, problem}]; nothing when there is none.
+-- IV400: the problems of a payload, as [{field, problem}], the first 100 of them, and their total;
+-- nothing when there is none. The bound keeps the detail small (10,000 bad lines made 899 KB).
 CREATE OR REPLACE FUNCTION posledger_refuse_problems(p_problems jsonb, p_what text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_problems <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = format('invalid %s: the payload has problems', p_what),
-            DETAIL = jsonb_build_object('problems', p_problems)::text,
-            HINT = 'Correct every field named in problems and send it again.';
+            DETAIL = jsonb_build_object('problems', jsonb_path_query_array(p_problems, '$[0 to 99]'),
+                                        'total', jsonb_array_length(p_problems))::text,
+            HINT = 'Correct every field named in problems (the first 100 of total) and send it again.';
     END IF;
 END $$;
 
@@ -143,8 +145,9 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE false END
 $$;
 
--- The most lines one payload (a shipment, adjustment, count or return) may carry: each call validates
--- and writes all of them in one transaction, so the bound caps its cost and the size of its IV400 detail.
+-- The most lines one payload (a shipment, adjustment, count, return or sale) may carry: each call
+-- validates and writes all of them in one transaction, so the bound caps its cost. A sale is bounded
+-- further by its store's max_sale_lines.
 CREATE OR REPLACE FUNCTION posledger_max_lines() RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
     SELECT 10000

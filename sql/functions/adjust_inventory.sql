@@ -21,6 +21,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION adjust_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adjust_inventory(jsonb) TO posledger_app;
+COMMENT ON FUNCTION adjust_inventory(jsonb) IS 'Signed corrections of batch rows with a reason code, a note and who did it; never below zero. Idempotent by store and reference.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
@@ -37,6 +38,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION adjust_inventory(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION adjust_inventory(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION adjust_inventory(uuid, jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
 
 CREATE OR REPLACE FUNCTION adjustment_record(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$

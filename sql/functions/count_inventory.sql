@@ -18,6 +18,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION count_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION count_inventory(jsonb) TO posledger_app;
+COMMENT ON FUNCTION count_inventory(jsonb) IS 'Counted quantities per batch, posted as adjustments (the differences) under a count reason; settles open shortfalls of what was counted.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
@@ -34,6 +35,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION count_inventory(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION count_inventory(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION count_inventory(uuid, jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
 
 -- A counted quantity is every unit of the batch on the shelf, quarantined ones included; the
 -- difference is read under the lock, so a sale that committed while the count waited is not lost.

@@ -23,6 +23,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION receive_inventory(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_inventory(jsonb) TO posledger_app;
+COMMENT ON FUNCTION receive_inventory(jsonb) IS 'One OCS shipment into one store: creates or tops up batch rows, records variances; a held lot arrives held. Idempotent by store and shipment_id.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
@@ -39,6 +40,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION receive_inventory(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_inventory(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION receive_inventory(uuid, jsonb) IS 'receive_inventory routed by its store (the form Citus distributes).';
 
 -- Validate, claim the shipment id, lock what exists, then create or top up one row per sku+batch.
 CREATE OR REPLACE FUNCTION receiving_record(p_shipment jsonb) RETURNS jsonb

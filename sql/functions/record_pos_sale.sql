@@ -25,6 +25,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(jsonb) TO posledger_app;
+COMMENT ON FUNCTION record_pos_sale(jsonb) IS 'One sale at the till, all or nothing: validates, locks its batches, deducts, ledgers, awards points; returns the result (DESIGN.md sections 3-4). Idempotent by store and receipt_number.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same sale as the one-argument form.
@@ -41,6 +42,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION record_pos_sale(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION record_pos_sale(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION record_pos_sale(uuid, jsonb) IS 'record_pos_sale routed by its store (the form Citus distributes); the store must be the payload''s.';
 
 -- The sale itself, in the order its guarantees need: what needs no lock first, then the receipt claim,
 -- the stock locks, the allocation, and the writes.
@@ -60,6 +62,11 @@ BEGIN
     PERFORM public.posledger_refuse_problems(v_problems, 'sale');
     v_store_id := (p_sale->>'store_id')::uuid;
     v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
+    PERFORM public.posledger_refuse_problems(coalesce((
+        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
+                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
+                   cardinality(v_lines), s.max_sale_lines)))
+        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
     PERFORM public.posledger_refuse_missing(public.pos_sale_missing(v_store_id, v_lines),
                                             'Stock a sku or batch in this store (receive it) before selling it.');
 
@@ -132,15 +139,13 @@ BEGIN
                     public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
                 (9, 'tax', 'must be a number from 0 to 1000000000 when given',
                     public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
-                (10, 'items', 'is required and must be a non-empty array',
-                    coalesce(jsonb_typeof(s->'items') <> 'array' OR jsonb_array_length(s->'items') = 0, true))
+                (10, 'items', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                    NOT public.json_is_lines(s->'items'))
             ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
-            FROM sale,
-                 jsonb_array_elements(CASE jsonb_typeof(s->'items') WHEN 'array' THEN s->'items' ELSE '[]' END)
-                     WITH ORDINALITY AS i(item, n),
+            FROM sale, jsonb_array_elements(public.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
                  LATERAL (VALUES
                     (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
                         NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
@@ -246,15 +251,16 @@ LANGUAGE sql IMMUTABLE AS $$
         FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
         WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
     ), supply AS (
+        -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
         SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
-        FROM (SELECT s.*, s.quantity_available - coalesce((SELECT sum(n.taken) FROM named n WHERE n.id = s.id), 0)
-                          AS free
-              FROM stock s) f
+        FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
+              FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
         WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
     ), demand AS (
         SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
-               coalesce((SELECT max(s.sku_free) FROM supply s WHERE s.sku = l.sku), 0) AS sku_free
+               coalesce(f.sku_free, 0) AS sku_free
         FROM line l
+        LEFT JOIN (SELECT DISTINCT sku, sku_free FROM supply) f ON f.sku = l.sku
         WHERE l.batch_lot IS NULL
         WINDOW w AS (PARTITION BY l.sku ORDER BY l.line_no)
     )
@@ -283,14 +289,14 @@ RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
-                                                     'requested', g.requested, 'available', g.available)
+                                                     'requested', r.requested, 'available', g.available)
                                   ORDER BY g.sku, g.batch_lot), '[]')
-        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available,
-                     (SELECT sum(l.quantity) FROM unnest(p_lines) l
-                      WHERE l.sku = a.sku AND l.batch_lot IS NOT DISTINCT FROM a.batch_lot) AS requested
+        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available
               FROM unnest(p_alloc) a
               WHERE a.inventory_id IS NULL
               GROUP BY a.sku, a.batch_lot) g
+        JOIN (SELECT l.sku, l.batch_lot, sum(l.quantity) AS requested FROM unnest(p_lines) l
+              GROUP BY l.sku, l.batch_lot) r ON r.sku = g.sku AND r.batch_lot IS NOT DISTINCT FROM g.batch_lot
     );
 END $$;
 

@@ -22,6 +22,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION return_pos_sale(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION return_pos_sale(jsonb) TO posledger_app;
+COMMENT ON FUNCTION return_pos_sale(jsonb) IS 'A partial return or a whole-order void: units back to the batches they came from, points back in proportion. Idempotent by store and reference.';
 
 -- The entry Citus distributes by store (docs/scaling.md; posledger_routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
@@ -38,6 +39,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION return_pos_sale(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION return_pos_sale(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION return_pos_sale(uuid, jsonb) IS 'return_pos_sale routed by its store (the form Citus distributes).';
 
 -- Validate, find the order, claim the reference, lock the order (returns of one order take turns, so
 -- "already returned" cannot change under us), plan, lock the batches in id order, write. The order's

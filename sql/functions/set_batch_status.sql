@@ -19,6 +19,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION set_batch_status(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION set_batch_status(jsonb) TO posledger_app;
+COMMENT ON FUNCTION set_batch_status(jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
 
 CREATE OR REPLACE FUNCTION batch_status_record(p_change jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$

@@ -73,4 +73,6 @@ $$;
 REVOKE ALL ON FUNCTION verify_ledger(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger_digest(timestamptz, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION verify_ledger(uuid), ledger_digest(timestamptz, uuid) TO posledger_readonly;
+COMMENT ON FUNCTION ledger_digest(timestamptz, uuid) IS 'Per store, sha256 over its ledger chains'' heads as of a moment: keep it outside the database to make a later rewrite evident.';
+COMMENT ON FUNCTION verify_ledger(uuid) IS 'What is wrong with the stock ledger (empty when nothing): each chain''s first broken link and any guard missing or disabled (broken), rows written directly (review).';
 GRANT EXECUTE ON FUNCTION ocs_ledger_hash(ocs_inventory_transactions) TO posledger_readonly;

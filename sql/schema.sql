@@ -1,0 +1,2489 @@
+-- The schema of a freshly migrated posledger database, written by ./scripts/schema (PostgreSQL 15's
+-- pg_dump, normalised). Do not edit: change sql/migrations or sql/functions and run it again.
+
+CREATE TYPE public.inventory_delta AS (
+	inventory_id bigint,
+	sellable integer,
+	quarantined integer
+);
+
+CREATE TYPE public.pos_sale_allocation AS (
+	line_no integer,
+	sku text,
+	batch_lot text,
+	inventory_id bigint,
+	quantity integer,
+	available integer
+);
+
+CREATE TYPE public.pos_sale_line AS (
+	line_no integer,
+	sku text,
+	product_name text,
+	batch_lot text,
+	quantity integer
+);
+
+CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.adjustment_record(p_adjustment);
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'adjustment');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+END $$;
+
+COMMENT ON FUNCTION public.adjust_inventory(p_adjustment jsonb) IS 'Signed corrections of batch rows with a reason code, a note and who did it; never below zero. Idempotent by store and reference.';
+
+CREATE FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_adjustment) THEN
+        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    END IF;
+    RETURN public.adjust_inventory(p_adjustment);
+END $$;
+
+COMMENT ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
+
+CREATE TABLE public.inventory_adjustments (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    reference text NOT NULL,
+    kind text NOT NULL,
+    reason_code text NOT NULL,
+    note text NOT NULL,
+    actor text NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT inventory_adjustments_kind_check CHECK ((kind = ANY (ARRAY['adjustment'::text, 'count'::text]))),
+    CONSTRAINT inventory_adjustments_reference_check CHECK ((reference <> ''::text))
+);
+
+COMMENT ON TABLE public.inventory_adjustments IS 'The header of an adjustment or a count; its lines are the ledger rows that reference it.';
+
+CREATE FUNCTION public.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_short    jsonb;
+    v_adjusted jsonb;
+    v_result   jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'stock', b.stock,
+                                                 'requested', b.delta, 'available', b.units) ORDER BY i.id), '[]')
+    INTO v_short
+    FROM unnest(p_deltas) d
+    JOIN public.ocs_inventory i ON i.store_id = p_header.store_id AND i.id = d.inventory_id,
+    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
+                    ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
+    WHERE b.units + b.delta < 0;
+    IF v_short <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the adjustment would go below zero',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
+    END IF;
+
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'adjustment', 'reason_code', p_header.reason_code, 'reference_type', 'inventory_adjustment',
+        'reference_id', p_header.id, 'notes', p_header.note, 'actor', p_header.actor)::text, true);
+    WITH adjusted AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + coalesce(d.sellable, 0) + coalesce(d.quarantined, 0),
+            quantity_quarantined = i.quantity_quarantined + coalesce(d.quarantined, 0),
+            -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
+            -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
+            -- reservations yet, an active row's available units are all its units on hand not quarantined.
+            quantity_available = CASE i.status WHEN 'active'
+                                     THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
+                                     ELSE 0 END,
+            updated_at = now()
+        FROM unnest(p_deltas) d
+        WHERE i.store_id = p_header.store_id AND i.id = d.inventory_id
+          AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
+               OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
+        RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
+                  i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity', quantity,
+                                                 'quantity_on_hand', quantity_on_hand,
+                                                 'quantity_available', quantity_available,
+                                                 'quantity_quarantined', quantity_quarantined) ORDER BY id), '[]')
+    INTO v_adjusted FROM adjusted;
+    PERFORM set_config('posledger.movement', '', true);
+
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', p_header.store_id, 'reference', p_header.reference, 'kind', p_header.kind,
+        'reason_code', p_header.reason_code, 'timestamp', p_header.created_at, 'replayed', false,
+        'adjustments', v_adjusted);
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.adjustment_claim(p_payload jsonb, p_kind text) RETURNS public.inventory_adjustments
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := (p_payload->>'store_id')::uuid;
+    v_header   public.inventory_adjustments;
+BEGIN
+    PERFORM public.posledger_refuse_missing(CASE
+        WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+            THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id))
+        ELSE (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l->>'sku', 'batch', l->>'batch_lot')), '[]')
+              FROM jsonb_array_elements(p_payload->'lines') l
+              WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i WHERE i.store_id = v_store_id
+                                AND i.sku = l->>'sku' AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'))
+        END, 'Adjust or count only batches this store has stocked; receive new stock instead.');
+
+    INSERT INTO public.inventory_adjustments (store_id, reference, kind, reason_code, note, actor, payload)
+    VALUES (v_store_id, p_payload->>'reference', p_kind, p_payload->>'reason_code', p_payload->>'note',
+            p_payload->>'actor', p_payload)
+    ON CONFLICT ON CONSTRAINT inventory_adjustments_reference_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.inventory_adjustments
+        WHERE store_id = v_store_id AND reference = p_payload->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_header.payload, p_payload, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header;
+    END IF;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku IN (SELECT l->>'sku' FROM jsonb_array_elements(p_payload->'lines') l)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    RETURN v_header;
+END $$;
+
+CREATE FUNCTION public.adjustment_lines(p_header public.inventory_adjustments) RETURNS TABLE(sku text, batch_lot text, quantity integer, quarantined boolean)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT l->>'sku', l->>'batch_lot',
+           (l->>CASE p_header.kind WHEN 'count' THEN 'counted' ELSE 'quantity' END)::numeric::integer,
+           coalesce((l->>'quarantined')::boolean, false)
+    FROM jsonb_array_elements(p_header.payload->'lines') l
+$$;
+
+CREATE FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $_$
+    WITH doc AS (
+        SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS d
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM doc, LATERAL (VALUES
+            (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(d->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the idempotency key',
+                NOT public.json_is_text(d->'reference')),
+            (3, 'reason_code', 'is required and must be one of adjustment_reasons.code'
+                || CASE p_quantity WHEN 'counted' THEN ' for a count: physical_count, cycle_count, internal_audit'
+                   ELSE '' END,
+                NOT coalesce(d->>'reason_code' IN (SELECT code FROM public.adjustment_reasons)
+                             AND jsonb_typeof(d->'reason_code') = 'string'
+                             AND (p_quantity <> 'counted'
+                                  OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
+            (4, 'note', 'is required and must be a non-empty string', NOT public.json_is_text(d->'note')),
+            (5, 'actor', 'is required and must be a non-empty string: who did it', NOT public.json_is_text(d->'actor')),
+            (6, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                NOT public.json_is_lines(d->'lines'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        -- The lines naming one row (sku, and batch_lot with absent and null alike) are counted and summed
+        -- by one window, in n log n: a count names each row once; an adjustment moves at most 10^6 units of
+        -- a row in all, so its sums cannot overflow (22003).
+        FROM doc, LATERAL (
+                SELECT l.line, l.n, count(*) OVER same AS naming,
+                       sum(CASE WHEN public.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
+                                THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
+                       row_number() OVER (same ORDER BY l.n) AS nth
+                FROM jsonb_array_elements(public.json_lines(d->'lines')) WITH ORDINALITY AS l(line, n)
+                WINDOW same AS (PARTITION BY l.line->'sku', l.line->>'batch_lot')) i,
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
+                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                (3, p_quantity, CASE p_quantity WHEN 'counted' THEN 'must be a whole number from 0 to 1000000'
+                                ELSE 'must be a whole number from -1000000 to 1000000, not 0' END,
+                    NOT public.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
+                                              1e6, true)
+                    OR (p_quantity = 'quantity' AND i.line->'quantity' = '0')),
+                (4, 'quarantined', 'must be true or false when given; a count takes none',
+                    public.json_is_given(i.line->'quarantined')
+                    AND (p_quantity = 'counted' OR NOT public.json_is_boolean(i.line->'quarantined'))),
+                (5, 'batch_lot', 'is counted twice in this count',
+                    p_quantity = 'counted' AND i.naming > 1 AND public.json_is_text(i.line->'sku')),
+                (6, p_quantity, 'moves more than 1000000 units of one sku and batch across its lines',
+                    p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000)
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
+CREATE FUNCTION public.adjustment_record(p_adjustment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_header public.inventory_adjustments;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
+    v_header := public.adjustment_claim(p_adjustment, 'adjustment');
+    IF v_header.result IS NOT NULL THEN
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    RETURN public.adjustment_apply(v_header, ARRAY(
+        SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
+                   sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
+        FROM public.adjustment_lines(v_header) l
+        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
+        GROUP BY i.id));
+END $$;
+
+CREATE TABLE public.batch_status_requests (
+    reference text NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT batch_status_requests_reference_check CHECK ((reference <> ''::text))
+);
+
+COMMENT ON TABLE public.batch_status_requests IS 'Each hold, recall or release as asked, keyed by its reference (a recall spans stores).';
+
+CREATE FUNCTION public.batch_status_complete(p_request public.batch_status_requests) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_status text := p_request.payload->>'status';
+    v_result jsonb;
+BEGIN
+    WITH target AS (
+        SELECT t.id, t.store_id, t.status FROM public.batch_status_targets(p_request.payload) t
+    ), changed AS (
+        UPDATE public.ocs_inventory i
+        SET status = v_status,
+            quantity_available = CASE v_status WHEN 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            updated_at = now()
+        FROM target t
+        WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, t.status AS from_status, i.quantity_on_hand
+    ), logged AS (
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT store_id, id, sku, batch_lot, from_status, v_status, quantity_on_hand, p_request.reference,
+               p_request.payload->>'reason', p_request.payload->>'actor'
+        FROM changed
+    )
+    SELECT jsonb_build_object(
+        'reference', p_request.reference, 'status', v_status, 'timestamp', p_request.created_at, 'replayed', false,
+        'changed', coalesce(jsonb_agg(jsonb_build_object('store_id', store_id, 'sku', sku, 'batch', batch_lot,
+                                                         'from', from_status, 'quantity_on_hand', quantity_on_hand)
+                                      ORDER BY store_id, sku), '[]'),
+        'changed_count', count(*))
+    INTO v_result FROM changed;
+    DELETE FROM public.batch_lot_holds h
+    WHERE h.batch_lot = p_request.payload->>'batch_lot'
+      AND (p_request.payload->>'sku' IS NULL OR h.sku = p_request.payload->>'sku')
+      AND (p_request.payload->>'store_id' IS NULL OR h.store_id = (p_request.payload->>'store_id')::uuid);
+    INSERT INTO public.batch_lot_holds (batch_lot, sku, store_id, status, reference)
+    SELECT p_request.payload->>'batch_lot', p_request.payload->>'sku', (p_request.payload->>'store_id')::uuid,
+           v_status, p_request.reference
+    WHERE v_status <> 'active';
+    UPDATE public.batch_status_requests SET result = v_result WHERE reference = p_request.reference;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.batch_status_problems(p_change jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    WITH change AS (
+        SELECT CASE jsonb_typeof(p_change) WHEN 'object' THEN p_change ELSE '{}' END AS c
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', p.field, 'problem', p.problem) ORDER BY p.ord), '[]')
+    FROM change, LATERAL (VALUES
+        (0, '$', 'the status change must be a JSON object', jsonb_typeof(p_change) IS DISTINCT FROM 'object'),
+        (1, 'reference', 'is required and must be a non-empty string: the idempotency key (e.g. the recall notice)',
+            NOT public.json_is_text(c->'reference')),
+        (2, 'batch_lot', 'is required and must be a non-empty string', NOT public.json_is_text(c->'batch_lot')),
+        (3, 'status', 'must be one of active, quarantined, recalled, awaiting_destruction',
+            coalesce(c->'status' NOT IN ('"active"', '"quarantined"', '"recalled"', '"awaiting_destruction"'), true)),
+        (4, 'reason', 'is required and must be a non-empty string', NOT public.json_is_text(c->'reason')),
+        (5, 'actor', 'is required and must be a non-empty string: who decided it', NOT public.json_is_text(c->'actor')),
+        (6, 'sku', 'must be a non-empty string when given',
+            public.json_is_given(c->'sku') AND NOT public.json_is_text(c->'sku')),
+        (7, 'store_id', 'must be a uuid when given (absent: every store)',
+            public.json_is_given(c->'store_id') AND NOT public.json_is_uuid(c->'store_id'))
+    ) AS p(ord, field, problem, failed)
+    WHERE p.failed
+$_$;
+
+CREATE FUNCTION public.batch_status_record(p_change jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_request public.batch_status_requests;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.batch_status_problems(p_change), 'status change');
+    PERFORM public.posledger_lock_lots(ARRAY[p_change->>'batch_lot'], true);
+    PERFORM public.posledger_refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.batch_status_targets(p_change))
+        THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+            'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
+        ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
+
+    INSERT INTO public.batch_status_requests (reference, payload) VALUES (p_change->>'reference', p_change)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING * INTO v_request;
+    IF NOT FOUND THEN
+        SELECT * INTO v_request FROM public.batch_status_requests WHERE reference = p_change->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_request.payload, p_change,
+                                                      jsonb_build_object('reference', v_request.reference));
+        RETURN v_request.result || '{"replayed": true}';
+    END IF;
+    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
+    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
+    -- inventory row was read (docs/benchmarks.md, growth).
+    PERFORM FROM public.ocs_inventory i
+    WHERE (i.store_id, i.id) IN (SELECT t.store_id, t.id FROM public.batch_status_targets(p_change) t)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    RETURN public.batch_status_complete(v_request);
+END $$;
+
+CREATE TABLE public.ocs_inventory (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    quantity_on_hand integer DEFAULT 0 NOT NULL,
+    quantity_available integer DEFAULT 0 NOT NULL,
+    case_gtin text,
+    each_gtin text,
+    packaged_on_date date,
+    location_code text,
+    last_sold timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    quantity_quarantined integer DEFAULT 0 NOT NULL,
+    CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
+    CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
+    CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
+    CONSTRAINT ocs_inventory_quantity_on_hand_check CHECK ((quantity_on_hand >= 0)),
+    CONSTRAINT ocs_inventory_quarantine_within_on_hand CHECK (((quantity_quarantined >= 0) AND ((quantity_available + quantity_quarantined) <= quantity_on_hand))),
+    CONSTRAINT ocs_inventory_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT ocs_inventory_status_known CHECK ((status = ANY (ARRAY['active'::text, 'quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
+);
+
+COMMENT ON TABLE public.ocs_inventory IS 'Stock per store, sku and batch lot: one row each, at most one unbatched (legacy) row per store and sku. Written only by the entry functions; every change of quantity_on_hand is ledgered by a trigger.';
+
+COMMENT ON COLUMN public.ocs_inventory.batch_lot IS 'The lot; NULL is legacy unbatched stock. Never changes (IV403), nor do id, store_id and sku.';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_on_hand IS 'Units physically in the store, quarantined ones included. Equals the sum of the row''s ledger quantities.';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_available IS 'Units a sale may take: 0 while the batch is held; on hand less quarantined units otherwise.';
+
+COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined, recalled or awaiting_destruction (held: nothing available).';
+
+COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
+
+CREATE FUNCTION public.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM public.ocs_inventory i
+    WHERE i.batch_lot = p_change->>'batch_lot'
+      AND (p_change->>'sku' IS NULL OR i.sku = p_change->>'sku')
+      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
+$$;
+
+CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.count_record(p_count);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.count_inventory(p_count jsonb) IS 'Counted quantities per batch, posted as adjustments (the differences) under a count reason; settles open shortfalls of what was counted.';
+
+CREATE FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_count) THEN
+        PERFORM public.posledger_refuse_misrouted(public.adjustment_problems(p_count, 'counted'), 'count');
+    END IF;
+    RETURN public.count_inventory(p_count);
+END $$;
+
+COMMENT ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
+
+CREATE FUNCTION public.count_record(p_count jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_header public.inventory_adjustments;
+    v_result jsonb;
+    v_settled integer;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.adjustment_problems(p_count, 'counted'), 'count');
+    v_header := public.adjustment_claim(p_count, 'count');
+    IF v_header.result IS NOT NULL THEN
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    v_result := public.adjustment_apply(v_header, ARRAY(
+        SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
+        FROM public.adjustment_lines(v_header) l
+        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
+
+    -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
+    UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
+    WHERE e.store_id = v_header.store_id AND e.status = 'open'
+      AND EXISTS (SELECT FROM public.adjustment_lines(v_header) l
+                  WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
+    GET DIAGNOSTICS v_settled = ROW_COUNT;
+    v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.gtin14(p_gtin text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    SELECT CASE WHEN p_gtin ~ '^([0-9]{8}|[0-9]{12,14})$' THEN (
+        SELECT g.digits
+        FROM (SELECT lpad(p_gtin, 14, '0') AS digits) g
+        WHERE (SELECT sum(substr(g.digits, n, 1)::integer * CASE n % 2 WHEN 1 THEN 3 ELSE 1 END)
+               FROM generate_series(1, 14) AS n) % 10 = 0) END
+$_$;
+
+CREATE FUNCTION public.json_is_boolean(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'boolean', false)
+$$;
+
+CREATE FUNCTION public.json_is_date(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string'
+                              AND p_value #>> '{}' ~ '^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-[0-9]{2}$', false)
+                THEN substr(p_value #>> '{}', 9, 2)::integer BETWEEN 1 AND extract(day FROM
+                         make_date(substr(p_value #>> '{}', 1, 4)::integer, substr(p_value #>> '{}', 6, 2)::integer, 1)
+                         + interval '1 month - 1 day')
+                ELSE false END
+$_$;
+
+CREATE FUNCTION public.json_is_given(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_typeof(p_value) <> 'null', false)
+$$;
+
+CREATE FUNCTION public.json_is_lines(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'array'
+                    AND jsonb_array_length(p_value) BETWEEN 1 AND public.posledger_max_lines(), false)
+$$;
+
+CREATE FUNCTION public.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE WHEN jsonb_typeof(p_value) = 'number'
+                THEN p_value::numeric BETWEEN p_min AND p_max
+                     AND (NOT p_whole OR p_value::numeric = trunc(p_value::numeric))
+                ELSE false END
+$$;
+
+CREATE FUNCTION public.json_is_text(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') <> '', false)
+$$;
+
+CREATE FUNCTION public.json_is_uuid(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    SELECT coalesce(jsonb_typeof(p_value) = 'string'
+                    AND p_value #>> '{}' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+                    false)
+$_$;
+
+CREATE FUNCTION public.json_lines(p_value jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE WHEN public.json_is_lines(p_value) THEN p_value ELSE '[]' END
+$$;
+
+CREATE FUNCTION public.ledger_digest(p_as_of timestamp with time zone DEFAULT now(), p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(store_id uuid, as_of timestamp with time zone, chains bigint, ledger_rows bigint, digest text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT h.store_id, p_as_of, count(*), sum(h.rows_before)::bigint,
+           encode(sha256(convert_to(string_agg(h.inventory_id || ':' || encode(h.row_hash, 'hex'), ','
+                                               ORDER BY h.inventory_id), 'UTF8')), 'hex')
+    FROM (SELECT DISTINCT ON (t.store_id, t.inventory_id) t.store_id, t.inventory_id, t.row_hash,
+                 count(*) OVER (PARTITION BY t.store_id, t.inventory_id) AS rows_before
+          FROM public.ocs_inventory_transactions t
+          WHERE t.created_at < p_as_of AND (p_store_id IS NULL OR t.store_id = p_store_id)
+          ORDER BY t.store_id, t.inventory_id, t.id DESC) h
+    GROUP BY h.store_id
+    ORDER BY h.store_id
+$$;
+
+COMMENT ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) IS 'Per store, sha256 over its ledger chains'' heads as of a moment: keep it outside the database to make a later rewrite evident.';
+
+CREATE FUNCTION public.ocs_inventory_write_ledger() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_movement jsonb := nullif(current_setting('posledger.movement', true), '')::jsonb;
+BEGIN
+    INSERT INTO public.ocs_inventory_transactions
+        (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
+         reference_type, reference_id, notes, actor)
+    VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
+            coalesce(v_movement->>'type', CASE TG_OP WHEN 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
+            v_movement->>'reason_code',
+            NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
+            v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',
+            coalesce(v_movement->>'actor', session_user));
+    RETURN NULL;
+END $$;
+
+CREATE TABLE public.ocs_inventory_transactions (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    inventory_id bigint NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    transaction_type text NOT NULL,
+    quantity integer NOT NULL,
+    quantity_after integer NOT NULL,
+    reference_type text,
+    reference_id uuid,
+    notes text,
+    actor text,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    reason_code text,
+    origin text NOT NULL,
+    prev_hash bytea,
+    row_hash bytea NOT NULL,
+    CONSTRAINT ocs_inventory_transactions_adjustment_has_reason CHECK (((transaction_type = 'adjustment'::text) = (reason_code IS NOT NULL))),
+    CONSTRAINT ocs_inventory_transactions_origin_known CHECK ((origin = ANY (ARRAY['posledger'::text, 'direct'::text, 'migrated'::text]))),
+    CONSTRAINT ocs_inventory_transactions_quantity_after_check CHECK ((quantity_after >= 0)),
+    CONSTRAINT ocs_inventory_transactions_quantity_check CHECK ((quantity <> 0)),
+    CONSTRAINT ocs_inventory_transactions_type_known CHECK ((transaction_type = ANY (ARRAY['opening'::text, 'manual_adjustment'::text, 'sale'::text, 'receipt'::text, 'return'::text, 'void'::text, 'adjustment'::text])))
+);
+
+COMMENT ON TABLE public.ocs_inventory_transactions IS 'The stock ledger: one row per change of a stock row''s quantity_on_hand, written by the stock trigger. Append-only (IV403), and each row sealed into its stock row''s hash chain: verify_ledger() checks it.';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.transaction_type IS 'sale, receipt, return, void, adjustment (with reason_code), opening (a bare INSERT) or manual_adjustment (a bare UPDATE).';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.quantity IS 'Signed: negative takes stock out.';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.quantity_after IS 'The stock row''s quantity_on_hand after this movement: a running balance.';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.reference_id IS 'The order, shipment or adjustment the movement belongs to (reference_type says which).';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.actor IS 'The person, as the caller names them; db_user is the database role.';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.origin IS 'posledger (the stock trigger wrote it), direct (an INSERT into the ledger itself: review it) or migrated (sealed by migration 0011).';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.prev_hash IS 'row_hash of the row before it in its stock row''s chain; NULL for the first.';
+
+COMMENT ON COLUMN public.ocs_inventory_transactions.row_hash IS 'sha256 over the row and prev_hash (ocs_ledger_hash()), computed as the row is written.';
+
+CREATE FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transactions) RETURNS bytea
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT sha256(convert_to(ROW(
+        encode(p_row.prev_hash, 'hex'), p_row.store_id, p_row.inventory_id, p_row.sku, p_row.batch_lot,
+        p_row.transaction_type, p_row.reason_code, p_row.quantity, p_row.quantity_after, p_row.reference_type,
+        p_row.reference_id, p_row.notes, p_row.actor, p_row.db_user,
+        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
+$$;
+
+CREATE FUNCTION public.ocs_ledger_seal() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    NEW.origin := CASE WHEN pg_trigger_depth() > 1 THEN 'posledger' ELSE 'direct' END;
+    IF NEW.origin = 'direct' THEN
+        PERFORM FROM public.ocs_inventory i WHERE i.store_id = NEW.store_id AND i.id = NEW.inventory_id
+        FOR NO KEY UPDATE;
+    END IF;
+    NEW.prev_hash := (SELECT t.row_hash FROM public.ocs_inventory_transactions t
+                      WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id
+                      ORDER BY t.id DESC LIMIT 1);
+    NEW.row_hash := public.ocs_ledger_hash(NEW);
+    RETURN NEW;
+END $$;
+
+CREATE TABLE public.pos_orders (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    receipt_number text NOT NULL,
+    status text NOT NULL,
+    policy text NOT NULL,
+    authorized_by text,
+    user_id uuid,
+    cashier_id text,
+    terminal_id text,
+    payment_method text,
+    subtotal numeric,
+    tax numeric,
+    total numeric NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT pos_orders_check CHECK (((policy = 'strict'::text) OR (authorized_by IS NOT NULL))),
+    CONSTRAINT pos_orders_policy_check CHECK ((policy = ANY (ARRAY['strict'::text, 'lenient'::text]))),
+    CONSTRAINT pos_orders_receipt_number_check CHECK ((receipt_number <> ''::text)),
+    CONSTRAINT pos_orders_status_known CHECK ((status = ANY (ARRAY['completed'::text, 'voided'::text]))),
+    CONSTRAINT pos_orders_total_check CHECK ((total >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.pos_orders IS 'One row per sale (receipt), with the payload as sent and the result a replay returns.';
+
+COMMENT ON COLUMN public.pos_orders.receipt_number IS 'The idempotency key of the sale, per store.';
+
+COMMENT ON COLUMN public.pos_orders.status IS 'completed, or voided by return_pos_sale.';
+
+COMMENT ON COLUMN public.pos_orders.policy IS 'strict (refuse short lines) or lenient (record them as inventory_exceptions; authorized_by says who allowed it).';
+
+CREATE TABLE public.pos_returns (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    reference text NOT NULL,
+    kind text NOT NULL,
+    reason text,
+    actor text,
+    points_due bigint DEFAULT 0 NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT pos_returns_kind_check CHECK ((kind = ANY (ARRAY['return'::text, 'void'::text]))),
+    CONSTRAINT pos_returns_points_due_check CHECK ((points_due >= 0)),
+    CONSTRAINT pos_returns_reference_check CHECK ((reference <> ''::text))
+);
+
+COMMENT ON TABLE public.pos_returns IS 'Returns and voids of orders; reference is the idempotency key per store.';
+
+CREATE FUNCTION public.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_restocked jsonb;
+    v_result    jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
+        'actor', p_return.actor)::text, true);
+    WITH line AS (
+        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
+                                                        sku text, batch_lot text, quantity integer, defective boolean)
+    ), per_row AS (
+        SELECT inventory_id, sum(quantity)::integer AS total,
+               coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
+        FROM line GROUP BY inventory_id
+    ), restocked AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + r.total,
+            quantity_quarantined = i.quantity_quarantined + r.defective,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
+            updated_at = now()
+        FROM per_row r
+        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
+    ), recorded AS (
+        INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
+        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
+    )
+    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
+                                        'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
+                                        'quantity_quarantined', quantity_quarantined) ORDER BY id)
+    INTO v_restocked FROM restocked;
+    PERFORM set_config('posledger.movement', '', true);
+
+    UPDATE public.pos_orders SET status = 'voided'
+    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
+    v_result := jsonb_build_object(
+        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
+        'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
+        'replayed', false,
+        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
+                                                      'quantity', l->'quantity', 'defective', l->'defective'))
+                  FROM jsonb_array_elements(p_lines) l),
+        'restocked', v_restocked,
+        'loyalty', public.pos_return_reverse_points(p_order, p_return));
+    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    WITH request AS (
+        SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
+               (r.line->>'quantity')::numeric::integer AS quantity,
+               coalesce((r.line->>'defective')::boolean, false) AS defective
+        FROM jsonb_array_elements(CASE WHEN p_return->'void' = 'true' THEN '[]' ELSE p_return->'lines' END) r(line)
+    ), sold AS (
+        SELECT ol.id, ol.line_no, ol.sku, ol.batch_lot, ol.inventory_id,
+               ol.quantity - coalesce((SELECT sum(rl.quantity) FROM public.pos_return_lines rl
+                                       WHERE rl.store_id = ol.store_id AND rl.order_line_id = ol.id), 0) AS left_,
+               -- the reverse of the sale's FEFO order (pos_sale_allocate); NULL for a lenient shortfall
+               row_number() OVER (PARTITION BY ol.line_no ORDER BY i.batch_lot IS NOT NULL DESC,
+                                  i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
+        FROM public.pos_order_lines ol
+        LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
+        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
+    ), wanted AS (
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
+               least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
+        FROM sold s JOIN request r ON r.line_no = s.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        WHERE s.inventory_id IS NOT NULL  -- a lenient sale's shortfall came from no batch, so none takes it back
+        WINDOW w AS (PARTITION BY s.line_no ORDER BY s.newest_first)
+        UNION ALL
+        SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, false, s.left_
+        FROM sold s WHERE p_return->'void' = 'true' AND s.inventory_id IS NOT NULL
+    ), matched AS (
+        -- Per return line, in one join rather than a subquery per line: the order line rows it names
+        -- (none: unknown) and what they have left to take back.
+        SELECT r.line_no, r.batch_lot, r.quantity, count(s.id) AS known,
+               coalesce(sum(s.left_) FILTER (WHERE s.inventory_id IS NOT NULL), 0) AS returnable
+        FROM request r
+        LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
+        GROUP BY r.line_no, r.batch_lot, r.quantity
+    )
+    SELECT jsonb_build_object(
+        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
+                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
+                  FROM wanted WHERE quantity > 0),
+        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
+                                                                'requested', quantity, 'returnable', returnable)
+                                             ORDER BY line_no), '[]')
+                   FROM matched WHERE known > 0 AND quantity > returnable),
+        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+                                                                 'batch', batch_lot) ORDER BY line_no), '[]')
+                    FROM matched WHERE known = 0))
+$$;
+
+CREATE FUNCTION public.pos_return_problems(p_return jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    WITH ret AS (
+        SELECT CASE jsonb_typeof(p_return) WHEN 'object' THEN p_return ELSE '{}' END AS r
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM ret, LATERAL (VALUES
+            (0, '$', 'the return must be a JSON object', jsonb_typeof(p_return) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(r->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
+                NOT public.json_is_text(r->'reference')),
+            (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
+                public.json_is_given(r->'order_id') = public.json_is_given(r->'receipt_number')
+                OR (public.json_is_given(r->'order_id') AND NOT public.json_is_uuid(r->'order_id'))
+                OR (public.json_is_given(r->'receipt_number') AND NOT public.json_is_text(r->'receipt_number'))),
+            (4, 'void', 'must be true or false when given',
+                public.json_is_given(r->'void') AND NOT public.json_is_boolean(r->'void')),
+            (5, 'lines', format('is required for a return and must be an array of 1 to %s lines; a void (true) takes none',
+                                public.posledger_max_lines()),
+                CASE WHEN r->'void' = 'true' THEN public.json_is_given(r->'lines') AND r->'lines' <> '[]'
+                     ELSE NOT public.json_is_lines(r->'lines')
+                END),
+            (6, 'reason', 'must be a non-empty string when given',
+                public.json_is_given(r->'reason') AND NOT public.json_is_text(r->'reason')),
+            (7, 'cashier_id', 'must be a non-empty string when given',
+                public.json_is_given(r->'cashier_id') AND NOT public.json_is_text(r->'cashier_id'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        -- The lines naming one line_no are counted by a window, in n log n, not by comparing every pair.
+        FROM ret, LATERAL (
+                SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'line_no') AS naming
+                FROM jsonb_array_elements(public.json_lines(r->'lines')) WITH ORDINALITY AS l(line, n)) i,
+             LATERAL (VALUES
+                (1, 'line_no', 'must be a whole number from 1 to 1000000, once per return',
+                    NOT public.json_is_number(i.line->'line_no', 1, 1000000, true) OR i.naming > 1),
+                (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity', 1, 1000000, true)),
+                (3, 'batch_lot', 'must be a non-empty string when given',
+                    public.json_is_given(i.line->'batch_lot') AND NOT public.json_is_text(i.line->'batch_lot')),
+                (4, 'defective', 'must be true or false when given',
+                    public.json_is_given(i.line->'defective') AND NOT public.json_is_boolean(i.line->'defective'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
+CREATE FUNCTION public.pos_return_record(p_return jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_order    public.pos_orders;
+    v_return   public.pos_returns;
+    v_plan     jsonb;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.pos_return_problems(p_return), 'return');
+    v_store_id := (p_return->>'store_id')::uuid;
+    -- One index probe per way of naming the order (validation allows exactly one; order_id is a uuid):
+    -- as one OR over a cast id, the lookup filtered every order of the store (docs/benchmarks.md, growth).
+    SELECT * INTO v_order FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.id = (p_return->>'order_id')::uuid
+    UNION ALL
+    SELECT * FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.receipt_number = p_return->>'receipt_number';
+    PERFORM public.posledger_refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_strip_nulls(
+        jsonb_build_object('store_id', v_store_id, 'order_id', p_return->'order_id',
+                           'receipt_number', p_return->'receipt_number'))) ELSE '[]' END,
+        'Name an order of this store by order_id or receipt_number.');
+
+    INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
+    VALUES (v_store_id, v_order.id, p_return->>'reference',
+            CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
+            p_return->>'reason', p_return->>'cashier_id', p_return)
+    ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
+    RETURNING * INTO v_return;
+    IF NOT FOUND THEN
+        SELECT * INTO v_return FROM public.pos_returns WHERE store_id = v_store_id AND reference = p_return->>'reference';
+        PERFORM public.posledger_refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
+        RETURN v_return.result || '{"replayed": true}';
+    END IF;
+
+    PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
+    v_plan := public.pos_return_plan(v_order, p_return);
+    PERFORM public.posledger_refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
+    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
+            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
+            HINT = 'Return at most what each line sold minus what earlier returns took back.';
+    END IF;
+    PERFORM FROM public.ocs_inventory
+    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
+    ORDER BY id FOR NO KEY UPDATE;
+    RETURN public.pos_return_complete(v_order, v_return, v_plan->'lines');
+END $$;
+
+CREATE FUNCTION public.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_due      bigint;
+    v_balance  bigint;
+    v_reversed bigint;
+BEGIN
+    IF p_order.user_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT (CASE WHEN p_return.kind = 'void' THEN e.earned ELSE floor(e.earned * r.returned / s.sold) END
+            - d.already)::bigint
+    INTO v_due
+    FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
+         (SELECT sum(quantity) AS sold FROM public.pos_order_lines
+          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
+         (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
+          JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
+          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
+         (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
+          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
+
+    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
+    v_reversed := least(v_due, coalesce(v_balance, 0));
+    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
+    WHERE user_id = p_order.user_id AND v_reversed > 0;
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
+                                             balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
+    WHERE v_reversed > 0;
+    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
+                              'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
+END $$;
+
+CREATE FUNCTION public.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS SETOF public.pos_sale_allocation
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    WITH line AS (
+        SELECT * FROM unnest(p_lines)
+    ), stock AS (
+        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
+    ), named AS (
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
+               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+                   AS taken
+        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
+    ), supply AS (
+        -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
+        SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
+        FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
+              FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
+        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
+    ), demand AS (
+        SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
+               coalesce(f.sku_free, 0) AS sku_free
+        FROM line l
+        LEFT JOIN (SELECT DISTINCT sku, sku_free FROM supply) f ON f.sku = l.sku
+        WHERE l.batch_lot IS NULL
+        WINDOW w AS (PARTITION BY l.sku ORDER BY l.line_no)
+    )
+    SELECT line_no, sku, batch_lot, id, taken::integer, quantity_available FROM named WHERE taken > 0
+    UNION ALL
+    SELECT d.line_no, d.sku, s.batch_lot, s.id,
+           (least(d.start_at + d.quantity, s.start_at + s.free) - greatest(d.start_at, s.start_at))::integer,
+           s.free::integer
+    FROM demand d
+    JOIN supply s ON s.sku = d.sku AND s.free > 0  -- an empty batch overlaps no demand, however placed
+               AND s.start_at < d.start_at + d.quantity AND d.start_at < s.start_at + s.free
+    UNION ALL
+    SELECT line_no, sku, batch_lot, NULL, quantity - taken::integer, quantity_available FROM named
+    WHERE taken < quantity
+    UNION ALL
+    SELECT line_no, sku, NULL, NULL, (quantity - greatest(least(quantity, sku_free - start_at), 0))::integer,
+           sku_free::integer
+    FROM demand
+    WHERE sku_free - start_at < quantity
+$$;
+
+CREATE FUNCTION public.pos_sale_award_points(p_order public.pos_orders) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_points  bigint;
+    v_balance bigint;
+BEGIN
+    IF p_order.user_id IS NULL OR p_order.status <> 'completed' THEN
+        RETURN NULL;
+    END IF;
+    SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
+    FROM public.stores s WHERE s.id = p_order.store_id;
+
+    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
+    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
+                                        updated_at = now()
+    RETURNING p.loyalty_points INTO v_balance;
+
+    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
+    WHERE v_points <> 0;
+
+    RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
+END $$;
+
+CREATE FUNCTION public.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
+                                  ORDER BY i.sku, i.batch_lot), '[]')
+        FROM unnest(p_stock) i
+        WHERE i.status <> 'active'
+          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+    );
+END $$;
+
+CREATE FUNCTION public.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_order public.pos_orders;
+BEGIN
+    INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
+                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
+    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
+            p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
+            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
+            (p_sale->>'total')::numeric, p_sale)
+    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
+    RETURNING * INTO v_order;
+    IF FOUND THEN
+        RETURN v_order;
+    END IF;
+    SELECT * INTO v_order FROM public.pos_orders
+    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
+    PERFORM public.posledger_refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
+        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
+    RETURN v_order;
+END $$;
+
+CREATE FUNCTION public.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_successful jsonb;
+    v_result     jsonb;
+BEGIN
+    -- The ledger trigger reads this to label the rows it writes for the deduction below.
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
+        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
+    WITH taken AS (
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
+        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
+    ), deducted AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_available = i.quantity_available - t.quantity,
+            quantity_on_hand = i.quantity_on_hand - t.quantity,
+            last_sold = now(), updated_at = now()
+        FROM taken t
+        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
+                                                 'remaining', quantity_available) ORDER BY id), '[]')
+    INTO v_successful FROM deducted;
+    PERFORM set_config('posledger.movement', '', true);
+
+    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
+    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+    ORDER BY a.line_no, a.inventory_id;
+
+    INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short, authorized_by)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+    FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+
+    v_result := jsonb_build_object(
+        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+        'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
+        'inventory_updates', jsonb_build_object(
+            'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
+            'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
+        'loyalty', public.pos_sale_award_points(p_order),
+        'requires_manual_inventory_adjustment', p_short <> '[]');
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.pos_sale_lines(p_sale jsonb) RETURNS SETOF public.pos_sale_line
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT i.n::integer,
+           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
+           i.item->'product'->>'name',
+           i.item->'batch'->>'batch_lot',
+           (i.item->>'quantity')::numeric::integer
+    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+$$;
+
+CREATE FUNCTION public.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RETURN (SELECT CASE
+            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
+                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
+            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                            ORDER BY l.sku, l.batch_lot), '[]')
+                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
+        END
+    );
+END $$;
+
+CREATE FUNCTION public.pos_sale_problems(p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+    RETURN (WITH sale AS (
+            SELECT CASE jsonb_typeof(p_sale) WHEN 'object' THEN p_sale ELSE '{}' END AS s
+        ), problem AS (
+            SELECT c.field, c.problem, c.ord
+            FROM sale, LATERAL (VALUES
+                (0, '$', 'the sale must be a JSON object', jsonb_typeof(p_sale) IS DISTINCT FROM 'object'),
+                (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+                (2, 'receipt_number', 'is required and must be a non-empty string',
+                    NOT public.json_is_text(s->'receipt_number')),
+                (3, 'user_id', 'must be a uuid when given',
+                    public.json_is_given(s->'user_id') AND NOT public.json_is_uuid(s->'user_id')),
+                (4, 'status', 'must be "completed": reservations are not supported yet',
+                    public.json_is_given(s->'status') AND s->'status' <> '"completed"'),
+                (5, 'policy', 'must be "strict" or "lenient" when given',
+                    public.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
+                    s->'policy' = '"lenient"' AND NOT public.json_is_text(s->'authorized_by')),
+                (7, 'total', 'is required and must be a number from 0 to 1000000000',
+                    NOT public.json_is_number(s->'total', 0, 1e9)),
+                (8, 'subtotal', 'must be a number from 0 to 1000000000 when given',
+                    public.json_is_given(s->'subtotal') AND NOT public.json_is_number(s->'subtotal', 0, 1e9)),
+                (9, 'tax', 'must be a number from 0 to 1000000000 when given',
+                    public.json_is_given(s->'tax') AND NOT public.json_is_number(s->'tax', 0, 1e9)),
+                (10, 'items', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                    NOT public.json_is_lines(s->'items'))
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+            FROM sale, jsonb_array_elements(public.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (VALUES
+                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
+                        NOT public.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (2, 'quantity', 'must be a whole number from 1 to 1000000',
+                        NOT public.json_is_number(i.item->'quantity', 1, 1000000, true)),
+                    (3, 'batch.batch_lot', 'is required when a batch is given',
+                        public.json_is_given(i.item->'batch') AND NOT public.json_is_text(i.item->'batch'->'batch_lot'))
+                 ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem
+    );
+END $_$;
+
+CREATE FUNCTION public.pos_sale_record(p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_problems jsonb := public.pos_sale_problems(p_sale);
+    v_store_id uuid;
+    v_lines    public.pos_sale_line[];
+    v_order    public.pos_orders;
+    v_stock    public.ocs_inventory[];
+    v_alloc    public.pos_sale_allocation[];
+    v_short    jsonb;
+    v_blocked  jsonb;
+BEGIN
+    -- Everything that needs no lock is checked first, so locks are held only for the writes.
+    PERFORM public.posledger_refuse_problems(v_problems, 'sale');
+    v_store_id := (p_sale->>'store_id')::uuid;
+    v_lines := ARRAY(SELECT l FROM public.pos_sale_lines(p_sale) l);
+    PERFORM public.posledger_refuse_problems(coalesce((
+        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
+                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
+                   cardinality(v_lines), s.max_sale_lines)))
+        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
+    PERFORM public.posledger_refuse_missing(public.pos_sale_missing(v_store_id, v_lines),
+                                            'Stock a sku or batch in this store (receive it) before selling it.');
+
+    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
+    v_order := public.pos_sale_claim_receipt(v_store_id, p_sale);
+    IF v_order.result IS NOT NULL THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+
+    -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
+    -- naming its batch can take only that batch; a line without one may take any batch of its sku.
+    -- The rows come back as they are once locked, and the checks and the allocation read only them.
+    -- The lock's condition is on the row alone, ids computed beforehand: a row changed while the sale
+    -- waited is re-checked on its new version, and a condition joining another scan can fail that
+    -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
+    -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
+    v_stock := ARRAY(
+        SELECT i FROM public.ocs_inventory i
+        WHERE i.store_id = v_store_id
+          AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
+                                WHERE c.store_id = v_store_id
+                                  AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
+                                UNION ALL
+                                SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+        ORDER BY i.id FOR NO KEY UPDATE);
+
+    v_blocked := public.pos_sale_blocked(v_stock, v_lines);
+    IF v_blocked <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
+            DETAIL = jsonb_build_object('blocked', v_blocked)::text,
+            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
+    END IF;
+
+    v_alloc := ARRAY(SELECT a FROM public.pos_sale_allocate(v_stock, v_lines) a);
+    v_short := public.pos_sale_shortfalls(v_lines, v_alloc);
+    IF v_short <> '[]' AND v_order.policy = 'strict' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
+    END IF;
+
+    RETURN public.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+END $$;
+
+CREATE FUNCTION public.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', g.sku, 'batch', g.batch_lot,
+                                                     'requested', r.requested, 'available', g.available)
+                                  ORDER BY g.sku, g.batch_lot), '[]')
+        FROM (SELECT a.sku, a.batch_lot, max(a.available) AS available
+              FROM unnest(p_alloc) a
+              WHERE a.inventory_id IS NULL
+              GROUP BY a.sku, a.batch_lot) g
+        JOIN (SELECT l.sku, l.batch_lot, sum(l.quantity) AS requested FROM unnest(p_lines) l
+              GROUP BY l.sku, l.batch_lot) r ON r.sku = g.sku AND r.batch_lot IS NOT DISTINCT FROM g.batch_lot
+    );
+END $$;
+
+CREATE FUNCTION public.posledger_apply_lock_timeout() RETURNS text
+    LANGUAGE sql
+    AS $$
+    SELECT set_config('lock_timeout', public.posledger_lock_timeout(), true)
+$$;
+
+CREATE FUNCTION public.posledger_lock_lots(p_lots text[], p_exclusive boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM CASE WHEN p_exclusive THEN pg_advisory_xact_lock(x'6c6f7473'::integer, k)::text
+                 ELSE pg_advisory_xact_lock_shared(x'6c6f7473'::integer, k)::text END
+    FROM (SELECT DISTINCT hashtext(l) AS k FROM unnest(p_lots) l ORDER BY 1) keys;
+END $$;
+
+CREATE FUNCTION public.posledger_lock_timeout() RETURNS text
+    LANGUAGE plpgsql STABLE
+    AS $_$
+DECLARE
+    v_value text := coalesce(nullif(current_setting('posledger.lock_timeout', true), ''), '3s');
+    v_parts text[] := regexp_match(v_value, '^\s*([0-9]{1,9}(\.[0-9]{1,6})?)\s*(ms|s|min)?\s*$');
+BEGIN
+    IF v_parts IS NULL OR (v_parts[1]::numeric * CASE v_parts[3] WHEN 's' THEN 1000 WHEN 'min' THEN 60000 ELSE 1 END
+                           NOT BETWEEN 1 AND 60000) THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV500', MESSAGE = 'misconfigured: posledger.lock_timeout is not a usable wait',
+            DETAIL = jsonb_build_object('setting', 'posledger.lock_timeout', 'value', v_value,
+                                        'allowed', 'a duration from 1ms to 1min, e.g. 3s or 500ms')::text,
+            HINT = 'Correct or reset the setting (ALTER DATABASE/ROLE ... SET or RESET posledger.lock_timeout).';
+    END IF;
+    RETURN v_parts[1] || coalesce(v_parts[3], 'ms');
+END $_$;
+
+CREATE FUNCTION public.posledger_max_lines() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT 10000
+$$;
+
+CREATE FUNCTION public.posledger_refuse_busy(p_reason text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'IV503', MESSAGE = 'busy: the rows of this call are locked by other calls',
+        DETAIL = jsonb_build_object('lock_timeout', public.posledger_lock_timeout(), 'reason', p_reason)::text,
+        HINT = 'Retry the same call with the same key.';
+END $$;
+
+CREATE FUNCTION public.posledger_refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    PERFORM public.posledger_refuse_problems(
+        '[{"field": "store_id", "problem": "must be the store_id the call is routed by"}]'::jsonb || p_problems, p_what);
+END $$;
+
+CREATE FUNCTION public.posledger_refuse_missing(p_missing jsonb, p_hint text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_missing <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV404', MESSAGE = 'not found: the payload names what does not exist',
+            DETAIL = jsonb_build_object('missing', p_missing)::text, HINT = p_hint;
+    END IF;
+END $$;
+
+CREATE FUNCTION public.posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_stored IS DISTINCT FROM p_sent THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV412',
+            MESSAGE = 'idempotency conflict: this key was already used for a different payload',
+            DETAIL = p_key::text,
+            HINT = 'A retry must send the identical payload; a new operation needs a new key.';
+    END IF;
+END $$;
+
+CREATE FUNCTION public.posledger_refuse_overflow(p_reason text, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    PERFORM public.posledger_refuse_problems(jsonb_build_array(jsonb_build_object(
+        'field', 'lines', 'problem', 'would take a stock row beyond the 2147483647 units it can hold (' || p_reason || ')')),
+        p_what);
+END $$;
+
+CREATE FUNCTION public.posledger_refuse_problems(p_problems jsonb, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+    IF p_problems <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV400', MESSAGE = format('invalid %s: the payload has problems', p_what),
+            DETAIL = jsonb_build_object('problems', jsonb_path_query_array(p_problems, '$[0 to 99]'),
+                                        'total', jsonb_array_length(p_problems))::text,
+            HINT = 'Correct every field named in problems (the first 100 of total) and send it again.';
+    END IF;
+END $_$;
+
+CREATE FUNCTION public.posledger_routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RETURN coalesce(public.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
+                    false);
+END $$;
+
+CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.receiving_record(p_shipment);
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'shipment');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+END $$;
+
+COMMENT ON FUNCTION public.receive_inventory(p_shipment jsonb) IS 'One OCS shipment into one store: creates or tops up batch rows, records variances; a held lot arrives held. Idempotent by store and shipment_id.';
+
+CREATE FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_shipment) THEN
+        PERFORM public.posledger_refuse_misrouted(public.receiving_problems(p_shipment), 'shipment');
+    END IF;
+    RETURN public.receive_inventory(p_shipment);
+END $$;
+
+COMMENT ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) IS 'receive_inventory routed by its store (the form Citus distributes).';
+
+CREATE TABLE public.ocs_shipments (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_id uuid NOT NULL,
+    ocs_shipment_id text NOT NULL,
+    received_by text,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ocs_shipments_ocs_shipment_id_check CHECK ((ocs_shipment_id <> ''::text))
+);
+
+COMMENT ON TABLE public.ocs_shipments IS 'One row per OCS shipment received into a store, with the payload and the result a replay returns.';
+
+CREATE FUNCTION public.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    PERFORM set_config('posledger.movement', jsonb_build_object(
+        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
+    WITH line AS (
+        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
+               public.gtin14(l.line->>'case_gtin') AS case_gtin, public.gtin14(l.line->>'each_gtin') AS each_gtin,
+               (l.line->>'packaged_on_date')::date AS packaged_on_date,
+               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
+               (l.line->>'quantity_received')::numeric::integer AS received
+        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
+    ), batch AS (
+        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
+        SELECT b.*, h.status AS held, h.reference AS held_by
+        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
+                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+              FROM line GROUP BY sku, batch_lot) b
+        LEFT JOIN LATERAL (
+            SELECT h.status, h.reference FROM public.batch_lot_holds h
+            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
+              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
+            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
+            LIMIT 1) h ON true
+    ), stocked AS (
+        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
+        -- than the hold left it active on purpose).
+        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
+                                             quantity_on_hand, quantity_available, status)
+        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
+               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
+        FROM batch b ORDER BY b.sku, b.batch_lot
+        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+            quantity_available = i.quantity_available
+                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
+            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
+            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            updated_at = now()
+        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
+                  i.xmax = 0 AS created
+    ), received_held AS (
+        -- Its history says why it was never sellable: the hold applied as the row was created.
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
+               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
+               coalesce(p_shipment.received_by, session_user)
+        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
+        WHERE s.created AND b.held IS NOT NULL
+    ), recorded AS (
+        INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
+                                               quantity_shipped, quantity_received)
+        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
+    )
+    SELECT jsonb_build_object(
+        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
+        'timestamp', p_shipment.created_at, 'replayed', false,
+        'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
+                                         'quantity_on_hand', s.quantity_on_hand,
+                                         'quantity_available', s.quantity_available,
+                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
+                                     ORDER BY s.sku, s.batch_lot)
+                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
+        'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
+                                 'received', quantity_received, 'variance', quantity_received - quantity_shipped)
+                             ORDER BY line_no), '[]')
+                      FROM recorded WHERE quantity_received <> quantity_shipped),
+        'units_received', (SELECT sum(quantity_received) FROM recorded))
+    INTO v_result;
+    PERFORM set_config('posledger.movement', '', true);
+    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION public.receiving_problems(p_shipment jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    WITH shipment AS (
+        SELECT CASE jsonb_typeof(p_shipment) WHEN 'object' THEN p_shipment ELSE '{}' END AS s
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM shipment, LATERAL (VALUES
+            (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT public.json_is_uuid(s->'store_id')),
+            (2, 'shipment_id', 'is required and must be a non-empty string', NOT public.json_is_text(s->'shipment_id')),
+            (3, 'received_by', 'must be a non-empty string when given',
+                public.json_is_given(s->'received_by') AND NOT public.json_is_text(s->'received_by')),
+            (4, 'lines', format('is required and must be an array of 1 to %s lines', public.posledger_max_lines()),
+                NOT public.json_is_lines(s->'lines'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n),
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT public.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'is required and must be a non-empty string',
+                    NOT public.json_is_text(i.line->'batch_lot')),
+                (3, 'quantity_shipped', 'must be a whole number from 0 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity_shipped', 0, 1000000, true)),
+                (4, 'quantity_received', 'must be a whole number from 0 to 1000000',
+                    NOT public.json_is_number(i.line->'quantity_received', 0, 1000000, true)),
+                (5, 'case_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    public.json_is_given(i.line->'case_gtin')
+                    AND public.gtin14(CASE jsonb_typeof(i.line->'case_gtin') WHEN 'string'
+                                      THEN i.line->>'case_gtin' END) IS NULL),
+                (6, 'each_gtin', 'must be a GTIN-8, -12, -13 or -14 (digits, valid GS1 check digit) when given',
+                    public.json_is_given(i.line->'each_gtin')
+                    AND public.gtin14(CASE jsonb_typeof(i.line->'each_gtin') WHEN 'string'
+                                      THEN i.line->>'each_gtin' END) IS NULL),
+                (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
+                    public.json_is_given(i.line->'packaged_on_date')
+                    AND NOT public.json_is_date(i.line->'packaged_on_date'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        -- Per sku and batch, over all its lines (one stock row takes them all): one set of GTINs and
+        -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
+        SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
+        FROM (SELECT min(i.n) AS first_n,
+                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
+                                                      i.line->'packaged_on_date')) AS variants,
+                     sum(CASE WHEN public.json_is_number(i.line->'quantity_received', 0, 1000000, true)
+                              THEN (i.line->>'quantity_received')::numeric END) AS received
+              FROM shipment, jsonb_array_elements(public.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
+              WHERE jsonb_typeof(i.line) = 'object'
+              GROUP BY i.line->'sku', i.line->'batch_lot') b,
+             LATERAL (VALUES
+                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
+                    b.variants > 1),
+                (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
+             ) AS c(ord, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
+CREATE FUNCTION public.receiving_record(p_shipment jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_shipment public.ocs_shipments;
+BEGIN
+    PERFORM public.posledger_refuse_problems(public.receiving_problems(p_shipment), 'shipment');
+    v_store_id := (p_shipment->>'store_id')::uuid;
+    PERFORM public.posledger_refuse_missing(
+        CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
+             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
+        'Create the store before receiving into it.');
+
+    INSERT INTO public.ocs_shipments (store_id, ocs_shipment_id, received_by, payload)
+    VALUES (v_store_id, p_shipment->>'shipment_id', p_shipment->>'received_by', p_shipment)
+    ON CONFLICT ON CONSTRAINT ocs_shipments_received_once DO NOTHING
+    RETURNING * INTO v_shipment;
+    IF NOT FOUND THEN
+        SELECT * INTO v_shipment FROM public.ocs_shipments
+        WHERE store_id = v_store_id AND ocs_shipment_id = p_shipment->>'shipment_id';
+        PERFORM public.posledger_refuse_other_payload(v_shipment.payload, p_shipment, jsonb_build_object(
+            'store_id', v_store_id, 'shipment_id', v_shipment.ocs_shipment_id, 'id', v_shipment.id));
+        RETURN v_shipment.result || '{"replayed": true}';
+    END IF;
+
+    -- The lots first (a status change of one takes turns with its receipts: posledger_lock_lots), then
+    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
+    -- receipts of the same new batches wait for each other instead of deadlocking.
+    PERFORM public.posledger_lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
+                                       false);
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id
+      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    RETURN public.receiving_complete(v_shipment);
+END $$;
+
+CREATE FUNCTION public.record_pos_sale(p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.pos_sale_record(p_sale);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.record_pos_sale(p_sale jsonb) IS 'One sale at the till, all or nothing: validates, locks its batches, deducts, ledgers, awards points; returns the result (DESIGN.md sections 3-4). Idempotent by store and receipt_number.';
+
+CREATE FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_sale) THEN
+        PERFORM public.posledger_refuse_misrouted(public.pos_sale_problems(p_sale), 'sale');
+    END IF;
+    RETURN public.record_pos_sale(p_sale);
+END $$;
+
+COMMENT ON FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) IS 'record_pos_sale routed by its store (the form Citus distributes); the store must be the payload''s.';
+
+CREATE FUNCTION public.refuse_identity_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'IV403',
+        MESSAGE = format('%s: a stock row''s id, store, sku and batch_lot never change', TG_TABLE_NAME),
+        DETAIL = jsonb_build_object('table', TG_TABLE_NAME, 'operation', TG_OP, 'id', OLD.id,
+                                    'store_id', OLD.store_id, 'sku', OLD.sku, 'batch_lot', OLD.batch_lot)::text,
+        HINT = 'Move the units with adjustments (out of this row, into the right one) instead.';
+END $$;
+
+CREATE FUNCTION public.refuse_ledger_rewrite() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'IV403',
+        MESSAGE = format('%s is append-only: %s is refused', TG_TABLE_NAME, TG_OP),
+        DETAIL = jsonb_build_object('table', TG_TABLE_NAME, 'operation', TG_OP)::text,
+        HINT = 'Record a correcting movement instead of editing the ledger.';
+END $$;
+
+CREATE FUNCTION public.return_pos_sale(p_return jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.pos_return_record(p_return);
+EXCEPTION
+    WHEN lock_not_available THEN
+        PERFORM public.posledger_refuse_busy(SQLERRM);
+        RETURN NULL;  -- not reached: posledger_refuse_busy raises
+    WHEN numeric_value_out_of_range THEN
+        PERFORM public.posledger_refuse_overflow(SQLERRM, 'return');
+        RETURN NULL;  -- not reached: posledger_refuse_overflow raises
+END $$;
+
+COMMENT ON FUNCTION public.return_pos_sale(p_return jsonb) IS 'A partial return or a whole-order void: units back to the batches they came from, points back in proportion. Idempotent by store and reference.';
+
+CREATE FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT public.posledger_routed(p_store_id, p_return) THEN
+        PERFORM public.posledger_refuse_misrouted(public.pos_return_problems(p_return), 'return');
+    END IF;
+    RETURN public.return_pos_sale(p_return);
+END $$;
+
+COMMENT ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) IS 'return_pos_sale routed by its store (the form Citus distributes).';
+
+CREATE FUNCTION public.set_batch_status(p_change jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM public.posledger_apply_lock_timeout();
+    RETURN public.batch_status_record(p_change);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM public.posledger_refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: posledger_refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.set_batch_status(p_change jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
+
+CREATE FUNCTION public.verify_ledger(p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(kind text, store_id uuid, inventory_id bigint, transaction_id bigint, problem text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    WITH link AS (
+        SELECT t.store_id, t.inventory_id, t.id, t.origin,
+               CASE WHEN t.row_hash IS DISTINCT FROM public.ocs_ledger_hash(t)
+                        THEN 'altered: the row no longer matches its hash'
+                    WHEN t.prev_hash IS DISTINCT FROM lag(t.row_hash) OVER w
+                        THEN 'unlinked: the row before it in the chain was removed, added or changed'
+                    WHEN t.quantity_after <> coalesce(lag(t.quantity_after) OVER w, 0) + t.quantity
+                        THEN 'unbalanced: quantity_after does not follow from the row before it'
+                    WHEN t.created_at < lag(t.created_at) OVER w
+                        THEN 'back-dated: written before the row before it in the chain'
+               END AS broken
+        FROM public.ocs_inventory_transactions t
+        WHERE p_store_id IS NULL OR t.store_id = p_store_id
+        WINDOW w AS (PARTITION BY t.store_id, t.inventory_id ORDER BY t.id)
+    ), guard(table_name, trigger_name) AS (
+        VALUES ('ocs_inventory', 'ocs_inventory_ledger_opening'), ('ocs_inventory', 'ocs_inventory_ledger_change'),
+               ('ocs_inventory', 'ocs_inventory_identity_fixed'),
+               ('ocs_inventory_transactions', 'ocs_inventory_transactions_seal'),
+               ('ocs_inventory_transactions', 'ocs_inventory_transactions_append_only')
+    )
+    SELECT * FROM (SELECT DISTINCT ON (l.store_id, l.inventory_id) 'broken'::text, l.store_id, l.inventory_id, l.id, l.broken
+                   FROM link l WHERE l.broken IS NOT NULL
+                   ORDER BY l.store_id, l.inventory_id, l.id) first_break
+    UNION ALL
+    SELECT 'review', l.store_id, l.inventory_id, l.id, 'written into the ledger directly, not by a change of stock'
+    FROM link l WHERE l.origin = 'direct'
+    UNION ALL
+    SELECT 'broken', NULL, NULL, NULL, format('trigger %s on %s is %s', g.trigger_name, g.table_name,
+                                             CASE WHEN tg.oid IS NULL THEN 'missing' ELSE 'disabled' END)
+    FROM guard g
+    LEFT JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = ('public.' || g.table_name)::regclass
+                                      AND tg.tgname = g.trigger_name
+    WHERE tg.oid IS NULL OR tg.tgenabled NOT IN ('O', 'A')
+$$;
+
+COMMENT ON FUNCTION public.verify_ledger(p_store_id uuid) IS 'What is wrong with the stock ledger (empty when nothing): each chain''s first broken link and any guard missing or disabled (broken), rows written directly (review).';
+
+CREATE TABLE public.adjustment_reasons (
+    code text NOT NULL,
+    description text NOT NULL
+);
+
+COMMENT ON TABLE public.adjustment_reasons IS 'The reason codes Ontario retailers report adjustments under.';
+
+CREATE TABLE public.batch_lot_holds (
+    batch_lot text NOT NULL,
+    sku text,
+    store_id uuid,
+    status text NOT NULL,
+    reference text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT batch_lot_holds_batch_lot_check CHECK ((batch_lot <> ''::text)),
+    CONSTRAINT batch_lot_holds_status_check CHECK ((status = ANY (ARRAY['quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
+);
+
+COMMENT ON TABLE public.batch_lot_holds IS 'The holds in force, per lot (and optionally sku and store): stock of a held lot received later arrives held.';
+
+CREATE TABLE public.batch_status_changes (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    inventory_id bigint NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    from_status text NOT NULL,
+    to_status text NOT NULL,
+    quantity_on_hand integer NOT NULL,
+    reference text NOT NULL,
+    reason text NOT NULL,
+    actor text NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.batch_status_changes IS 'Each status change of a stock row, with who and why. Append-only (IV403).';
+
+ALTER TABLE public.batch_status_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.batch_status_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW public.inventory_discrepancies AS
+ SELECT i.store_id,
+    i.id AS inventory_id,
+    i.sku,
+    i.batch_lot,
+    i.quantity_on_hand,
+    COALESCE(l.total, (0)::bigint) AS ledger_total,
+    l.last_balance,
+    (i.quantity_on_hand - COALESCE(l.total, (0)::bigint)) AS difference
+   FROM (public.ocs_inventory i
+     LEFT JOIN LATERAL ( SELECT sum(t.quantity) AS total,
+            (array_agg(t.quantity_after ORDER BY t.id DESC))[1] AS last_balance
+           FROM public.ocs_inventory_transactions t
+          WHERE ((t.store_id = i.store_id) AND (t.inventory_id = i.id))) l ON (true))
+  WHERE ((i.quantity_on_hand <> COALESCE(l.total, (0)::bigint)) OR (i.quantity_on_hand <> COALESCE(l.last_balance, 0)));
+
+COMMENT ON VIEW public.inventory_discrepancies IS 'Stock rows whose on hand differs from their ledger (its sum or its last running balance). Empty on a healthy database; docs/runbook.md says what to do.';
+
+CREATE TABLE public.inventory_exceptions (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    quantity_short integer NOT NULL,
+    authorized_by text NOT NULL,
+    status text DEFAULT 'open'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_by uuid,
+    resolved_at timestamp with time zone,
+    CONSTRAINT inventory_exceptions_quantity_short_check CHECK ((quantity_short > 0)),
+    CONSTRAINT inventory_exceptions_resolution_recorded CHECK (((status = 'resolved'::text) = (resolved_by IS NOT NULL))),
+    CONSTRAINT inventory_exceptions_status_check CHECK ((status = ANY (ARRAY['open'::text, 'resolved'::text])))
+);
+
+COMMENT ON TABLE public.inventory_exceptions IS 'Units lenient sales sold that the books did not have: open until a count settles them.';
+
+ALTER TABLE public.inventory_exceptions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.inventory_exceptions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW public.inventory_movements_monthly AS
+ WITH by_reason AS (
+         SELECT ocs_inventory_transactions.store_id,
+            ocs_inventory_transactions.sku,
+            (date_trunc('month'::text, ocs_inventory_transactions.created_at))::date AS month,
+            ocs_inventory_transactions.transaction_type,
+            ocs_inventory_transactions.reason_code,
+            sum(ocs_inventory_transactions.quantity) AS quantity
+           FROM public.ocs_inventory_transactions
+          GROUP BY ocs_inventory_transactions.store_id, ocs_inventory_transactions.sku, (date_trunc('month'::text, ocs_inventory_transactions.created_at)), ocs_inventory_transactions.transaction_type, ocs_inventory_transactions.reason_code
+        ), monthly AS (
+         SELECT by_reason.store_id,
+            by_reason.sku,
+            by_reason.month,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.transaction_type = 'receipt'::text)), (0)::numeric) AS received,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.transaction_type = 'sale'::text)), (0)::numeric) AS sold,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.transaction_type = ANY (ARRAY['return'::text, 'void'::text]))), (0)::numeric) AS returned,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE ((by_reason.transaction_type = 'adjustment'::text) AND (by_reason.reason_code <> ALL (ARRAY['destruction'::text, 'loss_theft'::text])))), (0)::numeric) AS adjusted,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.reason_code = 'destruction'::text)), (0)::numeric) AS destroyed,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.reason_code = 'loss_theft'::text)), (0)::numeric) AS lost,
+            COALESCE(sum(by_reason.quantity) FILTER (WHERE (by_reason.transaction_type = ANY (ARRAY['opening'::text, 'manual_adjustment'::text]))), (0)::numeric) AS manual,
+            COALESCE(jsonb_object_agg(by_reason.reason_code, by_reason.quantity) FILTER (WHERE (by_reason.reason_code IS NOT NULL)), '{}'::jsonb) AS adjusted_by_reason,
+            sum(by_reason.quantity) AS net
+           FROM by_reason
+          GROUP BY by_reason.store_id, by_reason.sku, by_reason.month
+        )
+ SELECT monthly.store_id,
+    monthly.sku,
+    monthly.month,
+    (sum(monthly.net) OVER w - monthly.net) AS opening,
+    monthly.received,
+    monthly.sold,
+    monthly.returned,
+    monthly.adjusted,
+    monthly.destroyed,
+    monthly.lost,
+    monthly.manual,
+    sum(monthly.net) OVER w AS closing,
+    monthly.adjusted_by_reason
+   FROM monthly
+  WINDOW w AS (PARTITION BY monthly.store_id, monthly.sku ORDER BY monthly.month);
+
+COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month: opening, every kind of movement signed, and closing.';
+
+CREATE TABLE public.loyalty_transactions (
+    id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    transaction_type text NOT NULL,
+    points bigint NOT NULL,
+    balance_after bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    return_id uuid,
+    CONSTRAINT loyalty_transactions_balance_after_check CHECK ((balance_after >= 0)),
+    CONSTRAINT loyalty_transactions_points_check CHECK ((points <> 0)),
+    CONSTRAINT loyalty_transactions_type_known CHECK ((((transaction_type = 'earn'::text) AND (return_id IS NULL) AND (points > 0)) OR ((transaction_type = 'reversal'::text) AND (return_id IS NOT NULL) AND (points < 0)) OR ((transaction_type = 'redemption'::text) AND (return_id IS NULL) AND (points < 0))))
+);
+
+COMMENT ON TABLE public.loyalty_transactions IS 'The loyalty ledger: earn, reversal (by a return) and redemption. Append-only (IV403).';
+
+ALTER TABLE public.loyalty_transactions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.loyalty_transactions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW public.negative_inventory AS
+ SELECT ocs_inventory.store_id,
+    ocs_inventory.id AS inventory_id,
+    ocs_inventory.sku,
+    ocs_inventory.batch_lot,
+    ocs_inventory.quantity_on_hand,
+    ocs_inventory.quantity_available,
+    ocs_inventory.quantity_quarantined
+   FROM public.ocs_inventory
+  WHERE ((ocs_inventory.quantity_on_hand < 0) OR (ocs_inventory.quantity_available < 0) OR (ocs_inventory.quantity_quarantined < 0) OR ((ocs_inventory.quantity_available + ocs_inventory.quantity_quarantined) > ocs_inventory.quantity_on_hand));
+
+COMMENT ON VIEW public.negative_inventory IS 'Stock rows breaking what the CHECK constraints guarantee (after a restore or an import that disabled them). Empty on a healthy database.';
+
+ALTER TABLE public.ocs_inventory ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_inventory_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+ALTER TABLE public.ocs_inventory_transactions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_inventory_transactions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.ocs_shipment_lines (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    shipment_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    inventory_id bigint NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    quantity_shipped integer NOT NULL,
+    quantity_received integer NOT NULL,
+    CONSTRAINT ocs_shipment_lines_line_no_check CHECK ((line_no > 0)),
+    CONSTRAINT ocs_shipment_lines_quantity_received_check CHECK ((quantity_received >= 0)),
+    CONSTRAINT ocs_shipment_lines_quantity_shipped_check CHECK ((quantity_shipped >= 0))
+);
+
+COMMENT ON TABLE public.ocs_shipment_lines IS 'Each shipment line as shipped and as received.';
+
+ALTER TABLE public.ocs_shipment_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_shipment_lines_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.pos_order_lines (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    sku text NOT NULL,
+    product_name text,
+    batch_lot text,
+    inventory_id bigint,
+    quantity integer NOT NULL,
+    CONSTRAINT pos_order_lines_line_no_check CHECK ((line_no > 0)),
+    CONSTRAINT pos_order_lines_quantity_check CHECK ((quantity > 0))
+);
+
+COMMENT ON TABLE public.pos_order_lines IS 'One row per sale line and batch its units came from; inventory_id NULL marks units a lenient sale sold without stock.';
+
+ALTER TABLE public.pos_order_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.pos_order_lines_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.pos_return_lines (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    return_id uuid NOT NULL,
+    order_line_id bigint NOT NULL,
+    inventory_id bigint NOT NULL,
+    quantity integer NOT NULL,
+    defective boolean NOT NULL,
+    CONSTRAINT pos_return_lines_quantity_check CHECK ((quantity > 0))
+);
+
+COMMENT ON TABLE public.pos_return_lines IS 'What each return gave back, per order line row (line and batch).';
+
+ALTER TABLE public.pos_return_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.pos_return_lines_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.profiles (
+    user_id uuid NOT NULL,
+    loyalty_points bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT profiles_loyalty_points_check CHECK ((loyalty_points >= 0))
+);
+
+COMMENT ON TABLE public.profiles IS 'Loyalty customers and their balance; the balance equals the sum of their loyalty_transactions.';
+
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000)))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+CREATE VIEW public.recall_report AS
+ SELECT i.store_id,
+    s.name AS store_name,
+    i.sku,
+    i.batch_lot,
+    i.status,
+    h.status_changed_at,
+    i.quantity_on_hand,
+    i.quantity_quarantined,
+    COALESCE(l.received, (0)::bigint) AS received,
+    COALESCE(l.sold, (0)::bigint) AS sold,
+    COALESCE(l.returned, (0)::bigint) AS returned,
+    l.first_sold,
+    i.last_sold
+   FROM (((public.ocs_inventory i
+     JOIN public.stores s ON ((s.id = i.store_id)))
+     LEFT JOIN LATERAL ( SELECT sum(t.quantity) FILTER (WHERE (t.transaction_type = ANY (ARRAY['receipt'::text, 'opening'::text]))) AS received,
+            (- sum(t.quantity) FILTER (WHERE (t.transaction_type = 'sale'::text))) AS sold,
+            sum(t.quantity) FILTER (WHERE (t.transaction_type = ANY (ARRAY['return'::text, 'void'::text]))) AS returned,
+            min(t.created_at) FILTER (WHERE (t.transaction_type = 'sale'::text)) AS first_sold
+           FROM public.ocs_inventory_transactions t
+          WHERE ((t.store_id = i.store_id) AND (t.inventory_id = i.id))) l ON (true))
+     LEFT JOIN LATERAL ( SELECT max(c.created_at) AS status_changed_at
+           FROM public.batch_status_changes c
+          WHERE ((c.store_id = i.store_id) AND (c.inventory_id = i.id))) h ON (true));
+
+COMMENT ON VIEW public.recall_report IS 'Per store and lot: where the lot is, how much was received, sold and came back.';
+
+CREATE VIEW public.receiving_variances AS
+ SELECT sh.store_id,
+    sh.ocs_shipment_id,
+    sh.created_at AS received_at,
+    sl.line_no,
+    sl.sku,
+    sl.batch_lot,
+    sl.quantity_shipped,
+    sl.quantity_received,
+    (sl.quantity_received - sl.quantity_shipped) AS variance
+   FROM (public.ocs_shipment_lines sl
+     JOIN public.ocs_shipments sh ON (((sh.store_id = sl.store_id) AND (sh.id = sl.shipment_id))))
+  WHERE (sl.quantity_received <> sl.quantity_shipped);
+
+COMMENT ON VIEW public.receiving_variances IS 'Shipment lines whose received quantity differs from what OCS shipped.';
+
+CREATE VIEW public.sales_per_hour AS
+ SELECT o.store_id,
+    date_trunc('hour'::text, o.created_at) AS hour,
+    count(*) AS orders,
+    count(*) FILTER (WHERE (o.status = 'voided'::text)) AS voided,
+    sum(l.units) AS units,
+    sum(o.total) AS total
+   FROM (public.pos_orders o
+     LEFT JOIN LATERAL ( SELECT sum(ol.quantity) AS units
+           FROM public.pos_order_lines ol
+          WHERE ((ol.store_id = o.store_id) AND (ol.order_id = o.id))) l ON (true))
+  GROUP BY o.store_id, (date_trunc('hour'::text, o.created_at));
+
+COMMENT ON VIEW public.sales_per_hour IS 'Orders (and how many were voided), units and totals per store and hour (the session''s TimeZone).';
+
+CREATE VIEW public.stock_by_batch AS
+ SELECT ocs_inventory.store_id,
+    ocs_inventory.sku,
+    ocs_inventory.batch_lot,
+    ocs_inventory.status,
+    row_number() OVER (PARTITION BY ocs_inventory.store_id, ocs_inventory.sku ORDER BY (ocs_inventory.batch_lot IS NOT NULL), ocs_inventory.packaged_on_date NULLS FIRST, ocs_inventory.id) AS fefo_rank,
+    (ocs_inventory.status = 'active'::text) AS sellable,
+    ocs_inventory.packaged_on_date,
+    (CURRENT_DATE - ocs_inventory.packaged_on_date) AS age_days,
+    ocs_inventory.quantity_on_hand,
+    ocs_inventory.quantity_available,
+    ocs_inventory.quantity_quarantined,
+    ocs_inventory.last_sold,
+    ocs_inventory.id AS inventory_id
+   FROM public.ocs_inventory;
+
+COMMENT ON VIEW public.stock_by_batch IS 'Each store''s batches in the order a sale line without a batch takes them (fefo_rank).';
+
+ALTER TABLE ONLY public.adjustment_reasons
+    ADD CONSTRAINT adjustment_reasons_pkey PRIMARY KEY (code);
+
+ALTER TABLE ONLY public.batch_lot_holds
+    ADD CONSTRAINT batch_lot_holds_one_per_scope UNIQUE NULLS NOT DISTINCT (batch_lot, sku, store_id);
+
+ALTER TABLE ONLY public.batch_status_changes
+    ADD CONSTRAINT batch_status_changes_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.batch_status_requests
+    ADD CONSTRAINT batch_status_requests_pkey PRIMARY KEY (reference);
+
+ALTER TABLE ONLY public.inventory_adjustments
+    ADD CONSTRAINT inventory_adjustments_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.inventory_adjustments
+    ADD CONSTRAINT inventory_adjustments_reference_once UNIQUE (store_id, reference);
+
+ALTER TABLE ONLY public.inventory_exceptions
+    ADD CONSTRAINT inventory_exceptions_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.loyalty_transactions
+    ADD CONSTRAINT loyalty_transactions_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_inventory
+    ADD CONSTRAINT ocs_inventory_one_row_per_batch UNIQUE NULLS NOT DISTINCT (store_id, sku, batch_lot);
+
+ALTER TABLE ONLY public.ocs_inventory
+    ADD CONSTRAINT ocs_inventory_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_inventory_transactions
+    ADD CONSTRAINT ocs_inventory_transactions_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipment_lines
+    ADD CONSTRAINT ocs_shipment_lines_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipments
+    ADD CONSTRAINT ocs_shipments_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipments
+    ADD CONSTRAINT ocs_shipments_received_once UNIQUE (store_id, ocs_shipment_id);
+
+ALTER TABLE ONLY public.pos_order_lines
+    ADD CONSTRAINT pos_order_lines_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.pos_orders
+    ADD CONSTRAINT pos_orders_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.pos_orders
+    ADD CONSTRAINT pos_orders_receipt_once UNIQUE (store_id, receipt_number);
+
+ALTER TABLE ONLY public.pos_return_lines
+    ADD CONSTRAINT pos_return_lines_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.pos_returns
+    ADD CONSTRAINT pos_returns_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.pos_returns
+    ADD CONSTRAINT pos_returns_reference_once UNIQUE (store_id, reference);
+
+ALTER TABLE ONLY public.profiles
+    ADD CONSTRAINT profiles_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY public.stores
+    ADD CONSTRAINT stores_pkey PRIMARY KEY (id);
+
+CREATE INDEX batch_status_changes_by_row ON public.batch_status_changes USING btree (store_id, inventory_id, id);
+
+CREATE INDEX inventory_exceptions_open ON public.inventory_exceptions USING btree (store_id, sku) WHERE (status = 'open'::text);
+
+CREATE INDEX loyalty_transactions_by_order ON public.loyalty_transactions USING btree (store_id, order_id);
+
+CREATE INDEX loyalty_transactions_by_user ON public.loyalty_transactions USING btree (user_id, id);
+
+CREATE INDEX ocs_inventory_by_batch_lot ON public.ocs_inventory USING btree (batch_lot);
+
+CREATE INDEX ocs_inventory_transactions_by_reference ON public.ocs_inventory_transactions USING btree (store_id, reference_id);
+
+CREATE INDEX ocs_inventory_transactions_by_row ON public.ocs_inventory_transactions USING btree (store_id, inventory_id, id);
+
+CREATE INDEX ocs_shipment_lines_by_shipment ON public.ocs_shipment_lines USING btree (store_id, shipment_id);
+
+CREATE INDEX pos_order_lines_by_order ON public.pos_order_lines USING btree (store_id, order_id);
+
+CREATE INDEX pos_return_lines_by_order_line ON public.pos_return_lines USING btree (store_id, order_line_id);
+
+CREATE INDEX pos_return_lines_by_return ON public.pos_return_lines USING btree (store_id, return_id);
+
+CREATE INDEX pos_returns_by_order ON public.pos_returns USING btree (store_id, order_id);
+
+CREATE TRIGGER batch_status_changes_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.batch_status_changes FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
+
+CREATE TRIGGER loyalty_transactions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.loyalty_transactions FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
+
+CREATE TRIGGER ocs_inventory_identity_fixed BEFORE UPDATE OF id, store_id, sku, batch_lot ON public.ocs_inventory FOR EACH ROW WHEN (((old.id IS DISTINCT FROM new.id) OR (old.store_id IS DISTINCT FROM new.store_id) OR (old.sku IS DISTINCT FROM new.sku) OR (old.batch_lot IS DISTINCT FROM new.batch_lot))) EXECUTE FUNCTION public.refuse_identity_change();
+
+CREATE TRIGGER ocs_inventory_ledger_change AFTER UPDATE OF quantity_on_hand ON public.ocs_inventory FOR EACH ROW WHEN ((old.quantity_on_hand IS DISTINCT FROM new.quantity_on_hand)) EXECUTE FUNCTION public.ocs_inventory_write_ledger();
+
+CREATE TRIGGER ocs_inventory_ledger_opening AFTER INSERT ON public.ocs_inventory FOR EACH ROW WHEN ((new.quantity_on_hand <> 0)) EXECUTE FUNCTION public.ocs_inventory_write_ledger();
+
+CREATE TRIGGER ocs_inventory_transactions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.ocs_inventory_transactions FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
+
+CREATE TRIGGER ocs_inventory_transactions_seal BEFORE INSERT ON public.ocs_inventory_transactions FOR EACH ROW EXECUTE FUNCTION public.ocs_ledger_seal();
+
+ALTER TABLE ONLY public.batch_lot_holds
+    ADD CONSTRAINT batch_lot_holds_reference_fkey FOREIGN KEY (reference) REFERENCES public.batch_status_requests(reference);
+
+ALTER TABLE ONLY public.batch_status_changes
+    ADD CONSTRAINT batch_status_changes_reference_fkey FOREIGN KEY (reference) REFERENCES public.batch_status_requests(reference);
+
+ALTER TABLE ONLY public.batch_status_changes
+    ADD CONSTRAINT batch_status_changes_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.inventory_adjustments
+    ADD CONSTRAINT inventory_adjustments_reason_code_fkey FOREIGN KEY (reason_code) REFERENCES public.adjustment_reasons(code);
+
+ALTER TABLE ONLY public.inventory_adjustments
+    ADD CONSTRAINT inventory_adjustments_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.inventory_exceptions
+    ADD CONSTRAINT inventory_exceptions_resolved_by_fk FOREIGN KEY (store_id, resolved_by) REFERENCES public.inventory_adjustments(store_id, id);
+
+ALTER TABLE ONLY public.inventory_exceptions
+    ADD CONSTRAINT inventory_exceptions_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+ALTER TABLE ONLY public.loyalty_transactions
+    ADD CONSTRAINT loyalty_transactions_return_fk FOREIGN KEY (store_id, return_id) REFERENCES public.pos_returns(store_id, id);
+
+ALTER TABLE ONLY public.loyalty_transactions
+    ADD CONSTRAINT loyalty_transactions_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+ALTER TABLE ONLY public.loyalty_transactions
+    ADD CONSTRAINT loyalty_transactions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.profiles(user_id);
+
+ALTER TABLE ONLY public.ocs_inventory
+    ADD CONSTRAINT ocs_inventory_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.ocs_inventory_transactions
+    ADD CONSTRAINT ocs_inventory_transactions_reason_fk FOREIGN KEY (reason_code) REFERENCES public.adjustment_reasons(code);
+
+ALTER TABLE ONLY public.ocs_inventory_transactions
+    ADD CONSTRAINT ocs_inventory_transactions_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipment_lines
+    ADD CONSTRAINT ocs_shipment_lines_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipment_lines
+    ADD CONSTRAINT ocs_shipment_lines_store_id_shipment_id_fkey FOREIGN KEY (store_id, shipment_id) REFERENCES public.ocs_shipments(store_id, id);
+
+ALTER TABLE ONLY public.ocs_shipments
+    ADD CONSTRAINT ocs_shipments_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.pos_order_lines
+    ADD CONSTRAINT pos_order_lines_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.pos_order_lines
+    ADD CONSTRAINT pos_order_lines_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+ALTER TABLE ONLY public.pos_orders
+    ADD CONSTRAINT pos_orders_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.pos_return_lines
+    ADD CONSTRAINT pos_return_lines_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.pos_return_lines
+    ADD CONSTRAINT pos_return_lines_store_id_order_line_id_fkey FOREIGN KEY (store_id, order_line_id) REFERENCES public.pos_order_lines(store_id, id);
+
+ALTER TABLE ONLY public.pos_return_lines
+    ADD CONSTRAINT pos_return_lines_store_id_return_id_fkey FOREIGN KEY (store_id, return_id) REFERENCES public.pos_returns(store_id, id);
+
+ALTER TABLE ONLY public.pos_returns
+    ADD CONSTRAINT pos_returns_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+GRANT USAGE ON SCHEMA public TO posledger_app;
+GRANT USAGE ON SCHEMA public TO posledger_readonly;
+
+REVOKE ALL ON TYPE public.inventory_delta FROM PUBLIC;
+
+REVOKE ALL ON TYPE public.pos_sale_allocation FROM PUBLIC;
+
+REVOKE ALL ON TYPE public.pos_sale_line FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) TO posledger_app;
+
+GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.adjustment_apply(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.adjustment_lines(p_header public.inventory_adjustments) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.adjustment_problems(p_payload jsonb, p_quantity text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.adjustment_record(p_adjustment jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.batch_status_requests TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.batch_status_complete(p_request public.batch_status_requests) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.batch_status_problems(p_change jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.batch_status_record(p_change jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.ocs_inventory TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.batch_status_targets(p_change jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.count_inventory(p_count jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.count_inventory(p_count jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.count_record(p_count jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.gtin14(p_gtin text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_boolean(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_date(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_given(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_lines(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_text(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_is_uuid(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.json_lines(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.ocs_inventory_write_ledger() FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.ocs_inventory_transactions TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transactions) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transactions) TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.ocs_ledger_seal() FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.pos_returns TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_return_plan(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_return_problems(p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_return_record(p_return jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_award_points(p_order public.pos_orders) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_claim_receipt(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_lines(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_problems(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_record(p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_apply_lock_timeout() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_lock_lots(p_lots text[], p_exclusive boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_lock_timeout() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_max_lines() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_busy(p_reason text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_misrouted(p_problems jsonb, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_missing(p_missing jsonb, p_hint text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_overflow(p_reason text, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_refuse_problems(p_problems jsonb, p_what text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.posledger_routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) TO posledger_app;
+
+GRANT SELECT ON TABLE public.ocs_shipments TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.receiving_complete(p_shipment public.ocs_shipments) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.receiving_problems(p_shipment jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.receiving_record(p_shipment jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.record_pos_sale(p_sale jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_pos_sale(p_sale jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.refuse_identity_change() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.refuse_ledger_rewrite() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.return_pos_sale(p_return jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.return_pos_sale(p_return jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.set_batch_status(p_change jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_batch_status(p_change jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.verify_ledger(p_store_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.verify_ledger(p_store_id uuid) TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.adjustment_reasons TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.batch_lot_holds TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.batch_status_changes TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.inventory_discrepancies TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.inventory_exceptions TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.inventory_movements_monthly TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.loyalty_transactions TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.negative_inventory TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.ocs_shipment_lines TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.pos_order_lines TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.recall_report TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.receiving_variances TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.sales_per_hour TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.stock_by_batch TO posledger_readonly;
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES  TO posledger_readonly;
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE ALL ON TYPES  FROM PUBLIC;
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE ALL ON FUNCTIONS  FROM PUBLIC;
