@@ -21,6 +21,7 @@ import psycopg
 from posledger import __version__, demo, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
 from posledger.calls import (
+    Call,
     adjust_inventory,
     count_inventory,
     record_sale,
@@ -127,9 +128,6 @@ def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     """
     applied = migrate(_target(dsn), lock_wait=lock_wait)
     _show({"applied": applied}, as_json, render.migrated)
-
-
-Call = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
 
 
 def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[str, Any]], None],

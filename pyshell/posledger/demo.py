@@ -11,7 +11,7 @@ import psycopg
 
 from posledger import reports
 from posledger.asn import read_asn, receive_shipments
-from posledger.calls import record_sale, return_sale, set_batch_status
+from posledger.calls import Call, record_sale, return_sale, set_batch_status
 from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
 
@@ -23,7 +23,7 @@ Step = dict[str, Any]  # {"title", "function", "refused", "outcome"}: what --jso
 
 # One act of the day: its title, the entry function it calls (named in each step), the library call, the
 # payload, and whether a refusal is the point of it.
-Act = tuple[str, str, Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]], dict[str, Any], bool]
+Act = tuple[str, str, Call, dict[str, Any], bool]
 
 
 def _story(store_id: str) -> list[Act]:
