@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from pgserver import running_cluster  # noqa: E402
-from posledger.migrations import migrate  # noqa: E402
+from posledger.migrations import migrate
+from posledger.pgserver import running_cluster
 
 SKUS = 8000
 SIZES = (20, 2000, SKUS)

@@ -19,14 +19,13 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import posbench  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 import posledger.migrations  # noqa: E402
-from pgserver import running_cluster  # noqa: E402
+from posledger.pgserver import running_cluster  # noqa: E402
 
 SKUS, CUSTOMERS = 5000, 20000
 # The runs that decide most: plain sales, and the hot rows at 2 and 8 clients (the collapse ratio).

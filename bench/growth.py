@@ -14,20 +14,15 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from pgserver import running_cluster  # noqa: E402
-from posledger.migrations import migrate  # noqa: E402
+from posledger.migrations import migrate
+from posledger.pgserver import running_cluster
 
 SELLING = "c0000000-0000-4000-8000-000000000001"
 STOCKED_SKUS = 500

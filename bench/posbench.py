@@ -30,7 +30,6 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))   # pgserver.py: the same throwaway server the tests use
 sys.path.insert(0, str(ROOT / "bench"))
 
 import client_side  # noqa: E402
@@ -46,8 +45,8 @@ from workloads import (  # noqa: E402
     Workload,
 )
 
-from pgserver import SystemCluster, running_cluster  # noqa: E402
 from posledger.migrations import migrate  # noqa: E402
+from posledger.pgserver import SystemCluster, running_cluster  # noqa: E402
 
 TPCB_CLIENTS = 8
 ASYNC = "-c synchronous_commit=off"   # a commit returns before its WAL is flushed: a crash may lose it

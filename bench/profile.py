@@ -27,13 +27,12 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from posbench import load  # noqa: E402
 from workloads import Workload  # noqa: E402
 
-from pgserver import running_cluster  # noqa: E402
+from posledger.pgserver import running_cluster  # noqa: E402
 
 CUSTOMERS = 20000
 

@@ -1,6 +1,7 @@
-"""Fixtures: one PostgreSQL server per session, the migrations loaded once into a template database by
-the same code users run, and a fresh database per test. After every test that used a database, the
-books must balance (see check_invariants)."""
+"""Fixtures: posledger.testing's, loaded as a backend's tests load it (`-p posledger.testing`, in
+pyproject.toml's addopts): one PostgreSQL server per session, the migrations loaded once into a template
+database by the same code users run, a fresh database per test; here under the short names the tests
+use. After every test that used a database, the books must balance (see check_invariants)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from pytest_postgresql import factories
 
-from pgserver import Server, start_server
 from posledger import receive_inventory, record_sale, return_sale
-from posledger.migrations import MIGRATE_LOCK_KEY, migrate
+from posledger.migrations import MIGRATE_LOCK_KEY
+from posledger.pgserver import Server
+from posledger.testing import INVARIANT_CHECKS, broken_invariants, new_store
 
 # Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
 # committed and rejected by reason in the race, fault and stateful tests, faults injected, invariant
@@ -31,12 +32,12 @@ FIGURES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    with start_server() as server:
-        yield server
-        with psycopg.connect(server.dsn()) as conn:
-            FIGURES["deadlocks (pg_stat_database)"] += conn.execute(
-                "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database").fetchone()[0]
+def posledger_server(posledger_server: Server) -> Iterator[Server]:
+    """posledger.testing's server; at its end, the deadlocks the server counted join the figures."""
+    yield posledger_server
+    with psycopg.connect(posledger_server.dsn()) as conn:
+        FIGURES["deadlocks (pg_stat_database)"] += conn.execute(
+            "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database").fetchone()[0]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -46,18 +47,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{name}: {value}")
 
 
-def load_schema(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
-    migrate(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
-
-
-posledger_template = factories.postgresql_noproc(depends_on="pg_server", load=[load_schema])
-db = factories.postgresql("posledger_template")
+@pytest.fixture(scope="session")
+def pg_server(posledger_server: Server) -> Server:
+    """The session's server; ``.dsn(dbname)`` connects as its superuser."""
+    return posledger_server
 
 
 @pytest.fixture
-def dsn(db: psycopg.Connection) -> str:
+def db(posledger_db: psycopg.Connection) -> psycopg.Connection:
+    """A psycopg connection to a freshly migrated database of the test's own."""
+    return posledger_db
+
+
+@pytest.fixture
+def dsn(posledger_dsn: str) -> str:
     """The per-test database's DSN, for extra connections (threads, subprocesses)."""
-    return db.info.dsn
+    return posledger_dsn
+
+
+@pytest.fixture
+def store(posledger_store: str) -> str:
+    """A new store in the per-test database; a test file that needs it stocked extends this fixture."""
+    return posledger_store
 
 
 @pytest.fixture
@@ -91,63 +102,9 @@ def holding_the_migrate_lock(dsn: str) -> Iterator[int]:
         yield row[0]
 
 
-INVARIANT_CHECKS = {
-    "on hand differs from the ledger sum or the last running balance": """
-        SELECT i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, l.total, l.last_after
-        FROM ocs_inventory i
-        LEFT JOIN LATERAL (
-            SELECT coalesce(sum(t.quantity), 0) AS total,
-                   coalesce((array_agg(t.quantity_after ORDER BY t.id DESC))[1], 0) AS last_after
-            FROM ocs_inventory_transactions t
-            WHERE t.store_id = i.store_id AND t.inventory_id = i.id) l ON true
-        WHERE i.quantity_on_hand <> l.total OR i.quantity_on_hand <> l.last_after""",
-    "negative stock": """
-        SELECT id FROM ocs_inventory WHERE quantity_on_hand < 0 OR quantity_available < 0""",
-    "units on order lines differ from the sale ledger": """
-        SELECT inventory_id FROM (
-            SELECT inventory_id, sum(quantity) AS sold FROM pos_order_lines
-            WHERE inventory_id IS NOT NULL GROUP BY inventory_id) o
-        FULL JOIN (
-            SELECT inventory_id, -sum(quantity) AS sold FROM ocs_inventory_transactions
-            WHERE transaction_type = 'sale' GROUP BY inventory_id) t USING (inventory_id)
-        WHERE o.sold IS DISTINCT FROM t.sold""",
-    "loyalty balance differs from the loyalty ledger": """
-        SELECT p.user_id FROM profiles p
-        LEFT JOIN (SELECT user_id, sum(points) AS points FROM loyalty_transactions GROUP BY user_id) l
-            USING (user_id)
-        WHERE p.loyalty_points <> coalesce(l.points, 0)""",
-    "a committed order without its stored result": """
-        SELECT id FROM pos_orders WHERE result IS NULL""",
-    "units on return lines differ from the return and void ledger": """
-        SELECT inventory_id FROM (
-            SELECT inventory_id, sum(quantity) AS back FROM pos_return_lines GROUP BY inventory_id) r
-        FULL JOIN (
-            SELECT inventory_id, sum(quantity) AS back FROM ocs_inventory_transactions
-            WHERE transaction_type IN ('return', 'void') GROUP BY inventory_id) t USING (inventory_id)
-        WHERE r.back IS DISTINCT FROM t.back""",
-    "an order line returned more often than it sold": """
-        SELECT ol.id FROM pos_order_lines ol
-        JOIN pos_return_lines rl ON rl.store_id = ol.store_id AND rl.order_line_id = ol.id
-        GROUP BY ol.id HAVING sum(rl.quantity) > min(ol.quantity)""",
-    "a document without its stored result": """
-        SELECT id::text FROM pos_returns WHERE result IS NULL
-        UNION ALL SELECT id::text FROM ocs_shipments WHERE result IS NULL
-        UNION ALL SELECT id::text FROM inventory_adjustments WHERE result IS NULL
-        UNION ALL SELECT reference FROM batch_status_requests WHERE result IS NULL""",
-    "a DBA view that must be empty is not": """
-        SELECT 'inventory_discrepancies' FROM inventory_discrepancies
-        UNION ALL SELECT 'negative_inventory' FROM negative_inventory""",
-}
-
-
 def check_invariants(conninfo: str | psycopg.Connection) -> None:
-    """Assert the books balance, on a new connection to a DSN or on an idle connection given."""
-    if isinstance(conninfo, str):
-        with psycopg.connect(conninfo) as conn:
-            return check_invariants(conn)
-    broken = {name: rows for name, query in INVARIANT_CHECKS.items()
-              if (rows := conninfo.execute(query).fetchall())}
-    conninfo.commit()
+    """posledger.testing's check that the books balance, counted in this run's figures."""
+    broken = broken_invariants(conninfo)
     FIGURES[f"invariant checks ({len(INVARIANT_CHECKS)} invariants each)"] += 1
     FIGURES["invariant violations"] += len(broken)
     assert not broken, f"invariants broken: {broken}"
@@ -160,24 +117,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
-    checked = "db" in request.fixturenames and not request.node.get_closest_marker("tampers")
-    dsn = request.getfixturevalue("dsn") if checked else None
+    checked = "posledger_db" in request.fixturenames and not request.node.get_closest_marker("tampers")
+    dsn = request.getfixturevalue("posledger_dsn") if checked else None
     yield
     if dsn is not None:
         check_invariants(dsn)
 
 
-# Helpers the tests share: stock is set up exactly as the old fix plan's tests do, with a bare INSERT.
-
-def new_store(db: psycopg.Connection, **columns: Any) -> str:
-    names = ", ".join(columns) or "name"
-    values = list(columns.values()) or ["test store"]
-    row = db.execute(f"INSERT INTO stores ({names}) VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
-                     values).fetchone()
-    db.commit()
-    assert row is not None
-    return str(row[0])
-
+# Helpers the tests share (new_store is posledger.testing's): stock is set up exactly as the old fix plan's
+# tests do, with a bare INSERT.
 
 def add_stock(db: psycopg.Connection, store_id: str, sku: str, quantity: int,
               batch_lot: str | None = None, packaged_on_date: str | None = None) -> int:
@@ -247,11 +195,17 @@ def embedded_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     subprocess.run([sys.executable, "-m", "posledger", "stop"], env=env, capture_output=True, timeout=120)
 
 
+def readme_block(marker, language, doc="README.md"):
+    """The ```language block of the README (or another doc) that starts with `marker`: what readers copy must
+    work as written."""
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    return next(block for block in text.split(f"```{language}\n")[1:] if block.startswith(marker)).split("```")[0]
+
+
 def readme_sql(marker, doc="README.md"):
     """The ```sql block of the README (or another doc) that starts with the comment `marker`: what DBAs copy
     must work."""
-    text = (Path(__file__).resolve().parents[1] / doc).read_text()
-    return next(block for block in text.split("```sql\n")[1:] if block.startswith(marker)).split("```")[0]
+    return readme_block(marker, "sql", doc)
 
 
 def count_rows(conn: psycopg.Connection, table: str) -> int:
@@ -275,8 +229,5 @@ def batches_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | No
 
 
 __all__ = ["add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store", "quarantine_by_return",
-           "readme_sql", "receive", "record_sale", "sale_payload", "shipment_line", "stock_of"]
+           "readme_block", "readme_sql", "receive", "record_sale", "sale_payload", "shipment_line", "stock_of"]
 
-
-def pytest_report_header() -> str:
-    return f"posledger test server: {os.environ.get('POSLEDGER_TEST_SERVER', 'system')} PostgreSQL"

@@ -37,8 +37,8 @@ def schema_of(dsn: str) -> str:
 
 
 def main() -> None:
-    from pgserver import running_cluster
     from posledger.migrations import migrate
+    from posledger.pgserver import running_cluster
 
     with running_cluster() as cluster:
         migrate(cluster.server.dsn())

@@ -41,10 +41,10 @@ def ok_json(*args, **kwargs):
 
 
 @pytest.fixture
-def store(db):
-    store_id = new_store(db)
-    add_stock(db, store_id, "SKU", 5)
-    return store_id
+def store(store, db):
+    """The shared new store, with 5 unbatched units of SKU."""
+    add_stock(db, store, "SKU", 5)
+    return store
 
 
 def test_sale_from_a_file_prints_a_table_of_what_it_took(db, dsn, store, tmp_path):

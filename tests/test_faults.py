@@ -21,8 +21,8 @@ from conftest import (
     sale_payload,
     stock_of,
 )
-from pgserver import running_cluster
 from posledger.migrations import migrate
+from posledger.pgserver import running_cluster
 
 
 def wait_until(condition, seconds=10.0):

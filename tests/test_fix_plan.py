@@ -3,15 +3,8 @@ database afterwards as the plan's verify queries do. Stock is set up as the plan
 
 import pytest
 
-from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, record_sale, sale_payload, stock_of
 from posledger import InsufficientStock, NotFound
-
-STORE = "5071d685-00dc-4e56-bb11-36e31b305c50"
-
-
-@pytest.fixture
-def store(db):
-    return new_store(db, id=STORE, name="fix plan store")
 
 
 def last_ledger_row(db, sku):

@@ -9,11 +9,6 @@ import pytest
 from conftest import add_stock, item, new_store, readme_sql, record_sale, sale_payload
 
 
-@pytest.fixture
-def store(db):
-    return new_store(db)
-
-
 def ledger(db, inventory_id):
     rows = db.execute("SELECT transaction_type, quantity, quantity_after FROM ocs_inventory_transactions"
                       " WHERE inventory_id = %s ORDER BY id", [inventory_id]).fetchall()

@@ -1,11 +1,12 @@
 """The README as a newcomer reads it: it opens with the two commands, CI runs the second, and every other
-shell block and the Python block run as written. (Its SQL blocks are run where their subject is tested.)"""
+shell block and the Python block of a backend run as written. (Its SQL blocks are run where their subject is
+tested; its backend test, by tests/test_packaging.py against the installed wheel.)"""
 
 import re
 import subprocess
 from pathlib import Path
 
-from conftest import add_stock, item, new_store, sale_payload, stock_of
+from conftest import add_stock, item, new_store, readme_block, sale_payload, stock_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,8 @@ def test_every_other_shell_block_runs_as_written(embedded_env):
 
 
 def test_the_python_block_records_a_sale_and_reports_a_refusal(db, dsn, capsys):
-    (block,) = blocks("python")
+    assert len(blocks("python")) == 2, "a Python block no test runs"   # the other: tests/test_packaging.py
+    block = readme_block("import psycopg, posledger", "python")
     store = new_store(db)
     add_stock(db, store, "SKU", 5)
     served = {"dsn": dsn, "sale": sale_payload(store, item("SKU", 2))}

@@ -5,6 +5,7 @@ import pytest
 
 from conftest import batches_of, count_rows, ledger_of, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import IdempotencyConflict, InvalidSale, NotFound, receive_inventory
+from posledger.asn import receive_shipments
 
 EACH_GTIN_13 = "4006381333931"      # a real EAN-13
 CASE_GTIN_14 = "10012345678902"     # a GTIN-14 with a valid check digit
@@ -113,3 +114,14 @@ def test_received_stock_is_sold_fefo_by_packaged_on_date(db):
     taken = {u["batch"]: u["quantity_deducted"] for u in result["inventory_updates"]["successful"]}
     assert taken == {"OLD": 5, "NEW": 2}
     assert batches_of(db, store, "SKU-1") == {"NEW": (3, 3, 0, "active"), "OLD": (0, 0, 0, "active")}
+
+
+def test_receiving_shipments_tells_its_progress_in_lines_before_the_first_and_after_each(db):
+    store = new_store(db)
+    shipments = [{"store_id": store, "shipment_id": "S-1",
+                  "lines": [shipment_line("SKU-1", 2, "LOT-A"), shipment_line("SKU-2", 1, "LOT-B")]},
+                 {"store_id": store, "shipment_id": "S-2", "lines": [shipment_line("SKU-1", 3, "LOT-C")]}]
+    told = []
+    results = receive_shipments(db, shipments, lambda done, total: told.append((done, total)))
+    assert told == [(0, 3), (2, 3), (3, 3)]
+    assert [result["shipment_id"] for result in results] == ["S-1", "S-2"]

@@ -6,17 +6,17 @@ import threading
 import psycopg
 import pytest
 
-from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, record_sale, sale_payload, stock_of
 from posledger import Busy
 
 SHORT_WAIT = "-c posledger.lock_timeout=200ms"
 
 
 @pytest.fixture
-def store(db):
-    store_id = new_store(db)
-    add_stock(db, store_id, "HOT", 10)
-    return store_id
+def store(store, db):
+    """The shared new store, with 10 unbatched units of HOT."""
+    add_stock(db, store, "HOT", 10)
+    return store
 
 
 @pytest.fixture

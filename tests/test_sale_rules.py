@@ -12,11 +12,6 @@ from posledger import IdempotencyConflict, InsufficientStock, InvalidSale, NotFo
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 
 
-@pytest.fixture
-def store(db):
-    return new_store(db)
-
-
 def snapshot(db):
     """Everything a refused sale must leave as it was."""
     tables = ["ocs_inventory", "ocs_inventory_transactions", "pos_orders", "pos_order_lines",

@@ -26,10 +26,10 @@ def till(dsn):
 
 
 @pytest.fixture
-def store(db):
-    store_id = new_store(db)
-    add_stock(db, store_id, "SKU", 10)
-    return store_id
+def store(store, db):
+    """The shared new store, with 10 unbatched units of SKU."""
+    add_stock(db, store, "SKU", 10)
+    return store
 
 
 def tables(db):

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import csv
 import datetime
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import psycopg
-from rich.console import Console
-from rich.progress import Progress
 
 from posledger.calls import receive_inventory
 
@@ -51,15 +50,27 @@ def read_asn(file: TextIO, store_id: str, received_by: str | None = None) -> lis
     return list(shipments.values())
 
 
-def receive_shipments(conn: psycopg.Connection, shipments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Receive the shipments one by one, each whole or not at all, with a progress bar on stderr; the first
-    refused one stops the run (rerunning is safe: a received shipment is replayed)."""
+# Told before the first shipment and after each: (lines received so far, lines in all). The CLI draws its
+# progress bar with it; the library itself prints nothing.
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def receive_shipments(conn: psycopg.Connection, shipments: list[dict[str, Any]],
+                      progress: Progress = _no_progress) -> list[dict[str, Any]]:
+    """Receive the shipments one by one, each whole or not at all, telling ``progress`` (once before the first,
+    then after each); the first refused one stops the run (rerunning is safe: a received shipment is replayed)."""
+    total = sum(len(shipment["lines"]) for shipment in shipments)
+    done = 0
+    progress(done, total)
     results = []
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("receiving", total=sum(len(shipment["lines"]) for shipment in shipments))
-        for shipment in shipments:
-            results.append(receive_inventory(conn, shipment))
-            bar.advance(task, len(shipment["lines"]))
+    for shipment in shipments:
+        results.append(receive_inventory(conn, shipment))
+        done += len(shipment["lines"])
+        progress(done, total)
     return results
 
 

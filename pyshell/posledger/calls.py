@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,6 +20,9 @@ from posledger.errors import Busy, translate
 # by its key (receipt number, shipment id, reference): a call that did commit is replayed, never
 # recorded twice.
 RETRYABLE = (Busy, psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+# The shape of every named call below: a connection and a payload in, the function's result out.
+Call = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
 
 
 def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int = 4,

@@ -20,7 +20,14 @@ import psycopg
 
 from posledger import __version__, demo, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
-from posledger.calls import call
+from posledger.calls import (
+    Call,
+    adjust_inventory,
+    count_inventory,
+    record_sale,
+    return_sale,
+    set_batch_status,
+)
 from posledger.connection import (
     default_data_dir,
     embedded_running,
@@ -29,8 +36,8 @@ from posledger.connection import (
     start_embedded,
     stop_embedded,
 )
-from posledger.errors import PosLedgerError
-from posledger.migrations import MIGRATE_LOCK_WAIT, migrate, pending_migrations
+from posledger.errors import PosLedgerError, error_report
+from posledger.migrations import MIGRATE_LOCK_WAIT, database_status, migrate
 
 EXIT_REFUSED = 1
 EXIT_DATABASE = 3
@@ -46,11 +53,11 @@ class Posledger(click.Group):
         try:
             return super().invoke(ctx)
         except json.JSONDecodeError as error:
-            self._report(ctx, EXIT_REFUSED, render.error_report(error, "InvalidJSON"))
+            self._report(ctx, EXIT_REFUSED, error_report(error, "InvalidJSON"))
         except (AsnFormatError, PosLedgerError, UnicodeDecodeError) as error:
-            self._report(ctx, EXIT_REFUSED, render.error_report(error))
+            self._report(ctx, EXIT_REFUSED, error_report(error))
         except (psycopg.Error, subprocess.SubprocessError) as error:
-            self._report(ctx, EXIT_DATABASE, render.error_report(error))
+            self._report(ctx, EXIT_DATABASE, error_report(error))
 
     @staticmethod
     def _report(ctx: click.Context, code: int, report: dict[str, Any]) -> None:
@@ -123,8 +130,9 @@ def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     _show({"applied": applied}, as_json, render.migrated)
 
 
-def _payload_command(name: str, function: str, help_text: str) -> None:
-    """A command that sends a JSON file to one entry function and shows its result."""
+def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[str, Any]], None],
+                     help_text: str) -> None:
+    """A command that sends a JSON file to one named library call and shows its result."""
     @main.command(name, help=help_text)
     @click.argument("payload", type=click.File("r"))
     @dsn_option
@@ -132,11 +140,12 @@ def _payload_command(name: str, function: str, help_text: str) -> None:
     def command(payload: TextIO, dsn: str | None, as_json: bool) -> None:
         document = json.load(payload)
         with _connect(dsn) as conn:
-            result = call(conn, function, document)
-        _show(result, as_json, render.RESULTS[function])
+            result = library_call(conn, document)
+        _show(result, as_json, for_people)
 
 
-_payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSON file, or - for standard input).
+_payload_command("sale", record_sale, render.sale,
+                 """Record the sale in PAYLOAD (a JSON file, or - for standard input).
 
     The payload is the POS frontend's (README, "The sale"). Sending the same sale again is safe: the
     first result comes back, marked replayed, and nothing is sold twice.
@@ -146,7 +155,8 @@ _payload_command("sale", "record_pos_sale", """Record the sale in PAYLOAD (a JSO
       posledger sale sql/demo/sale.json
       echo '{"store_id": "...", ...}' | posledger sale - --json
     """)
-_payload_command("return", "return_pos_sale", """Return units of a sale, or void it whole (return_pos_sale).
+_payload_command("return", return_sale, render.return_,
+                 """Return units of a sale, or void it whole (return_pos_sale).
 
     Units go back to the batches the sale took them from; loyalty points come back off the balance.
 
@@ -154,7 +164,8 @@ _payload_command("return", "return_pos_sale", """Return units of a sale, or void
     Example:
       posledger return sql/demo/return.json
     """)
-_payload_command("adjust", "adjust_inventory", """Correct stock with a reason code (adjust_inventory).
+_payload_command("adjust", adjust_inventory, render.adjustment,
+                 """Correct stock with a reason code (adjust_inventory).
 
     Signed quantities per sku and batch; stock never goes below zero.
 
@@ -162,13 +173,15 @@ _payload_command("adjust", "adjust_inventory", """Correct stock with a reason co
     Example:
       posledger adjust sql/demo/adjustment.json
     """)
-_payload_command("count", "count_inventory", """Post counted quantities as adjustments (count_inventory).
+_payload_command("count", count_inventory, render.adjustment,
+                 """Post counted quantities as adjustments (count_inventory).
 
     \b
     Example:
       posledger count sql/demo/count.json
     """)
-_payload_command("batch-status", "set_batch_status", """Hold, recall or release a lot (set_batch_status).
+_payload_command("batch-status", set_batch_status, render.batch_status,
+                 """Hold, recall or release a lot (set_batch_status).
 
     \b
     Example:
@@ -194,8 +207,8 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
       posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
     """
     shipments = read_asn(asn, str(store_id), received_by)
-    with _connect(dsn) as conn:
-        results = receive_shipments(conn, shipments)
+    with _connect(dsn) as conn, render.progress_bar("receiving") as progress:
+        results = receive_shipments(conn, shipments, progress)
     _show(results, as_json, render.shipments)
 
 
@@ -309,15 +322,9 @@ def demo_command(dsn: str | None, as_json: bool, keep: bool) -> None:
     Example:
       posledger demo --keep && posledger psql
     """
-    target = _target(dsn, keep)
-    migrate(target)
-    with psycopg.connect(target) as conn:
-        day = demo.run(conn, show=(lambda step: None) if as_json else demo.show)
-    if as_json:
-        _print_json(day)
-        return
-    demo.show_end_of_day(day)
-    if not resolve_dsn(dsn):
+    day = demo.run(_target(dsn, keep), show=None if as_json else render.demo_step)
+    _show(day, as_json, render.end_of_day)
+    if not as_json and not resolve_dsn(dsn):
         render.out.print(f"\nThe embedded server in {default_data_dir()} "
                          + ("is still running: posledger psql opens it, posledger stop stops it."
                             if keep else "was stopped; posledger demo --keep leaves it running."))
@@ -358,7 +365,5 @@ def version_command(dsn: str | None, as_json: bool) -> None:
                              "supported_postgresql": SUPPORTED_POSTGRESQL}
     target = resolve_dsn(dsn) or (start_embedded() if embedded_running() else None)
     if target:
-        with psycopg.connect(target) as conn:
-            found["server"] = f"PostgreSQL {conn.info.server_version // 10000}.{conn.info.server_version % 10000}"
-        found["migrations_pending"] = pending_migrations(target)
+        found.update(database_status(target))
     _show(found, as_json, render.facts)

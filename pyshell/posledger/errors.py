@@ -1,6 +1,7 @@
 """One exception class per SQLSTATE our functions raise (class IV), each carrying the parsed JSON detail.
 
-Callers match on the class or on ``detail``, never on message text.
+Callers match on the class or on ``detail``, never on message text; ``error_report`` turns any error into
+the dict the CLI prints.
 """
 
 from __future__ import annotations
@@ -100,3 +101,21 @@ def translate(error: psycopg.Error) -> PosLedgerError | None:
         return None
     detail = json.loads(diag.message_detail) if diag.message_detail else None
     return cls(diag.message_primary, detail=detail, hint=diag.message_hint)
+
+
+# Database errors a user can fix themselves: posledger's functions or tables are not there yet.
+_NOT_MIGRATED = {"42883", "42P01"}
+
+
+def error_report(error: Exception, name: str | None = None) -> dict[str, Any]:
+    """An error as a dict, for a log or a screen: its class name (or ``name``), message, SQLSTATE, JSON detail
+    and hint. The CLI prints it (as JSON with --json); the demo keeps it as the outcome of a refused step."""
+    if isinstance(error, PosLedgerError):
+        return {"error": type(error).__name__, "message": str(error), "sqlstate": error.sqlstate,
+                "detail": error.detail, "hint": error.hint}
+    report: dict[str, Any] = {"error": name or type(error).__name__, "message": str(error).strip()}
+    if isinstance(error, psycopg.Error):
+        report["sqlstate"] = error.sqlstate
+        if error.sqlstate in _NOT_MIGRATED:
+            report["hint"] = "is the database migrated? run: posledger migrate"
+    return report

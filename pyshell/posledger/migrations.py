@@ -122,6 +122,13 @@ def pending_migrations(dsn: str) -> list[str]:
         backend.connection.close()
 
 
+def database_status(dsn: str) -> dict[str, Any]:
+    """The database's server version ("PostgreSQL 15.18") and the migrations it has not applied yet."""
+    with psycopg.connect(dsn) as conn:
+        version = conn.info.server_version
+    return {"server": f"PostgreSQL {version // 10000}.{version % 10000}", "migrations_pending": pending_migrations(dsn)}
+
+
 def migrate(dsn: str, *, lock_wait: float = MIGRATE_LOCK_WAIT) -> list[str]:
     """Apply pending migrations and (re)create all functions; return the ids of the migrations applied.
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
-
-from posledger.errors import PosLedgerError
 
 
 def _console(stderr: bool = False) -> Console:
@@ -112,6 +111,14 @@ def shipments(results: list[dict[str, Any]]) -> None:
                        "replayed": result["replayed"]} for result in results])
 
 
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, gone when done; yields the callback that moves it: (done, total)."""
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def migrated(done: dict[str, Any]) -> None:
     applied = done["applied"]
     names = f": {', '.join(applied)}" if applied else ""
@@ -145,23 +152,6 @@ def verification(report: dict[str, Any]) -> None:
         rows("written into the ledger directly (review them)", report["review"])
 
 
-# Database errors a user can fix themselves: posledger's functions or tables are not there yet.
-_NOT_MIGRATED = {"42883", "42P01"}
-
-
-def error_report(error: Exception, name: str | None = None) -> dict[str, Any]:
-    """An error as --json prints it: its name, message, SQLSTATE, JSON detail and hint."""
-    if isinstance(error, PosLedgerError):
-        return {"error": type(error).__name__, "message": str(error), "sqlstate": error.sqlstate,
-                "detail": error.detail, "hint": error.hint}
-    report: dict[str, Any] = {"error": name or type(error).__name__, "message": str(error).strip()}
-    if isinstance(error, psycopg.Error):
-        report["sqlstate"] = error.sqlstate
-        if error.sqlstate in _NOT_MIGRATED:
-            report["hint"] = "is the database migrated? run: posledger migrate"
-    return report
-
-
 def error(report: dict[str, Any], expected: bool = False) -> None:
     """An error with its code and every problem of its detail, one per line."""
     console = out if expected else err
@@ -175,7 +165,30 @@ def error(report: dict[str, Any], expected: bool = False) -> None:
         console.print(f"  hint: {report['hint']}")
 
 
-RESULTS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "record_pos_sale": sale, "return_pos_sale": return_, "adjust_inventory": adjustment,
-    "count_inventory": adjustment, "set_batch_status": batch_status,
+def _new_store(outcome: dict[str, Any]) -> None:
+    out.print(f"store id {outcome['store_id']}")
+
+
+# How to show a demo step's outcome, by what produced it (the step's "function").
+_STEP_RESULTS: dict[str, Callable[[Any], None]] = {
+    "stores": _new_store, "receive_inventory": shipments,
+    "record_pos_sale": sale, "return_pos_sale": return_, "set_batch_status": batch_status,
 }
+
+
+def demo_step(step: dict[str, Any]) -> None:
+    """A step of the demo's day, as it happens."""
+    out.rule(f"[bold]{step['title']}", align="left")
+    if step["refused"]:
+        error(step["outcome"], expected=True)
+    else:
+        _STEP_RESULTS[step["function"]](step["outcome"])
+
+
+def end_of_day(day: dict[str, Any]) -> None:
+    """The demo's end of the day: stock by batch, the day's ledger, and whether the books balance."""
+    out.rule("[bold]End of the day", align="left")
+    rows("Stock by batch (FEFO order)", day["stock"])
+    rows("The day's ledger", [{key: row[key] for key in ("id", "sku", "batch_lot", "transaction_type", "quantity",
+                                                          "quantity_after", "actor")} for row in day["ledger"]])
+    reconciliation(day["reconciliation"])

