@@ -1086,6 +1086,7 @@ DECLARE
     v_alloc    public.pos_sale_allocation[];
     v_short    jsonb;
     v_blocked  jsonb;
+    v_missing  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
     PERFORM posledger_private.refuse_problems(v_problems, 'sale');
@@ -1096,8 +1097,10 @@ BEGIN
                    'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                    cardinality(v_lines), s.max_sale_lines)))
         FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
-                                            'Stock a sku or batch in this store (receive it) before selling it.');
+    v_missing := posledger_private.pos_sale_missing(v_store_id, v_lines);
+    PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
+        THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
+        ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
 
     -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
     v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
@@ -1904,23 +1907,29 @@ CREATE VIEW public.inventory_movements_monthly AS
            FROM by_reason
           GROUP BY by_reason.store_id, by_reason.sku, by_reason.month
         )
- SELECT monthly.store_id,
-    monthly.sku,
-    monthly.month,
-    (sum(monthly.net) OVER w - monthly.net) AS opening,
-    monthly.received,
-    monthly.sold,
-    monthly.returned,
-    monthly.adjusted,
-    monthly.destroyed,
-    monthly.lost,
-    monthly.manual,
-    sum(monthly.net) OVER w AS closing,
-    monthly.adjusted_by_reason
-   FROM monthly
-  WINDOW w AS (PARTITION BY monthly.store_id, monthly.sku ORDER BY monthly.month);
+ SELECT m.store_id,
+    m.sku,
+    m.month,
+    (sum(m.net) OVER w - m.net) AS opening,
+    m.received,
+    m.sold,
+    m.returned,
+    m.adjusted,
+    m.destroyed,
+    m.lost,
+    m.manual,
+    sum(m.net) OVER w AS closing,
+    m.adjusted_by_reason,
+        CASE
+            WHEN (m.month = max(m.month) OVER (PARTITION BY m.store_id, m.sku)) THEN ( SELECT sum(i.quantity_on_hand) AS sum
+               FROM public.ocs_inventory i
+              WHERE ((i.store_id = m.store_id) AND (i.sku = m.sku)))
+            ELSE NULL::bigint
+        END AS on_hand_now
+   FROM monthly m
+  WINDOW w AS (PARTITION BY m.store_id, m.sku ORDER BY m.month);
 
-COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month: opening, every kind of movement signed, and closing.';
+COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month: opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
 
 CREATE TABLE public.loyalty_transactions (
     id bigint NOT NULL,
@@ -2084,14 +2093,16 @@ CREATE VIEW public.recall_report AS
     i.sku,
     i.batch_lot,
     i.status,
-    h.status_changed_at,
+    h.created_at AS status_changed_at,
     i.quantity_on_hand,
     i.quantity_quarantined,
     COALESCE(l.received, (0)::bigint) AS received,
     COALESCE(l.sold, (0)::bigint) AS sold,
     COALESCE(l.returned, (0)::bigint) AS returned,
     l.first_sold,
-    i.last_sold
+    i.last_sold,
+    h.reference,
+    h.reason
    FROM (((public.ocs_inventory i
      JOIN public.stores s ON ((s.id = i.store_id)))
      LEFT JOIN LATERAL ( SELECT sum(t.quantity) FILTER (WHERE (t.transaction_type = ANY (ARRAY['receipt'::text, 'opening'::text]))) AS received,
@@ -2100,11 +2111,16 @@ CREATE VIEW public.recall_report AS
             min(t.created_at) FILTER (WHERE (t.transaction_type = 'sale'::text)) AS first_sold
            FROM public.ocs_inventory_transactions t
           WHERE ((t.store_id = i.store_id) AND (t.inventory_id = i.id))) l ON (true))
-     LEFT JOIN LATERAL ( SELECT max(c.created_at) AS status_changed_at
+     LEFT JOIN LATERAL ( SELECT c.created_at,
+            c.reference,
+            c.reason
            FROM public.batch_status_changes c
-          WHERE ((c.store_id = i.store_id) AND (c.inventory_id = i.id))) h ON (true));
+          WHERE ((c.store_id = i.store_id) AND (c.inventory_id = i.id))
+          ORDER BY c.id DESC
+         LIMIT 1) h ON (true))
+  WHERE ((i.status <> 'active'::text) OR (h.created_at IS NOT NULL));
 
-COMMENT ON VIEW public.recall_report IS 'Per store and lot: where the lot is, how much was received, sold and came back.';
+COMMENT ON VIEW public.recall_report IS 'The lots that are held or ever were, per store: where the lot is, how much was received, sold and came back, and the latest status change''s reference and reason.';
 
 CREATE VIEW public.receiving_variances AS
  SELECT sh.store_id,

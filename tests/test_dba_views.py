@@ -83,6 +83,20 @@ def test_recall_report_shows_where_a_lot_is_and_how_much_was_sold_and_returned(d
                       " status_changed_at IS NOT NULL FROM recall_report WHERE batch_lot = 'LOT-A' ORDER BY store_name"
                       ).fetchall()
     assert rows == [("north", "recalled", 0, 10, 10, 0, True), ("south", "recalled", 0, 10, 10, 0, True)]
+    # Only lots that are or were held, each with the latest status change's reference and reason.
+    assert db.execute("SELECT DISTINCT batch_lot, reference, reason FROM recall_report").fetchall() == [
+        ("LOT-A", "RC", "r")]
+
+
+@pytest.mark.tampers
+def test_monthly_movements_show_on_hand_beside_a_closing_the_ledger_alone_would_hide(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 6, "LOT-A")
+    db.execute("ALTER TABLE ocs_inventory DISABLE TRIGGER ocs_inventory_ledger_change")
+    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 9, quantity_available = 9")
+    db.execute("ALTER TABLE ocs_inventory ENABLE TRIGGER ocs_inventory_ledger_change")
+    db.commit()
+    assert db.execute("SELECT closing, on_hand_now FROM inventory_movements_monthly").fetchall() == [(6, 9)]
 
 
 def test_monthly_movements_balance_and_each_month_opens_at_the_last_closing(db):

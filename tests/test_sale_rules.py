@@ -239,6 +239,7 @@ def test_unknown_store_is_not_found(db):
     with pytest.raises(NotFound) as refused:
         record_sale(db, sale_payload("9f0c7d4e-2f1a-4b7c-8d9e-0a1b2c3d4e5f", item("SKU", 1)))
     assert refused.value.detail == {"missing": [{"store_id": "9f0c7d4e-2f1a-4b7c-8d9e-0a1b2c3d4e5f"}]}
+    assert "stores come from the back office" in refused.value.hint   # not the hint about stocking a sku
 
 
 def test_unknown_batch_is_not_found_with_every_missing_one(db, store):

@@ -57,6 +57,7 @@ DECLARE
     v_alloc    public.pos_sale_allocation[];
     v_short    jsonb;
     v_blocked  jsonb;
+    v_missing  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
     PERFORM posledger_private.refuse_problems(v_problems, 'sale');
@@ -67,8 +68,10 @@ BEGIN
                    'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                    cardinality(v_lines), s.max_sale_lines)))
         FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
-                                            'Stock a sku or batch in this store (receive it) before selling it.');
+    v_missing := posledger_private.pos_sale_missing(v_store_id, v_lines);
+    PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
+        THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
+        ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
 
     -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
     v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
