@@ -5,6 +5,22 @@ CREATE SCHEMA posledger_private;
 
 COMMENT ON SCHEMA posledger_private IS 'The entry functions'' private helpers: no role but the owner may use them.';
 
+CREATE TYPE posledger_private.pos_return_line AS (
+	order_line_id bigint,
+	inventory_id bigint,
+	line_no integer,
+	sku text,
+	batch_lot text,
+	quantity integer,
+	defective boolean
+);
+
+CREATE TYPE posledger_private.pos_return_plan AS (
+	lines posledger_private.pos_return_line[],
+	excess jsonb,
+	unknown jsonb
+);
+
 CREATE TYPE public.inventory_delta AS (
 	inventory_id bigint,
 	sellable integer,
@@ -606,7 +622,7 @@ BEGIN
     RETURN v_return;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines posledger_private.pos_return_line[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -618,8 +634,7 @@ BEGIN
         'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
         'actor', p_return.actor)::text, true);
     WITH line AS (
-        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
-                                                        sku text, batch_lot text, quantity integer, defective boolean)
+        SELECT * FROM unnest(p_lines)
     ), per_row AS (
         SELECT inventory_id, sum(quantity)::integer AS total,
                coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
@@ -650,16 +665,16 @@ BEGIN
         'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
         'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
         'replayed', false,
-        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
-                                                      'quantity', l->'quantity', 'defective', l->'defective'))
-                  FROM jsonb_array_elements(p_lines) l),
+        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'batch', l.batch_lot,
+                                                      'quantity', l.quantity, 'defective', l.defective))
+                  FROM unnest(p_lines) l),
         'restocked', v_restocked,
         'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
     UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS posledger_private.pos_return_plan
     LANGUAGE sql STABLE
     AS $$
     WITH request AS (
@@ -695,18 +710,17 @@ CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_r
         LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
         GROUP BY r.line_no, r.batch_lot, r.quantity
     )
-    SELECT jsonb_build_object(
-        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
-                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
-                  FROM wanted WHERE quantity > 0),
-        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
+    SELECT ROW(
+        ARRAY(SELECT ROW(id, inventory_id, line_no, sku, batch_lot, quantity::integer, defective)
+                         ::posledger_private.pos_return_line
+              FROM wanted WHERE quantity > 0 ORDER BY id),
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
                                                                 'requested', quantity, 'returnable', returnable)
                                              ORDER BY line_no), '[]')
                    FROM matched WHERE known > 0 AND quantity > returnable),
-        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
                                                                  'batch', batch_lot) ORDER BY line_no), '[]')
-                    FROM matched WHERE known = 0))
+                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan
 $$;
 
 CREATE FUNCTION posledger_private.pos_return_problems(p_return jsonb) RETURNS jsonb
@@ -767,7 +781,7 @@ DECLARE
     v_store_id uuid;
     v_order    public.pos_orders;
     v_return   public.pos_returns;
-    v_plan     jsonb;
+    v_plan     posledger_private.pos_return_plan;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.pos_return_problems(p_return), 'return');
     v_store_id := (p_return->>'store_id')::uuid;
@@ -790,16 +804,16 @@ BEGIN
 
     PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
     v_plan := posledger_private.pos_return_plan(v_order, p_return);
-    PERFORM posledger_private.refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
-    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
+    PERFORM posledger_private.refuse_missing(v_plan.unknown, 'Name line numbers (and batches) of this order.');
+    IF v_plan.excess <> '[]' OR cardinality(v_plan.lines) = 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
-            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
+            DETAIL = jsonb_build_object('over_returned', v_plan.excess, 'order_id', v_order.id)::text,
             HINT = 'Return at most what each line sold minus what earlier returns took back.';
     END IF;
     PERFORM FROM public.ocs_inventory
-    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
+    WHERE store_id = v_store_id AND id IN (SELECT l.inventory_id FROM unnest(v_plan.lines) l)
     ORDER BY id FOR NO KEY UPDATE;
-    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan->'lines');
+    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan.lines);
 END $$;
 
 CREATE FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) RETURNS jsonb
@@ -2347,6 +2361,10 @@ ALTER TABLE ONLY public.pos_returns
 GRANT USAGE ON SCHEMA public TO posledger_app;
 GRANT USAGE ON SCHEMA public TO posledger_readonly;
 
+REVOKE ALL ON TYPE posledger_private.pos_return_line FROM PUBLIC;
+
+REVOKE ALL ON TYPE posledger_private.pos_return_plan FROM PUBLIC;
+
 REVOKE ALL ON TYPE public.inventory_delta FROM PUBLIC;
 
 REVOKE ALL ON TYPE public.pos_sale_allocation FROM PUBLIC;
@@ -2413,7 +2431,7 @@ GRANT SELECT ON TABLE public.pos_returns TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_return_claim(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines posledger_private.pos_return_line[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) FROM PUBLIC;
 

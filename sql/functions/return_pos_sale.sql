@@ -51,7 +51,7 @@ DECLARE
     v_store_id uuid;
     v_order    public.pos_orders;
     v_return   public.pos_returns;
-    v_plan     jsonb;
+    v_plan     posledger_private.pos_return_plan;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.pos_return_problems(p_return), 'return');
     v_store_id := (p_return->>'store_id')::uuid;
@@ -74,16 +74,16 @@ BEGIN
 
     PERFORM FROM public.pos_orders WHERE store_id = v_store_id AND id = v_order.id FOR NO KEY UPDATE;
     v_plan := posledger_private.pos_return_plan(v_order, p_return);
-    PERFORM posledger_private.refuse_missing(v_plan->'unknown', 'Name line numbers (and batches) of this order.');
-    IF v_plan->'excess' <> '[]' OR v_plan->'lines' = '[]' THEN
+    PERFORM posledger_private.refuse_missing(v_plan.unknown, 'Name line numbers (and batches) of this order.');
+    IF v_plan.excess <> '[]' OR cardinality(v_plan.lines) = 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'IV410', MESSAGE = 'over-return: more than was sold and not yet returned',
-            DETAIL = jsonb_build_object('over_returned', v_plan->'excess', 'order_id', v_order.id)::text,
+            DETAIL = jsonb_build_object('over_returned', v_plan.excess, 'order_id', v_order.id)::text,
             HINT = 'Return at most what each line sold minus what earlier returns took back.';
     END IF;
     PERFORM FROM public.ocs_inventory
-    WHERE store_id = v_store_id AND id IN (SELECT (l->>'inventory_id')::bigint FROM jsonb_array_elements(v_plan->'lines') l)
+    WHERE store_id = v_store_id AND id IN (SELECT l.inventory_id FROM unnest(v_plan.lines) l)
     ORDER BY id FOR NO KEY UPDATE;
-    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan->'lines');
+    RETURN posledger_private.pos_return_complete(v_order, v_return, v_plan.lines);
 END $$;
 
 -- Claims the return's reference for the store: the new return (result NULL), or the one recorded before
@@ -160,12 +160,14 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM problem
 $$;
 
--- What goes back where, as {lines, excess, unknown}. Each order line row (a line and a batch it sold
--- from) can take back what it sold minus what earlier returns took. A return line takes from the
--- line's newest batch first (the reverse of the sale's FEFO order), or only from the batch it names; a
--- void takes everything left. excess lists the return lines asking for more than is left; unknown
--- the line numbers (and batches) this order does not have.
-CREATE OR REPLACE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS jsonb
+-- What goes back where: lines (one per order line row it takes units back to, in order line order),
+-- excess and unknown. Each order line row (a line and a batch it sold from) can take back what it sold
+-- minus what earlier returns took. A return line takes from the line's newest batch first (the reverse
+-- of the sale's FEFO order), or only from the batch it names; a void takes everything left. excess
+-- lists the return lines asking for more than is left; unknown the line numbers (and batches) this
+-- order does not have.
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb)
+RETURNS posledger_private.pos_return_plan
 LANGUAGE sql STABLE AS $$
     WITH request AS (
         SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
@@ -200,23 +202,23 @@ LANGUAGE sql STABLE AS $$
         LEFT JOIN sold s ON s.line_no = r.line_no AND (r.batch_lot IS NULL OR r.batch_lot = s.batch_lot)
         GROUP BY r.line_no, r.batch_lot, r.quantity
     )
-    SELECT jsonb_build_object(
-        'lines', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                             'order_line_id', id, 'inventory_id', inventory_id, 'line_no', line_no, 'sku', sku,
-                             'batch_lot', batch_lot, 'quantity', quantity, 'defective', defective) ORDER BY id), '[]')
-                  FROM wanted WHERE quantity > 0),
-        'excess', (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
+    SELECT ROW(
+        ARRAY(SELECT ROW(id, inventory_id, line_no, sku, batch_lot, quantity::integer, defective)
+                         ::posledger_private.pos_return_line
+              FROM wanted WHERE quantity > 0 ORDER BY id),
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('line_no', line_no, 'batch', batch_lot,
                                                                 'requested', quantity, 'returnable', returnable)
                                              ORDER BY line_no), '[]')
                    FROM matched WHERE known > 0 AND quantity > returnable),
-        'unknown', (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
                                                                  'batch', batch_lot) ORDER BY line_no), '[]')
-                    FROM matched WHERE known = 0))
+                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan
 $$;
 
 -- The writes, under the locks: units back on hand (sellable in an active batch, quarantined when
 -- defective), one return line per order line row, the void's order status, points, and the result.
-CREATE OR REPLACE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns, p_lines jsonb)
+CREATE OR REPLACE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders, p_return public.pos_returns,
+                                                           p_lines posledger_private.pos_return_line[])
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -228,8 +230,7 @@ BEGIN
         'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
         'actor', p_return.actor)::text, true);
     WITH line AS (
-        SELECT * FROM jsonb_to_recordset(p_lines) AS l(order_line_id bigint, inventory_id bigint, line_no integer,
-                                                        sku text, batch_lot text, quantity integer, defective boolean)
+        SELECT * FROM unnest(p_lines)
     ), per_row AS (
         SELECT inventory_id, sum(quantity)::integer AS total,
                coalesce(sum(quantity) FILTER (WHERE defective), 0)::integer AS defective
@@ -260,9 +261,9 @@ BEGIN
         'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
         'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
         'replayed', false,
-        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l->'line_no', 'sku', l->'sku', 'batch', l->'batch_lot',
-                                                      'quantity', l->'quantity', 'defective', l->'defective'))
-                  FROM jsonb_array_elements(p_lines) l),
+        'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'batch', l.batch_lot,
+                                                      'quantity', l.quantity, 'defective', l.defective))
+                  FROM unnest(p_lines) l),
         'restocked', v_restocked,
         'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
     UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
