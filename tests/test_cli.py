@@ -136,14 +136,35 @@ def test_migrate_twice_applies_nothing_the_second_time(dsn):
     assert done.stdout.startswith("applied 0 migration(s)")
 
 
-def test_every_command_has_help_with_an_example():
+def test_every_command_has_help_with_an_example_that_works_from_any_folder():
     commands = sorted(main.commands)
-    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "ledger", "migrate", "psql", "receive",
-                        "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
+    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "example", "ledger", "migrate", "psql",
+                        "receive", "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
     for command in commands:
         done = posledger(command, "--help")
         assert done.returncode == 0, command
         assert "Example" in done.stdout or command == "stop", command
+        assert "sql/" not in done.stdout, f"{command}'s help names a file of the checkout"
+
+
+def test_example_prints_each_commands_sample_input_as_shipped_and_its_help_lists_them():
+    names = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
+             "batch-status": "recall.json", "receive": "ocs_asn_sample.csv"}
+    for name, file in names.items():
+        assert posledger("example", name).stdout == (DEMO / file).read_text(), name
+    listed = " ".join(posledger("example", "--help").stdout.split())
+    assert "NAME is one of: adjust, batch-status, count, receive, return, sale." in listed
+    assert posledger("example", "nope").returncode == 2
+
+
+def test_the_samples_piped_into_their_commands_from_another_folder_stock_and_sell(db, dsn, tmp_path):
+    new_store(db, id=README_STORE)
+    env = {**os.environ, "POSLEDGER_DSN": dsn}
+    for name, *args in (("receive", "--store-id", README_STORE), ("sale",)):
+        sample = posledger("example", name, cwd=tmp_path).stdout
+        done = posledger(name, "-", *args, "--json", stdin=sample, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inventory_updates"]["updated_count"] == 3
 
 
 def test_version_is_the_packages_and_names_the_server(dsn, pg_server):

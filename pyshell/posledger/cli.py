@@ -152,8 +152,8 @@ _payload_command("sale", record_sale, render.sale,
 
     \b
     Example:
-      posledger sale sql/demo/sale.json
-      echo '{"store_id": "...", ...}' | posledger sale - --json
+      posledger example sale | posledger sale -
+      posledger example sale > sale.json && posledger sale sale.json --json
     """)
 _payload_command("return", return_sale, render.return_,
                  """Return units of a sale, or void it whole (return_pos_sale).
@@ -162,7 +162,7 @@ _payload_command("return", return_sale, render.return_,
 
     \b
     Example:
-      posledger return sql/demo/return.json
+      posledger example return | posledger return -
     """)
 _payload_command("adjust", adjust_inventory, render.adjustment,
                  """Correct stock with a reason code (adjust_inventory).
@@ -171,22 +171,38 @@ _payload_command("adjust", adjust_inventory, render.adjustment,
 
     \b
     Example:
-      posledger adjust sql/demo/adjustment.json
+      posledger example adjust | posledger adjust -
     """)
 _payload_command("count", count_inventory, render.adjustment,
                  """Post counted quantities as adjustments (count_inventory).
 
     \b
     Example:
-      posledger count sql/demo/count.json
+      posledger example count | posledger count -
     """)
 _payload_command("batch-status", set_batch_status, render.batch_status,
                  """Hold, recall or release a lot (set_batch_status).
 
     \b
     Example:
-      posledger batch-status sql/demo/recall.json
+      posledger example batch-status | posledger batch-status -
     """)
+
+
+@main.command("example", help=f"""Print the sample input of the command NAME, shipped with posledger: to read,
+    to edit, or to pipe into that command. NAME is one of: {", ".join(sorted(demo.EXAMPLES))}.
+
+    The samples are of the store 5071d685-00dc-4e56-bb11-36e31b305c50: the README's tour adds it and
+    receives the sample ASN, which stocks what the other samples sell, return, adjust, count and recall.
+
+    \b
+    Example:
+      posledger example sale | posledger sale -
+      posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+    """)
+@click.argument("name", metavar="NAME", type=click.Choice(sorted(demo.EXAMPLES)))
+def example_command(name: str) -> None:
+    click.echo(demo.example(name), nl=False)
 
 
 @main.command("receive")
@@ -204,7 +220,7 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
 
     \b
     Example:
-      posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+      posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
     """
     shipments = read_asn(asn, str(store_id), received_by)
     with _connect(dsn) as conn, render.progress_bar("receiving") as progress:

@@ -16,6 +16,10 @@ from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
 
 SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
+
+# The sample input of each command that reads one, as the package ships it (sql/demo): `posledger example NAME`.
+EXAMPLES = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
+            "batch-status": "recall.json", "receive": SAMPLE_ASN.name}
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 
 Step = dict[str, Any]  # {"title", "function", "refused", "outcome"}: what --json prints of each step
@@ -93,6 +97,11 @@ def _new_store(conn: psycopg.Connection) -> str:
     conn.commit()
     assert row is not None
     return str(row[0])
+
+
+def example(name: str) -> str:
+    """The sample input of the command ``name`` (a key of EXAMPLES), as the package ships it."""
+    return (SQL_DIR / "demo" / EXAMPLES[name]).read_text(encoding="utf-8")
 
 
 def _receive_sample(conn: psycopg.Connection, store_id: str) -> list[dict[str, Any]]:
