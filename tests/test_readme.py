@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from conftest import add_stock, item, new_store, readme_block, sale_payload, stock_of
+from posledger.testing import INVARIANT_CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +88,14 @@ def test_the_python_block_records_a_sale_and_reports_a_refusal(db, dsn, capsys):
     exec(block, {"dsn": dsn, "sale": sale_payload(store, item("SKU", 9))})
     assert "'available': 3, 'requested': 9" in capsys.readouterr().out
     assert stock_of(db, store, "SKU") == {None: (3, 3)}
+
+
+def test_the_docs_say_each_fact_in_one_place():
+    readme = (ROOT / "README.md").read_text()
+    for doc in sorted((ROOT / "docs").glob("*.md")):   # the list of docs: "More", once
+        entries = re.findall(rf"^(?:- \[|\| `)docs/{doc.name}", readme, re.M)
+        assert len(entries) == 1, f"the README describes docs/{doc.name} {len(entries)} times"
+    reliability = (ROOT / "docs" / "reliability.md").read_text()
+    for invariant in INVARIANT_CHECKS:   # the invariants: listed in docs/reliability.md only
+        assert invariant in reliability and invariant not in readme, invariant
+    assert "FROM ocs_inventory i LEFT JOIN" not in readme   # the reconciliation query: the view only
