@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from importlib.metadata import version
 
 import pytest
@@ -82,10 +83,15 @@ def test_a_refused_sale_with_json_prints_the_detail_as_json(db, dsn, store):
     assert stock_of(db, store, "SKU") == {None: (5, 5)}
 
 
-def test_a_payload_that_is_not_json_exits_1(dsn, tmp_path):
+def test_a_payload_that_is_not_json_exits_1_naming_the_file(dsn, tmp_path):
     done = posledger("sale", "-", "--dsn", dsn, "--json", stdin="{not json")
     assert done.returncode == 1
     assert json.loads(done.stderr)["error"] == "InvalidJSON"
+    not_json = tmp_path / "sale.json"
+    not_json.write_text("{not json")
+    done = posledger("sale", str(not_json), "--dsn", dsn)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error InvalidJSON: {not_json} is not JSON: ")
     not_text = tmp_path / "sale.json"
     not_text.write_bytes(b"\xff\xfe\x00{")
     done = posledger("sale", str(not_text), "--dsn", dsn)
@@ -114,6 +120,13 @@ def test_wrong_usage_exits_2_with_the_usage(dsn):
     assert "is not a valid UUID" in done.stderr
 
 
+@pytest.mark.parametrize("malformed", ["not a dsn", "postgresql+psycopg://localhost/posledger"])
+def test_a_malformed_dsn_is_wrong_usage_not_an_unreachable_database(malformed):
+    done = posledger("migrate", "--dsn", malformed)
+    assert done.returncode == 2
+    assert "Invalid value for '--dsn': not a PostgreSQL DSN or URI" in done.stderr
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_migrate_blocked_by_a_held_lock_exits_3_naming_the_holder(dsn, as_json):
     with holding_the_migrate_lock(dsn) as pid:
@@ -136,18 +149,40 @@ def test_migrate_twice_applies_nothing_the_second_time(dsn):
     assert done.stdout.startswith("applied 0 migration(s)")
 
 
-def test_every_command_has_help_with_an_example():
+def test_every_command_has_help_with_an_example_that_works_from_any_folder():
     commands = sorted(main.commands)
-    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "ledger", "migrate", "psql", "receive",
-                        "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
+    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "example", "ledger", "migrate", "psql",
+                        "receive", "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
     for command in commands:
         done = posledger(command, "--help")
         assert done.returncode == 0, command
         assert "Example" in done.stdout or command == "stop", command
+        assert "sql/" not in done.stdout, f"{command}'s help names a file of the checkout"
 
 
-def test_version_is_the_packages_and_names_the_server(dsn, pg_server):
-    assert posledger("--version").stdout.strip() == f"posledger, version {version('posledger')}"
+def test_example_prints_each_commands_sample_input_as_shipped_and_its_help_lists_them():
+    names = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
+             "batch-status": "recall.json", "receive": "ocs_asn_sample.csv"}
+    for name, file in names.items():
+        assert posledger("example", name).stdout == (DEMO / file).read_text(), name
+    listed = " ".join(posledger("example", "--help").stdout.split())
+    assert "NAME is one of: adjust, batch-status, count, receive, return, sale." in listed
+    assert posledger("example", "nope").returncode == 2
+
+
+def test_the_samples_piped_into_their_commands_from_another_folder_stock_and_sell(db, dsn, tmp_path):
+    new_store(db, id=README_STORE)
+    env = {**os.environ, "POSLEDGER_DSN": dsn}
+    for name, *args in (("receive", "--store-id", README_STORE), ("sale",)):
+        sample = posledger("example", name, cwd=tmp_path).stdout
+        done = posledger(name, "-", *args, "--json", stdin=sample, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inventory_updates"]["updated_count"] == 3
+
+
+def test_version_is_the_packages_and_names_the_server(dsn, pg_server, embedded_env):
+    assert posledger("--version").stdout.startswith(f"posledger: {version('posledger')}\n")
+    assert posledger("--version", env=embedded_env).stdout == posledger("version", env=embedded_env).stdout
     found = ok_json("version", "--dsn", dsn)
     assert found["posledger"] == version("posledger")
     assert found["server"] == f"PostgreSQL {pg_server.version}"
@@ -182,24 +217,35 @@ def test_a_stores_day_through_the_cli_with_the_sample_payloads(db, dsn):
     assert re.search(r"OCS-VAPE-05\s+│\s+LOT-V-0701\s+│\s+recalled", table.stdout), table.stdout
 
 
+@contextmanager
+def behind_the_ledgers_back(db, store):
+    """The store's 5 units of SKU set to 7 with the ledger's trigger out of the way (a discrepancy of 2), and put
+    back the same way afterwards, for the invariant checks."""
+    def set_on_hand(quantity):
+        db.execute("ALTER TABLE ocs_inventory DISABLE TRIGGER ocs_inventory_ledger_change")
+        db.execute("UPDATE ocs_inventory SET quantity_on_hand = %s, quantity_available = %s WHERE store_id = %s",
+                   [quantity, quantity, store])
+        db.execute("ALTER TABLE ocs_inventory ENABLE TRIGGER ocs_inventory_ledger_change")
+        db.commit()
+
+    set_on_hand(7)
+    try:
+        yield
+    finally:
+        set_on_hand(5)
+
+
 def test_reconcile_says_the_books_balance_and_exits_4_when_they_do_not(db, dsn, store):
     done = posledger("reconcile", "--dsn", dsn)
     assert (done.returncode, done.stdout.strip()) == (0, "books balance: 0 discrepancies")
-    db.execute("ALTER TABLE ocs_inventory DISABLE TRIGGER ocs_inventory_ledger_change")
-    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 7, quantity_available = 7 WHERE store_id = %s", [store])
-    db.commit()
-    try:
+    with behind_the_ledgers_back(db, store):
         done = posledger("reconcile", "--store-id", store, "--dsn", dsn)
         assert done.returncode == 4
-        assert "books do not balance: 1 discrepancies" in done.stdout
+        assert "books do not balance: 1 row differs from its ledger, 0 rows below zero" in done.stdout
+        assert "below zero (negative_inventory)" not in done.stdout   # no table of nothing beside the count
         report = json.loads(posledger("reconcile", "--dsn", dsn, "--json").stdout)
         assert [(row["sku"], row["difference"]) for row in report["discrepancies"]] == [("SKU", 2)]
         assert ok_json("reconcile", "--store-id", new_store(db), "--dsn", dsn)["balanced"] is True
-    finally:   # put the row back behind the ledger's back, as it was, for the invariant checks
-        db.execute("UPDATE ocs_inventory SET quantity_on_hand = 5, quantity_available = 5 WHERE store_id = %s",
-                   [store])
-        db.execute("ALTER TABLE ocs_inventory ENABLE TRIGGER ocs_inventory_ledger_change")
-        db.commit()
 
 
 def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
@@ -224,7 +270,7 @@ def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
     assert count_rows(db, "pos_orders") == 2
 
 
-def test_the_demo_for_people_runs_twice_on_one_database(dsn):
+def test_the_demo_for_people_runs_twice_on_one_database_each_time_with_a_store_of_its_own_name(db, dsn):
     for _ in range(2):
         done = posledger("demo", "--dsn", dsn)
         assert done.returncode == 0, done.stderr
@@ -232,6 +278,18 @@ def test_the_demo_for_people_runs_twice_on_one_database(dsn):
         assert "refused, as it should be IV423 BatchBlocked" in done.stdout
         assert "replayed: recorded before" in done.stdout
         assert done.stdout.rstrip().endswith("books balance: 0 discrepancies")
+    names = [name for (name,) in db.execute("SELECT name FROM stores ORDER BY name").fetchall()]
+    assert names == ["posledger demo store 1", "posledger demo store 2"]
+    db.commit()
+
+
+def test_the_demos_books_are_the_whole_databases(db, dsn, store):
+    with behind_the_ledgers_back(db, store):
+        day = ok_json("demo", "--dsn", dsn)
+        assert [row["store_id"] for row in day["reconciliation"]["discrepancies"]] == [store]
+        done = posledger("demo", "--dsn", dsn)
+    assert done.returncode == 0, done.stderr
+    assert "books balance" not in done.stdout and "books do not balance: 1 row differs" in done.stdout
 
 
 def test_the_demo_without_a_dsn_runs_on_an_embedded_server_kept_for_psql(embedded_env):

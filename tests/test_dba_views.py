@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from conftest import add_stock, item, new_store, readme_sql, receive, record_sale, sale_payload, shipment_line
+from conftest import add_stock, item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import adjust_inventory, return_sale, set_batch_status
 
 # The old runbook's discrepancy query, as it stands in shared/reference: it joins on (sku, batch_lot).
@@ -122,23 +122,3 @@ def test_monthly_movements_over_several_months_of_imported_history(db):
     rows = db.execute("SELECT month::text, opening, received, lost, destroyed, manual, closing"
                       " FROM inventory_movements_monthly ORDER BY month").fetchall()
     assert rows == [("2026-01-01", 0, 10, -3, 0, 0, 7), ("2026-03-01", 7, 0, 0, -2, 1, 6)]
-
-
-def test_the_readme_worked_examples_run_in_order_and_leave_the_books_balanced(db):
-    new_store(db, id="5071d685-00dc-4e56-bb11-36e31b305c50")
-    cursor = db.execute(readme_sql("-- a store's day, one call per movement"))
-    outcomes = []
-    while True:
-        outcomes.append(cursor.fetchone()[0])
-        if not cursor.nextset():
-            break
-    db.commit()
-    received, sold, returned, adjusted, counted, recalled = outcomes
-    assert received["variances"][0]["variance"] == -2 and received["units_received"] == 20
-    assert {u["batch"]: u["quantity_deducted"] for u in sold["inventory_updates"]["successful"]} == {"LOT-A": 10,
-                                                                                                    "LOT-B": 2}
-    assert returned["restocked"][0]["quantity_quarantined"] == 2
-    assert adjusted["adjustments"][0]["quantity_quarantined"] == 0
-    assert counted["adjustments"] == [{"sku": "OCS-PREROLL-1G", "batch": "LOT-B", "quantity": -1,
-                                       "quantity_on_hand": 7, "quantity_available": 7, "quantity_quarantined": 0}]
-    assert recalled["changed_count"] == 1

@@ -6,7 +6,7 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import add_stock, item, new_store, readme_sql, record_sale, sale_payload
+from conftest import add_stock, item, new_store, record_sale, sale_payload
 
 
 def ledger(db, inventory_id):
@@ -100,8 +100,8 @@ def test_a_batch_is_one_row_per_store(db, store):
     add_stock(db, new_store(db), "SKU", 5, "LOT")
 
 
-def test_the_readme_discrepancy_query_finds_an_unledgered_change_until_it_is_corrected(db, store):
-    query = readme_sql("-- rows whose on-hand differs from their ledger")
+def test_the_discrepancy_view_finds_an_unledgered_change_until_it_is_corrected(db, store):
+    query = "SELECT store_id, sku, batch_lot, quantity_on_hand, ledger_total FROM inventory_discrepancies"
     row = add_stock(db, store, "SKU", 10, "LOT")
     add_stock(db, store, "SKU", 4)  # an unbatched row of the same sku: the query must not mix them up
     record_sale(db, sale_payload(store, item("SKU", 3, "LOT")))

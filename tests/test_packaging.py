@@ -71,9 +71,22 @@ def test_the_wheel_in_a_fresh_venv_migrates_a_database_from_outside_the_checkout
         found = json.loads(run(venv / "bin" / "python", "-m", "posledger", "version", "--json", "--dsn",
                                pg_server.dsn(name), cwd=tmp_path))
         assert found["migrations_pending"] == []
+        sold = sell_the_shipped_samples(venv / "bin", pg_server.dsn(name), cwd=tmp_path)
+        assert sold["inventory_updates"]["updated_count"] == 3
     finally:
         with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def sell_the_shipped_samples(bin_dir, dsn, cwd):
+    """The README's store, stocked and sold to by piping the samples the package ships into their commands, as
+    the help examples do, from a folder that is not the checkout; the sale's result."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO stores (id, name) VALUES ('5071d685-00dc-4e56-bb11-36e31b305c50', 'Queen St')")
+    script = f"""export PATH="{bin_dir}:$PATH" POSLEDGER_DSN="{dsn}"
+        posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 > /dev/null
+        posledger example sale | posledger sale - --json"""
+    return json.loads(run("bash", "-euo", "pipefail", "-c", script, cwd=cwd))
 
 
 def test_the_readmes_backend_test_passes_in_a_project_of_its_own_against_the_installed_wheel(tmp_path, wheel):

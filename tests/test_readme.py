@@ -1,12 +1,16 @@
 """The README as a newcomer reads it: it opens with the two commands, CI runs the second, and every other
-shell block and the Python block of a backend run as written. (Its SQL blocks are run where their subject is
-tested; its backend test, by tests/test_packaging.py against the installed wheel.)"""
+shell block and the Python block of a backend run as written, and its SQL blocks run in order after the tour, on
+the tour's database, as a newcomer runs them. (Its backend test runs in tests/test_packaging.py against the
+installed wheel.)"""
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from conftest import add_stock, item, new_store, readme_block, sale_payload, stock_of
+from posledger.testing import INVARIANT_CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,13 +41,40 @@ def test_the_demo_command_tells_the_day_on_a_fresh_embedded_server(embedded_env)
         assert told in done.stdout
 
 
-def test_every_other_shell_block_runs_as_written(embedded_env):
-    later = blocks("sh")[1:]
-    assert later, "the README shows no command beyond the two"
-    for block in later:
-        done = bash(block, embedded_env)
-        assert done.returncode == 0, f"{block}\n{done.stdout}\n{done.stderr}"
+def psql(block, env):
+    """A SQL block as a reader runs it after the tour: in `posledger psql`, on the tour's database."""
+    return subprocess.run([sys.executable, "-m", "posledger", "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"],
+                          input=block, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_tour_and_then_every_sql_block_run_as_written_in_order_on_one_database(embedded_env):
+    assert len(blocks("sh")) == 2, "a shell block no test runs"
+    done = bash(blocks("sh")[1], embedded_env)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert '"replayed": true' in done.stdout and "books balance: 0 discrepancies" in done.stdout
+    printed = []
+    for block in blocks("sql"):
+        done = psql(block, embedded_env)
+        assert done.returncode == 0, f"{block}\n{done.stdout}\n{done.stderr}"
+        printed.append(done.stdout)
+    sold, day = ([json.loads(line) for line in out.splitlines()] for out in printed[:2])
+    shown = json.loads(blocks("json")[0])   # the README's result is this sale's
+    assert sold[0]["inventory_updates"] == shown["inventory_updates"]
+    assert [sold[0]["loyalty"][key] for key in ("points_earned", "balance")] == [
+        shown["loyalty"][key] for key in ("points_earned", "balance")]
+    the_stores_day_is_as_the_readme_tells_it(*day)
+    assert psql("SELECT * FROM inventory_discrepancies", embedded_env).stdout == ""
+
+
+def the_stores_day_is_as_the_readme_tells_it(received, sold, returned, adjusted, counted, recalled):
+    assert received["variances"][0]["variance"] == -2 and received["units_received"] == 20
+    assert {u["batch"]: u["quantity_deducted"] for u in sold["inventory_updates"]["successful"]} == {"LOT-A": 10,
+                                                                                                    "LOT-B": 2}
+    assert returned["restocked"][0]["quantity_quarantined"] == 2
+    assert adjusted["adjustments"][0]["quantity_quarantined"] == 0
+    assert counted["adjustments"] == [{"sku": "OCS-PREROLL-3PK", "batch": "LOT-B", "quantity": -1,
+                                       "quantity_on_hand": 7, "quantity_available": 7, "quantity_quarantined": 0}]
+    assert recalled["changed_count"] == 1
 
 
 def test_the_python_block_records_a_sale_and_reports_a_refusal(db, dsn, capsys):
@@ -57,3 +88,14 @@ def test_the_python_block_records_a_sale_and_reports_a_refusal(db, dsn, capsys):
     exec(block, {"dsn": dsn, "sale": sale_payload(store, item("SKU", 9))})
     assert "'available': 3, 'requested': 9" in capsys.readouterr().out
     assert stock_of(db, store, "SKU") == {None: (3, 3)}
+
+
+def test_the_docs_say_each_fact_in_one_place():
+    readme = (ROOT / "README.md").read_text()
+    for doc in sorted((ROOT / "docs").glob("*.md")):   # the list of docs: "More", once
+        entries = re.findall(rf"^(?:- \[|\| `)docs/{doc.name}", readme, re.M)
+        assert len(entries) == 1, f"the README describes docs/{doc.name} {len(entries)} times"
+    reliability = (ROOT / "docs" / "reliability.md").read_text()
+    for invariant in INVARIANT_CHECKS:   # the invariants: listed in docs/reliability.md only
+        assert invariant in reliability and invariant not in readme, invariant
+    assert "FROM ocs_inventory i LEFT JOIN" not in readme   # the reconciliation query: the view only

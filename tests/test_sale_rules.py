@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, count_rows, item, new_store, readme_sql, record_sale, sale_payload, stock_of
+from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload, stock_of
 from posledger import IdempotencyConflict, InsufficientStock, InvalidSale, NotFound
 
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
@@ -248,13 +248,3 @@ def test_unknown_batch_is_not_found_with_every_missing_one(db, store):
         record_sale(db, sale_payload(store, item("SKU", 1, "UNKNOWN"), item("OTHER", 1), item("SKU", 1, "KNOWN")))
     assert refused.value.detail == {"missing": [{"sku": "OTHER", "batch": None}, {"sku": "SKU", "batch": "UNKNOWN"}]}
     assert count_rows(db, "pos_orders") == 0
-
-
-def test_the_readme_sql_example_records_its_sale(db):
-    store = new_store(db, id="5071d685-00dc-4e56-bb11-36e31b305c50")
-    add_stock(db, store, "TEST_SKU_002", 50, "BATCH_A")
-    result = db.execute(readme_sql("SELECT record_pos_sale(")).fetchone()[0]
-    db.commit()
-    assert result["inventory_updates"]["successful"] == [
-        {"sku": "TEST_SKU_002", "batch": "BATCH_A", "quantity_deducted": 10, "remaining": 40}]
-    assert result["loyalty"]["points_earned"] == 100

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import click
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from posledger import __version__, demo, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
@@ -73,9 +74,20 @@ def _remember_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
     return value
 
 
+def _dsn(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """A --dsn that is not a DSN is wrong usage (exit 2), not an unreachable database."""
+    if value is not None:
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError as error:
+            raise click.BadParameter(f"not a PostgreSQL DSN or URI: {error}".strip()) from error
+    return value
+
+
 dsn_option = click.option(
-    "--dsn", help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then the embedded server "
-                  "in ./.posledger (started for the command and stopped after it, unless a --keep left it running).")
+    "--dsn", callback=_dsn,
+    help="PostgreSQL DSN or URI. Default: $POSLEDGER_DSN, then $DATABASE_URL, then the embedded server "
+         "in ./.posledger (started for the command and stopped after it, unless a --keep left it running).")
 json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
                            help="Print JSON (results on stdout, errors on stderr) instead of tables.")
 store_option = click.option("--store-id", type=click.UUID, required=True, help="The store (uuid).")
@@ -101,8 +113,21 @@ def _show(value: Any, as_json: bool, for_people: Callable[[Any], None]) -> None:
         for_people(value)
 
 
+def _versions() -> dict[str, Any]:
+    """What `posledger --version` and `posledger version` print first, with no database to ask."""
+    return {"posledger": __version__, "python": platform.python_version(),
+            "supported_postgresql": SUPPORTED_POSTGRESQL}
+
+
+def _print_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        render.facts(_versions())
+        ctx.exit()
+
+
 @click.group(cls=Posledger, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="posledger")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print posledger's version and exit (`posledger version` also asks the database).")
 def main() -> None:
     """posledger: record POS sales against batch-level stock, atomically, in PostgreSQL.
 
@@ -130,6 +155,14 @@ def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     _show({"applied": applied}, as_json, render.migrated)
 
 
+def _read_json(payload: TextIO) -> Any:
+    """The JSON document in a payload file; an error that is not JSON names the file."""
+    try:
+        return json.load(payload)
+    except json.JSONDecodeError as error:
+        raise json.JSONDecodeError(f"{payload.name} is not JSON: {error.msg}", error.doc, error.pos) from error
+
+
 def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[str, Any]], None],
                      help_text: str) -> None:
     """A command that sends a JSON file to one named library call and shows its result."""
@@ -138,7 +171,7 @@ def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[s
     @dsn_option
     @json_option
     def command(payload: TextIO, dsn: str | None, as_json: bool) -> None:
-        document = json.load(payload)
+        document = _read_json(payload)
         with _connect(dsn) as conn:
             result = library_call(conn, document)
         _show(result, as_json, for_people)
@@ -152,8 +185,8 @@ _payload_command("sale", record_sale, render.sale,
 
     \b
     Example:
-      posledger sale sql/demo/sale.json
-      echo '{"store_id": "...", ...}' | posledger sale - --json
+      posledger example sale | posledger sale -
+      posledger example sale > sale.json && posledger sale sale.json --json
     """)
 _payload_command("return", return_sale, render.return_,
                  """Return units of a sale, or void it whole (return_pos_sale).
@@ -162,7 +195,7 @@ _payload_command("return", return_sale, render.return_,
 
     \b
     Example:
-      posledger return sql/demo/return.json
+      posledger example return | posledger return -
     """)
 _payload_command("adjust", adjust_inventory, render.adjustment,
                  """Correct stock with a reason code (adjust_inventory).
@@ -171,22 +204,38 @@ _payload_command("adjust", adjust_inventory, render.adjustment,
 
     \b
     Example:
-      posledger adjust sql/demo/adjustment.json
+      posledger example adjust | posledger adjust -
     """)
 _payload_command("count", count_inventory, render.adjustment,
                  """Post counted quantities as adjustments (count_inventory).
 
     \b
     Example:
-      posledger count sql/demo/count.json
+      posledger example count | posledger count -
     """)
 _payload_command("batch-status", set_batch_status, render.batch_status,
                  """Hold, recall or release a lot (set_batch_status).
 
     \b
     Example:
-      posledger batch-status sql/demo/recall.json
+      posledger example batch-status | posledger batch-status -
     """)
+
+
+@main.command("example", help=f"""Print the sample input of the command NAME, shipped with posledger: to read,
+    to edit, or to pipe into that command. NAME is one of: {", ".join(sorted(demo.EXAMPLES))}.
+
+    The samples are of the store 5071d685-00dc-4e56-bb11-36e31b305c50: the README's tour adds it and
+    receives the sample ASN, which stocks what the other samples sell, return, adjust, count and recall.
+
+    \b
+    Example:
+      posledger example sale | posledger sale -
+      posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+    """)
+@click.argument("name", metavar="NAME", type=click.Choice(sorted(demo.EXAMPLES)))
+def example_command(name: str) -> None:
+    click.echo(demo.example(name), nl=False)
 
 
 @main.command("receive")
@@ -204,7 +253,7 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
 
     \b
     Example:
-      posledger receive sql/demo/ocs_asn_sample.csv --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+      posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
     """
     shipments = read_asn(asn, str(store_id), received_by)
     with _connect(dsn) as conn, render.progress_bar("receiving") as progress:
@@ -361,8 +410,7 @@ def version_command(dsn: str | None, as_json: bool) -> None:
     Example:
       posledger version
     """
-    found: dict[str, Any] = {"posledger": __version__, "python": platform.python_version(),
-                             "supported_postgresql": SUPPORTED_POSTGRESQL}
+    found = _versions()
     target = resolve_dsn(dsn) or (start_embedded() if embedded_running() else None)
     if target:
         found.update(database_status(target))

@@ -16,6 +16,10 @@ from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
 
 SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
+
+# The sample input of each command that reads one, as the package ships it (sql/demo): `posledger example NAME`.
+EXAMPLES = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
+            "batch-status": "recall.json", "receive": SAMPLE_ASN.name}
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 
 Step = dict[str, Any]  # {"title", "function", "refused", "outcome"}: what --json prints of each step
@@ -62,21 +66,24 @@ def run(dsn: str, show: Callable[[Step], None] | None = None) -> dict[str, Any]:
     happens; return the whole day: the store, the steps, and at the end its stock, ledger and reconciliation."""
     migrate(dsn)
     with psycopg.connect(dsn) as conn:
-        store_id = _new_store(conn)
-        steps = _tell(conn, store_id, show or (lambda step: None))
+        store = _new_store(conn)
+        store_id = store["store_id"]
+        steps = _tell(conn, store, show or (lambda step: None))
+        # The whole database's books: "books balance" said of the demo's store alone would hide the others'.
         return {"store_id": store_id, "steps": steps, "stock": reports.stock(conn, store_id),
                 "ledger": reports.ledger(conn, store_id, limit=1000),
-                "reconciliation": reports.reconciliation(conn, store_id)}
+                "reconciliation": reports.reconciliation(conn)}
 
 
-def _tell(conn: psycopg.Connection, store_id: str, show: Callable[[Step], None]) -> list[Step]:
+def _tell(conn: psycopg.Connection, store: dict[str, str], show: Callable[[Step], None]) -> list[Step]:
     steps: list[Step] = []
+    store_id = store["store_id"]
 
     def told(title: str, function: str, outcome: Any, refused: bool = False) -> None:
         steps.append({"title": title, "function": function, "refused": refused, "outcome": outcome})
         show(steps[-1])
 
-    told("A new store opens", "stores", {"store_id": store_id})
+    told("A new store opens", "stores", store)
     told("The OCS shipment arrives: the sample ASN is received", "receive_inventory", _receive_sample(conn, store_id))
     for title, function, library_call, payload, expect_refusal in _story(store_id):
         try:
@@ -88,11 +95,16 @@ def _tell(conn: psycopg.Connection, store_id: str, show: Callable[[Step], None])
     return steps
 
 
-def _new_store(conn: psycopg.Connection) -> str:
+def _new_store(conn: psycopg.Connection) -> dict[str, str]:
     row = conn.execute((SQL_DIR / "demo" / "new_store.sql").read_text()).fetchone()
     conn.commit()
     assert row is not None
-    return str(row[0])
+    return {"store_id": str(row[0]), "name": row[1]}
+
+
+def example(name: str) -> str:
+    """The sample input of the command ``name`` (a key of EXAMPLES), as the package ships it."""
+    return (SQL_DIR / "demo" / EXAMPLES[name]).read_text(encoding="utf-8")
 
 
 def _receive_sample(conn: psycopg.Connection, store_id: str) -> list[dict[str, Any]]:

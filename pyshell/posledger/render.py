@@ -135,10 +135,17 @@ def reconciliation(report: dict[str, Any]) -> None:
     if report["balanced"]:
         out.print("[bold green]books balance: 0 discrepancies[/]")
         return
-    count = len(report["discrepancies"]) + len(report["negative"])
-    out.print(f"[bold red]books do not balance: {count} discrepancies[/] (docs/runbook.md says what to do)")
-    rows("on hand differs from the ledger (inventory_discrepancies)", report["discrepancies"])
-    rows("below zero (negative_inventory)", report["negative"])
+    found = [_counted(len(report["discrepancies"]), "row differs from its ledger", "rows differ from their ledger"),
+             _counted(len(report["negative"]), "row below zero", "rows below zero")]
+    out.print(f"[bold red]books do not balance: {', '.join(found)}[/] (docs/runbook.md says what to do)")
+    for key, title in (("discrepancies", "on hand differs from the ledger (inventory_discrepancies)"),
+                       ("negative", "below zero (negative_inventory)")):
+        if report[key]:
+            rows(title, report[key])
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def verification(report: dict[str, Any]) -> None:
@@ -166,7 +173,7 @@ def error(report: dict[str, Any], expected: bool = False) -> None:
 
 
 def _new_store(outcome: dict[str, Any]) -> None:
-    out.print(f"store id {outcome['store_id']}")
+    out.print(f"{outcome['name']}, id {outcome['store_id']}")
 
 
 # How to show a demo step's outcome, by what produced it (the step's "function").
@@ -191,4 +198,5 @@ def end_of_day(day: dict[str, Any]) -> None:
     rows("Stock by batch (FEFO order)", day["stock"])
     rows("The day's ledger", [{key: row[key] for key in ("id", "sku", "batch_lot", "transaction_type", "quantity",
                                                           "quantity_after", "actor")} for row in day["ledger"]])
+    out.print("The books of the whole database, this store's and every other:")
     reconciliation(day["reconciliation"])
