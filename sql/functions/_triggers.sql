@@ -1,0 +1,92 @@
+-- The triggers' functions, their current bodies: re-applied on every migrate like every other function,
+-- so a change to one is made here alone. A migration that creates a trigger creates its function with the
+-- body that trigger needs at that moment (0002, 0004, 0009, 0011: their history); CREATE OR REPLACE here
+-- keeps each function's oid, so the triggers keep calling it. They live in public, not posledger_private:
+-- moving one means re-creating its trigger, a lock every sale would wait behind (docs/decisions.md).
+-- Each pins its search_path: a trigger runs with the search_path of whoever fired it.
+
+-- The ledger invariant, whatever path stock takes: every change of a stock row's quantity_on_hand is
+-- ledgered here, once per changed row. Our functions describe their movement (type, reason, reference,
+-- notes, actor) in the transaction-local setting posledger.movement before they write; a write without
+-- one is an 'opening' balance (INSERT) or a 'manual_adjustment' (UPDATE) by the role that made it.
+CREATE OR REPLACE FUNCTION ocs_inventory_write_ledger() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_movement jsonb := nullif(current_setting('posledger.movement', true), '')::jsonb;
+BEGIN
+    INSERT INTO public.ocs_inventory_transactions
+        (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
+         reference_type, reference_id, notes, actor)
+    VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
+            coalesce(v_movement->>'type', CASE TG_OP WHEN 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
+            v_movement->>'reason_code',
+            NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
+            v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',
+            coalesce(v_movement->>'actor', session_user));
+    RETURN NULL;
+END $$;
+
+-- A regulator accepts a ledger only if its past cannot be rewritten: corrections are new rows.
+CREATE OR REPLACE FUNCTION refuse_ledger_rewrite() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'IV403',
+        MESSAGE = format('%s is append-only: %s is refused', TG_TABLE_NAME, TG_OP),
+        DETAIL = jsonb_build_object('table', TG_TABLE_NAME, 'operation', TG_OP)::text,
+        HINT = 'Record a correcting movement instead of editing the ledger.';
+END $$;
+
+-- A stock row's store, sku and lot never change: the ledger, the order lines and a recall name the row
+-- by them (migration 0009).
+CREATE OR REPLACE FUNCTION refuse_identity_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'IV403',
+        MESSAGE = format('%s: a stock row''s id, store, sku and batch_lot never change', TG_TABLE_NAME),
+        DETAIL = jsonb_build_object('table', TG_TABLE_NAME, 'operation', TG_OP, 'id', OLD.id,
+                                    'store_id', OLD.store_id, 'sku', OLD.sku, 'batch_lot', OLD.batch_lot)::text,
+        HINT = 'Move the units with adjustments (out of this row, into the right one) instead.';
+END $$;
+
+-- The hash of a ledger row: every column but id (the chain orders the rows) and row_hash, with the hash
+-- of the row before it, as the text of one row value (unambiguous: NULL and '' differ, separators in a
+-- value are quoted). prev_hash is hex and the time epoch microseconds, so the text depends on no
+-- session setting (bytea_output, TimeZone). LANGUAGE sql, STABLE and without a SET clause, so PostgreSQL
+-- inlines it into the expression that calls it (docs/benchmarks.md, "The ledger's hash chain"). A column
+-- added to the ledger later is not covered until a new version of this function says how old rows hash.
+CREATE OR REPLACE FUNCTION ocs_ledger_hash(p_row ocs_inventory_transactions) RETURNS bytea
+LANGUAGE sql STABLE AS $$
+    SELECT sha256(convert_to(ROW(
+        encode(p_row.prev_hash, 'hex'), p_row.store_id, p_row.inventory_id, p_row.sku, p_row.batch_lot,
+        p_row.transaction_type, p_row.reason_code, p_row.quantity, p_row.quantity_after, p_row.reference_type,
+        p_row.reference_id, p_row.notes, p_row.actor, p_row.db_user,
+        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
+$$;
+
+-- Seals a ledger row as it is written. The stock trigger writes it at trigger depth 2, holding the stock
+-- row's lock through the UPDATE or INSERT that fired it, so the row before it in the chain is committed
+-- (or its own) and visible. A direct INSERT takes that lock first, as every writer of the chain does.
+CREATE OR REPLACE FUNCTION ocs_ledger_seal() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    NEW.origin := CASE WHEN pg_trigger_depth() > 1 THEN 'posledger' ELSE 'direct' END;
+    IF NEW.origin = 'direct' THEN
+        PERFORM FROM public.ocs_inventory i WHERE i.store_id = NEW.store_id AND i.id = NEW.inventory_id
+        FOR NO KEY UPDATE;
+    END IF;
+    NEW.prev_hash := (SELECT t.row_hash FROM public.ocs_inventory_transactions t
+                      WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id
+                      ORDER BY t.id DESC LIMIT 1);
+    NEW.row_hash := public.ocs_ledger_hash(NEW);
+    RETURN NEW;
+END $$;
