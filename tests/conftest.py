@@ -25,7 +25,8 @@ from posledger.migrations import MIGRATE_LOCK_KEY
 from posledger.pgserver import Server
 from posledger.testing import INVARIANT_CHECKS, broken_invariants, new_store
 
-# Figures of this run for docs/reliability.md, printed at the end of the run: sales attempted,
+# Figures of this run for docs/reliability.md, written at the end of the run to .posledger/figures-SERVER.txt
+# (and printed with POSLEDGER_FIGURES=1; see pytest_terminal_summary): sales attempted,
 # committed and rejected by reason in the race, fault and stateful tests, faults injected, invariant
 # checks and violations, and the deadlocks the server itself counted.
 FIGURES: Counter[str] = Counter()
@@ -40,11 +41,23 @@ def posledger_server(posledger_server: Server) -> Iterator[Server]:
             "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database").fetchone()[0]
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if FIGURES:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The run's figures go to .posledger/figures-SERVER.txt, replacing the last run's; they are printed
+    only when POSLEDGER_FIGURES=1, so that a plain run shows pytest's own lines."""
+    from datetime import UTC, datetime
+
+    server = os.environ.get("POSLEDGER_TEST_SERVER", "system")
+    lines = [f"{name}: {value}" for name, value in sorted(FIGURES.items())]
+    path = config.rootpath / ".posledger" / f"figures-{server}.txt"
+    path.parent.mkdir(exist_ok=True)
+    run = " ".join(["pytest", *config.invocation_params.args])
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    path.write_text("".join(f"{line}\n" for line in [f"# {server} PostgreSQL, {stamp}, {run}", *lines]))
+    if lines and os.environ.get("POSLEDGER_FIGURES", "") not in ("", "0"):
         terminalreporter.section("posledger reliability figures")
-        for name, value in sorted(FIGURES.items()):
-            terminalreporter.write_line(f"{name}: {value}")
+        for line in lines:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"(also in {path})")
 
 
 @pytest.fixture(scope="session")
