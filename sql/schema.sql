@@ -1772,8 +1772,6 @@ CREATE FUNCTION public.verify_ledger(p_store_id uuid DEFAULT NULL::uuid) RETURNS
                         THEN 'unlinked: the row before it in the chain was removed, added or changed'
                     WHEN t.quantity_after <> coalesce(lag(t.quantity_after) OVER w, 0) + t.quantity
                         THEN 'unbalanced: quantity_after does not follow from the row before it'
-                    WHEN t.created_at < lag(t.created_at) OVER w
-                        THEN 'back-dated: written before the row before it in the chain'
                END AS broken
         FROM public.ocs_inventory_transactions t
         WHERE p_store_id IS NULL OR t.store_id = p_store_id

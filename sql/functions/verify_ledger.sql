@@ -4,7 +4,8 @@
 
 -- What is wrong with the ledger, empty when nothing is: per chain (one per stock row) its first broken
 -- link, kind 'broken' (a row whose content no longer matches its hash, a row removed, added or moved
--- inside the chain, a running balance that does not follow, a time that goes back); every row written
+-- inside the chain, a running balance that does not follow). Not the order of times: created_at is
+-- its transaction's start, and a transaction that began earlier may write after one that held the lock; every row written
 -- into the ledger directly rather than by the stock trigger, kind 'review' (the runbook's correction is
 -- one; so is a forgery); and any protective trigger missing or disabled, kind 'broken'.
 CREATE OR REPLACE FUNCTION verify_ledger(p_store_id uuid DEFAULT NULL)
@@ -20,8 +21,6 @@ AS $$
                         THEN 'unlinked: the row before it in the chain was removed, added or changed'
                     WHEN t.quantity_after <> coalesce(lag(t.quantity_after) OVER w, 0) + t.quantity
                         THEN 'unbalanced: quantity_after does not follow from the row before it'
-                    WHEN t.created_at < lag(t.created_at) OVER w
-                        THEN 'back-dated: written before the row before it in the chain'
                END AS broken
         FROM public.ocs_inventory_transactions t
         WHERE p_store_id IS NULL OR t.store_id = p_store_id
