@@ -21,6 +21,17 @@ CREATE TYPE posledger_private.pos_return_plan AS (
 	unknown jsonb
 );
 
+CREATE TYPE posledger_private.pos_sale_line AS (
+	line_no integer,
+	sku text,
+	product_name text,
+	batch_lot text,
+	quantity integer,
+	unit_price numeric,
+	discount numeric,
+	tax numeric
+);
+
 CREATE TYPE public.inventory_delta AS (
 	inventory_id bigint,
 	sellable integer,
@@ -291,6 +302,7 @@ CREATE TABLE public.ocs_inventory (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     status text DEFAULT 'active'::text NOT NULL,
     quantity_quarantined integer DEFAULT 0 NOT NULL,
+    expiry_date date,
     CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
     CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
     CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
@@ -311,6 +323,8 @@ COMMENT ON COLUMN public.ocs_inventory.quantity_available IS 'Units a sale may t
 COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined, recalled or awaiting_destruction (held: nothing available).';
 
 COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
+
+COMMENT ON COLUMN public.ocs_inventory.expiry_date IS 'The batch''s expiry date (GS1 AI 17): sold on it, not after it. NULL: unknown.';
 
 CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1846,6 +1860,74 @@ ALTER TABLE public.batch_status_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
     CACHE 1
 );
 
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
+    plant_limit integer DEFAULT 4 NOT NULL,
+    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
+    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
+    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
+    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
+    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
+    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
+
+COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
+
+COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
+
+COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
+
+CREATE VIEW public.batches_expiring AS
+ SELECT i.store_id,
+    s.name AS store_name,
+    i.sku,
+    i.batch_lot,
+    i.expiry_date,
+    (i.expiry_date - ((now() AT TIME ZONE s.time_zone))::date) AS days_left,
+    i.status,
+    i.quantity_on_hand,
+    i.quantity_available
+   FROM (public.ocs_inventory i
+     JOIN public.stores s ON ((s.id = i.store_id)))
+  WHERE ((i.expiry_date IS NOT NULL) AND (i.quantity_on_hand > 0));
+
+COMMENT ON VIEW public.batches_expiring IS 'Batches with an expiry date and units on hand, with the days left in their store''s calendar; filter WHERE days_left <= N.';
+
+CREATE TABLE public.catalogue_categories (
+    category text NOT NULL,
+    product_class text NOT NULL,
+    CONSTRAINT catalogue_categories_category_check CHECK ((category = lower(category)))
+);
+
+COMMENT ON TABLE public.catalogue_categories IS 'The provincial catalogue''s categories (lower case) and the class each means; posledger catalogue load reads it.';
+
+CREATE TABLE public.dried_equivalency_factors (
+    product_class text NOT NULL,
+    net_unit text NOT NULL,
+    in_force_from date NOT NULL,
+    amount_per_dried_gram numeric NOT NULL,
+    source text NOT NULL,
+    CONSTRAINT dried_equivalency_factors_amount_per_dried_gram_check CHECK ((amount_per_dried_gram > (0)::numeric)),
+    CONSTRAINT dried_equivalency_factors_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text])))
+);
+
+COMMENT ON TABLE public.dried_equivalency_factors IS 'Cannabis Act Schedule 3 as data: how much of a class, in its unit, equals 1 g dried, from the day it came into force.';
+
 CREATE VIEW public.inventory_discrepancies AS
  SELECT i.store_id,
     i.id AS inventory_id,
@@ -2036,11 +2118,18 @@ CREATE TABLE public.pos_order_lines (
     batch_lot text,
     inventory_id bigint,
     quantity integer NOT NULL,
+    product_class text,
+    dried_grams_per_unit numeric,
+    unit_price numeric,
+    discount numeric,
+    tax numeric,
     CONSTRAINT pos_order_lines_line_no_check CHECK ((line_no > 0)),
     CONSTRAINT pos_order_lines_quantity_check CHECK ((quantity > 0))
 );
 
 COMMENT ON TABLE public.pos_order_lines IS 'One row per sale line and batch its units came from; inventory_id NULL marks units a lenient sale sold without stock.';
+
+COMMENT ON COLUMN public.pos_order_lines.dried_grams_per_unit IS 'The dried-equivalent grams of one unit the sale was judged by, as of the sale.';
 
 ALTER TABLE public.pos_order_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.pos_order_lines_id_seq
@@ -2073,6 +2162,44 @@ ALTER TABLE public.pos_return_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDEN
     CACHE 1
 );
 
+CREATE TABLE public.product_classes (
+    product_class text NOT NULL,
+    counts_toward text NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT product_classes_counts_toward_check CHECK ((counts_toward = ANY (ARRAY['dried_grams'::text, 'plants'::text, 'nothing'::text])))
+);
+
+COMMENT ON TABLE public.product_classes IS 'The regulated classes of products and what each counts toward in one sale: dried-equivalent grams, plants, or nothing.';
+
+CREATE TABLE public.product_gtins (
+    gtin text NOT NULL,
+    sku text NOT NULL,
+    CONSTRAINT product_gtins_check_digit CHECK (((gtin ~ '^[0-9]{14}$'::text) AND ((((((((((3 * (((((((substr(gtin, 1, 1))::integer + (substr(gtin, 3, 1))::integer) + (substr(gtin, 5, 1))::integer) + (substr(gtin, 7, 1))::integer) + (substr(gtin, 9, 1))::integer) + (substr(gtin, 11, 1))::integer) + (substr(gtin, 13, 1))::integer)) + (substr(gtin, 2, 1))::integer) + (substr(gtin, 4, 1))::integer) + (substr(gtin, 6, 1))::integer) + (substr(gtin, 8, 1))::integer) + (substr(gtin, 10, 1))::integer) + (substr(gtin, 12, 1))::integer) + (substr(gtin, 14, 1))::integer) % 10) = 0)))
+);
+
+COMMENT ON TABLE public.product_gtins IS 'The barcodes of each product as GTIN-14, GS1 check digit verified; a scan finds its sku here.';
+
+CREATE TABLE public.products (
+    sku text NOT NULL,
+    name text NOT NULL,
+    brand text,
+    category text,
+    product_class text NOT NULL,
+    net_content numeric,
+    net_unit text,
+    stated_dried_grams numeric,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
+    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
+    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
+    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
+
 CREATE TABLE public.profiles (
     user_id uuid NOT NULL,
     loyalty_points bigint DEFAULT 0 NOT NULL,
@@ -2082,22 +2209,6 @@ CREATE TABLE public.profiles (
 );
 
 COMMENT ON TABLE public.profiles IS 'Loyalty customers and their balance; the balance equals the sum of their loyalty_transactions.';
-
-CREATE TABLE public.stores (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    max_sale_lines integer DEFAULT 500 NOT NULL,
-    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
-    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000)))
-);
-
-COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
-
-COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
-
-COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
 
 CREATE VIEW public.recall_report AS
  SELECT i.store_id,
@@ -2195,6 +2306,12 @@ ALTER TABLE ONLY public.batch_status_changes
 ALTER TABLE ONLY public.batch_status_requests
     ADD CONSTRAINT batch_status_requests_pkey PRIMARY KEY (reference);
 
+ALTER TABLE ONLY public.catalogue_categories
+    ADD CONSTRAINT catalogue_categories_pkey PRIMARY KEY (category);
+
+ALTER TABLE ONLY public.dried_equivalency_factors
+    ADD CONSTRAINT dried_equivalency_factors_pkey PRIMARY KEY (product_class, net_unit, in_force_from);
+
 ALTER TABLE ONLY public.inventory_adjustments
     ADD CONSTRAINT inventory_adjustments_pkey PRIMARY KEY (store_id, id);
 
@@ -2243,6 +2360,15 @@ ALTER TABLE ONLY public.pos_returns
 ALTER TABLE ONLY public.pos_returns
     ADD CONSTRAINT pos_returns_reference_once UNIQUE (store_id, reference);
 
+ALTER TABLE ONLY public.product_classes
+    ADD CONSTRAINT product_classes_pkey PRIMARY KEY (product_class);
+
+ALTER TABLE ONLY public.product_gtins
+    ADD CONSTRAINT product_gtins_pkey PRIMARY KEY (gtin);
+
+ALTER TABLE ONLY public.products
+    ADD CONSTRAINT products_pkey PRIMARY KEY (sku);
+
 ALTER TABLE ONLY public.profiles
     ADD CONSTRAINT profiles_pkey PRIMARY KEY (user_id);
 
@@ -2273,6 +2399,8 @@ CREATE INDEX pos_return_lines_by_return ON public.pos_return_lines USING btree (
 
 CREATE INDEX pos_returns_by_order ON public.pos_returns USING btree (store_id, order_id);
 
+CREATE INDEX product_gtins_by_sku ON public.product_gtins USING btree (sku);
+
 CREATE TRIGGER batch_status_changes_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.batch_status_changes FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
 
 CREATE TRIGGER loyalty_transactions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.loyalty_transactions FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
@@ -2295,6 +2423,12 @@ ALTER TABLE ONLY public.batch_status_changes
 
 ALTER TABLE ONLY public.batch_status_changes
     ADD CONSTRAINT batch_status_changes_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.catalogue_categories
+    ADD CONSTRAINT catalogue_categories_product_class_fkey FOREIGN KEY (product_class) REFERENCES public.product_classes(product_class);
+
+ALTER TABLE ONLY public.dried_equivalency_factors
+    ADD CONSTRAINT dried_equivalency_factors_product_class_fkey FOREIGN KEY (product_class) REFERENCES public.product_classes(product_class);
 
 ALTER TABLE ONLY public.inventory_adjustments
     ADD CONSTRAINT inventory_adjustments_reason_code_fkey FOREIGN KEY (reason_code) REFERENCES public.adjustment_reasons(code);
@@ -2356,12 +2490,20 @@ ALTER TABLE ONLY public.pos_return_lines
 ALTER TABLE ONLY public.pos_returns
     ADD CONSTRAINT pos_returns_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
 
+ALTER TABLE ONLY public.product_gtins
+    ADD CONSTRAINT product_gtins_sku_fkey FOREIGN KEY (sku) REFERENCES public.products(sku);
+
+ALTER TABLE ONLY public.products
+    ADD CONSTRAINT products_product_class_fkey FOREIGN KEY (product_class) REFERENCES public.product_classes(product_class);
+
 GRANT USAGE ON SCHEMA public TO posledger_app;
 GRANT USAGE ON SCHEMA public TO posledger_readonly;
 
 REVOKE ALL ON TYPE posledger_private.pos_return_line FROM PUBLIC;
 
 REVOKE ALL ON TYPE posledger_private.pos_return_plan FROM PUBLIC;
+
+REVOKE ALL ON TYPE posledger_private.pos_sale_line FROM PUBLIC;
 
 REVOKE ALL ON TYPE public.inventory_delta FROM PUBLIC;
 
@@ -2541,6 +2683,14 @@ GRANT SELECT ON TABLE public.batch_lot_holds TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.batch_status_changes TO posledger_readonly;
 
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.batches_expiring TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.catalogue_categories TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.dried_equivalency_factors TO posledger_readonly;
+
 GRANT SELECT ON TABLE public.inventory_discrepancies TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.inventory_exceptions TO posledger_readonly;
@@ -2557,9 +2707,13 @@ GRANT SELECT ON TABLE public.pos_order_lines TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
 
-GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
+GRANT SELECT ON TABLE public.product_classes TO posledger_readonly;
 
-GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+GRANT SELECT ON TABLE public.product_gtins TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.products TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.recall_report TO posledger_readonly;
 
