@@ -463,6 +463,40 @@ BEGIN
     RETURN v_result;
 END $$;
 
+CREATE TABLE public.products (
+    sku text NOT NULL,
+    name text NOT NULL,
+    brand text,
+    category text,
+    product_class text NOT NULL,
+    net_content numeric,
+    net_unit text,
+    stated_dried_grams numeric,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
+    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
+    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
+    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
+
+CREATE FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) RETURNS numeric
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN c.counts_toward <> 'dried_grams' THEN 0
+                ELSE coalesce(p_product.stated_dried_grams, (
+                    SELECT p_product.net_content / f.amount_per_dried_gram
+                    FROM public.dried_equivalency_factors f
+                    WHERE f.product_class = p_product.product_class AND f.net_unit = p_product.net_unit
+                      AND f.in_force_from <= p_day
+                    ORDER BY f.in_force_from DESC LIMIT 1)) END
+    FROM public.product_classes c WHERE c.product_class = p_product.product_class
+$$;
+
 CREATE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $_$
@@ -1468,6 +1502,12 @@ BEGIN
                     false);
 END $$;
 
+CREATE FUNCTION posledger_private.store_today(p_store_id uuid) RETURNS date
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT (now() AT TIME ZONE s.time_zone)::date FROM public.stores s WHERE s.id = p_store_id
+$$;
+
 CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -2179,27 +2219,6 @@ CREATE TABLE public.product_gtins (
 
 COMMENT ON TABLE public.product_gtins IS 'The barcodes of each product as GTIN-14, GS1 check digit verified; a scan finds its sku here.';
 
-CREATE TABLE public.products (
-    sku text NOT NULL,
-    name text NOT NULL,
-    brand text,
-    category text,
-    product_class text NOT NULL,
-    net_content numeric,
-    net_unit text,
-    stated_dried_grams numeric,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
-    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
-    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
-    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
-    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
-    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
-);
-
-COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
-
 CREATE TABLE public.profiles (
     user_id uuid NOT NULL,
     loyalty_points bigint DEFAULT 0 NOT NULL,
@@ -2541,6 +2560,10 @@ REVOKE ALL ON FUNCTION posledger_private.batch_status_targets(p_change jsonb) FR
 
 REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.products TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.gtin14(p_gtin text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_boolean(p_value jsonb) FROM PUBLIC;
@@ -2624,6 +2647,8 @@ REVOKE ALL ON FUNCTION posledger_private.refuse_overflow(p_reason text, p_what t
 REVOKE ALL ON FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_what text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.store_today(p_store_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_app;
@@ -2710,8 +2735,6 @@ GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
 GRANT SELECT ON TABLE public.product_classes TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.product_gtins TO posledger_readonly;
-
-GRANT SELECT ON TABLE public.products TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
 
