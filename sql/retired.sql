@@ -57,3 +57,13 @@ DROP FUNCTION IF EXISTS public.receiving_record(jsonb);
 -- Before the sale's helpers took the rows the sale locked (issue 5).
 DROP FUNCTION IF EXISTS public.pos_sale_blocked(uuid, pos_sale_line[]);
 DROP FUNCTION IF EXISTS public.pos_sale_allocate(uuid, pos_sale_line[]);
+
+-- Before the sale read its lines with their values, scans and grams (issue 15): the lines' type moved
+-- into posledger_private, and the type goes once nothing uses it.
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_lines(jsonb);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_missing(uuid, pos_sale_line[]);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_blocked(ocs_inventory[], pos_sale_line[]);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_allocate(ocs_inventory[], pos_sale_line[]);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_shortfalls(pos_sale_line[], pos_sale_allocation[]);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, pos_sale_line[], pos_sale_allocation[], jsonb);
+DROP TYPE IF EXISTS public.pos_sale_line;

@@ -29,7 +29,10 @@ CREATE TYPE posledger_private.pos_sale_line AS (
 	quantity integer,
 	unit_price numeric,
 	discount numeric,
-	tax numeric
+	tax numeric,
+	scanned_expiry date,
+	product_class text,
+	dried_grams_per_unit numeric
 );
 
 CREATE TYPE public.inventory_delta AS (
@@ -45,14 +48,6 @@ CREATE TYPE public.pos_sale_allocation AS (
 	inventory_id bigint,
 	quantity integer,
 	available integer
-);
-
-CREATE TYPE public.pos_sale_line AS (
-	line_no integer,
-	sku text,
-	product_name text,
-	batch_lot text,
-	quantity integer
 );
 
 CREATE TABLE public.inventory_adjustments (
@@ -497,6 +492,20 @@ CREATE FUNCTION posledger_private.dried_grams_per_unit(p_product public.products
     FROM public.product_classes c WHERE c.product_class = p_product.product_class
 $$;
 
+CREATE FUNCTION posledger_private.gs1_parse(p_scan text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+DECLARE m text[];
+BEGIN
+    m := regexp_match(p_scan, '^\(01\)([0-9]{14})(?:\(10\)([^(]+))?(?:\(17\)([0-9]{6}))?$');
+    IF m IS NULL THEN
+        IF p_scan ~ '^[0-9]{12,14}$' THEN RETURN jsonb_build_object('gtin', lpad(p_scan, 14, '0')); END IF;
+        RETURN '{"problem": "stub: unparsed"}';
+    END IF;
+    RETURN jsonb_strip_nulls(jsonb_build_object('gtin', m[1], 'batch_lot', m[2], 'expiry_date',
+        CASE WHEN m[3] IS NOT NULL THEN to_char(to_date(m[3], 'YYMMDD'), 'YYYY-MM-DD') END));
+END $_$;
+
 CREATE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $_$
@@ -901,13 +910,15 @@ BEGIN
                               'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS SETOF public.pos_sale_allocation
+CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) RETURNS SETOF public.pos_sale_allocation
     LANGUAGE sql IMMUTABLE
     AS $$
     WITH line AS (
         SELECT * FROM unnest(p_lines)
     ), stock AS (
-        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
+        SELECT i.id, i.sku, i.batch_lot, i.expiry_date, i.packaged_on_date,
+               CASE WHEN i.expiry_date < p_today THEN 0 ELSE i.quantity_available END AS quantity_available
+        FROM unnest(p_stock) i
     ), named AS (
         SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
                least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
@@ -919,7 +930,8 @@ CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory
         SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
         FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
               FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
-        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
+        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.expiry_date NULLS LAST,
+                                                 f.packaged_on_date NULLS FIRST, f.id)
     ), demand AS (
         SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
                coalesce(f.sku_free, 0) AS sku_free
@@ -971,15 +983,19 @@ BEGIN
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
-                                  ORDER BY i.sku, i.batch_lot), '[]')
-        FROM unnest(p_stock) i
-        WHERE i.status <> 'active'
-          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+    RETURN (SELECT coalesce(jsonb_agg(DISTINCT jsonb_strip_nulls(jsonb_build_object(
+                'sku', b.sku, 'batch', b.batch_lot, 'status', b.status, 'expiry_date', b.expiry_date))), '[]')
+        FROM (SELECT i.sku, i.batch_lot, CASE WHEN i.status <> 'active' THEN i.status ELSE 'expired' END AS status,
+                     least(i.expiry_date, l.scanned_expiry) AS expiry_date
+              FROM unnest(p_stock) i JOIN unnest(p_lines) l ON l.sku = i.sku AND l.batch_lot = i.batch_lot
+              WHERE i.status <> 'active' OR i.expiry_date < p_today OR l.scanned_expiry < p_today
+              UNION ALL
+              SELECT l.sku, l.batch_lot, 'expired', l.scanned_expiry
+              FROM unnest(p_lines) l WHERE l.batch_lot IS NULL AND l.scanned_expiry < p_today) b
     );
 END $$;
 
@@ -993,8 +1009,8 @@ BEGIN
                                    cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
     VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
             p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
-            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
-            (p_sale->>'total')::numeric, p_sale)
+            p_sale->>'payment_method', round((p_sale->>'subtotal')::numeric, 2), round((p_sale->>'tax')::numeric, 2),
+            round((p_sale->>'total')::numeric, 2), p_sale)
     ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
     RETURNING * INTO v_order;
     IF FOUND THEN
@@ -1007,7 +1023,7 @@ BEGIN
     RETURN v_order;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -1018,13 +1034,17 @@ BEGIN
     PERFORM set_config('posledger.movement', jsonb_build_object(
         'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
         'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
+    -- A batch without a known expiry learns it from a scan of a unit of it.
     WITH taken AS (
-        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
-        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
+               max(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
+        FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+        WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
         UPDATE public.ocs_inventory i
         SET quantity_available = i.quantity_available - t.quantity,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
+            expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
             last_sold = now(), updated_at = now()
         FROM taken t
         WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
@@ -1035,9 +1055,17 @@ BEGIN
     INTO v_successful FROM deducted;
     PERFORM set_config('posledger.movement', '', true);
 
-    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
-    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+    -- Each part of a line split across batches carries its share of the line's discount and tax, to the
+    -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
+    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity,
+                                        product_class, dried_grams_per_unit, unit_price, discount, tax)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
+           l.product_class, l.dried_grams_per_unit, l.unit_price,
+           round(l.discount * a.upto / l.quantity, 2) - round(l.discount * (a.upto - a.quantity) / l.quantity, 2),
+           round(l.tax * a.upto / l.quantity, 2) - round(l.tax * (a.upto - a.quantity) / l.quantity, 2)
+    FROM (SELECT a.*, sum(a.quantity) OVER (PARTITION BY a.line_no ORDER BY a.inventory_id NULLS LAST) AS upto
+          FROM unnest(p_alloc) a) a
+    JOIN unnest(p_lines) l ON l.line_no = a.line_no
     ORDER BY a.line_no, a.inventory_id;
 
     IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
@@ -1053,24 +1081,153 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
+        'purchase_limit', p_limits - '{lines,exceeded}'::text[],
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) RETURNS SETOF public.pos_sale_line
-    LANGUAGE sql IMMUTABLE
+CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF posledger_private.pos_sale_line
+    LANGUAGE sql STABLE
     AS $$
     SELECT i.n::integer,
-           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
+           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku),
            i.item->'product'->>'name',
-           i.item->'batch'->>'batch_lot',
-           (i.item->>'quantity')::numeric::integer
+           coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
+           s.quantity,
+           s.unit_price,
+           CASE WHEN i.item->>'discount_type' = 'percentage'
+                THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
+                ELSE round((i.item->>'discount')::numeric, 2) END,
+           round((i.item->>'tax')::numeric, 2),
+           (s.scan->>'expiry_date')::date,
+           NULL::text, NULL::numeric
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+    CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
+                               round((i.item->>'unit_price')::numeric, 2) AS unit_price,
+                               CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
+                                    THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
+    LEFT JOIN public.product_gtins g ON g.gtin = s.scan->>'gtin'
 $$;
 
-CREATE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) RETURNS jsonb
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
+    plant_limit integer DEFAULT 4 NOT NULL,
+    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
+    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
+    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
+    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
+    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
+    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
+
+COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
+
+COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
+
+COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
+
+CREATE FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date) RETURNS posledger_private.pos_sale_line[]
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_lines posledger_private.pos_sale_line[];
+    v_limit jsonb;
+BEGIN
+    SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
+                            l.tax, l.scanned_expiry, p.product_class,
+                            posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
+                 FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
+    IF p_store.uncatalogued_skus = 'refuse' THEN
+        PERFORM posledger_private.refuse_missing(coalesce((
+            SELECT jsonb_agg(DISTINCT jsonb_build_object('sku', l.sku, 'catalogue', CASE WHEN l.product_class IS NULL
+                THEN 'not in the catalogue' ELSE 'no dried-equivalent grams: no label figure, no factor' END))
+            FROM unnest(v_lines) l WHERE l.dried_grams_per_unit IS NULL), '[]'),
+            'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
+            '(stores.uncatalogued_skus = ''count_zero'').');
+    END IF;
+    v_limit := posledger_private.pos_sale_limits(p_store, v_lines);
+    IF (v_limit->>'exceeded')::boolean THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
+            DETAIL = (v_limit - 'exceeded')::text,
+            HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
+    END IF;
+    RETURN v_lines;
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
+        'plant_limit', p_store.plant_limit, 'plants', t.plants,
+        'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
+        'lines', t.lines, 'uncatalogued', t.uncatalogued)
+    FROM (SELECT coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0) AS grams,
+                 coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
+                 jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
+                                              'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
+                                              'dried_grams', l.quantity * l.dried_grams_per_unit) ORDER BY l.line_no)
+                     AS lines,
+                 coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t
+$$;
+
+CREATE FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RETURN (WITH line AS (
+            SELECT l.*, i.item, g.scan, (SELECT p.sku FROM public.product_gtins p WHERE p.gtin = g.scan->>'gtin') AS scan_sku
+            FROM unnest(p_lines) l
+            JOIN jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n) ON i.n = l.line_no
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.item ? 'scan' THEN posledger_private.gs1_parse(i.item->>'scan') END
+                                AS scan) g
+        ), problem AS (
+            SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
+                                           cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
+            WHERE cardinality(p_lines) > p_store.max_sale_lines
+            UNION ALL
+            SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
+            FROM line l, LATERAL (VALUES
+                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scan->>'gtin'),
+                    l.scan IS NOT NULL AND l.scan_sku IS NULL),
+                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scan_sku), l.sku <> l.scan_sku),
+                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scan->>'batch_lot'),
+                    l.batch_lot <> l.scan->>'batch_lot'),
+                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
+                    AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
+                (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
+                    l.discount > l.quantity * l.unit_price)
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT t.field, format('is %s but the lines add up to %s', t.sent, t.lines), 1000000 + t.ord
+            FROM posledger_private.pos_sale_totals(p_sale, p_lines) t
+            WHERE abs(t.sent - t.lines) > 0.01
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem
+    );
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
@@ -1121,13 +1278,32 @@ BEGIN
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
             FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
+                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
                  LATERAL (VALUES
-                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
-                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (1, 'product.sku', 'is required (or product.id, or a scan) and must be a non-empty string',
+                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))
+                        AND NOT posledger_private.json_is_given(i.item->'scan')),
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                    (4, 'scan', coalesce('is not a usable GS1 barcode: ' || (g.scan->>'problem'),
+                                         'must be a non-empty string (the scanned barcode) when given'),
+                        posledger_private.json_is_given(i.item->'scan') AND (g.scan IS NULL OR g.scan ? 'problem')),
+                    (5, 'unit_price', 'must be a number from 0 to 1000000000 when given',
+                        posledger_private.json_is_given(i.item->'unit_price')
+                        AND NOT posledger_private.json_is_number(i.item->'unit_price', 0, 1e9)),
+                    (6, 'discount_type', 'must be "percentage" or "amount" when given',
+                        posledger_private.json_is_given(i.item->'discount_type')
+                        AND i.item->'discount_type' NOT IN ('"percentage"', '"amount"')),
+                    (7, 'discount', CASE WHEN i.item->'discount_type' = '"percentage"'
+                                         THEN 'must be a number from 0 to 100 (a percentage) when given'
+                                         ELSE 'must be a number from 0 to 1000000000 when given' END,
+                        posledger_private.json_is_given(i.item->'discount') AND NOT posledger_private.json_is_number(
+                            i.item->'discount', 0, CASE WHEN i.item->'discount_type' = '"percentage"' THEN 100 ELSE 1e9 END)),
+                    (8, 'tax', 'must be a number from 0 to 1000000000 when given',
+                        posledger_private.json_is_given(i.item->'tax') AND NOT posledger_private.json_is_number(i.item->'tax', 0, 1e9))
                  ) AS c(ord, field, problem, failed)
             WHERE c.failed
         )
@@ -1140,35 +1316,34 @@ CREATE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_problems jsonb := posledger_private.pos_sale_problems(p_sale);
-    v_store_id uuid;
-    v_lines    public.pos_sale_line[];
-    v_order    public.pos_orders;
-    v_stock    public.ocs_inventory[];
-    v_alloc    public.pos_sale_allocation[];
-    v_short    jsonb;
-    v_blocked  jsonb;
-    v_missing  jsonb;
+    v_store   public.stores;
+    v_today   date;
+    v_lines   posledger_private.pos_sale_line[];
+    v_order   public.pos_orders;
+    v_stock   public.ocs_inventory[];
+    v_alloc   public.pos_sale_allocation[];
+    v_short   jsonb;
+    v_blocked jsonb;
+    v_missing jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
-    PERFORM posledger_private.refuse_problems(v_problems, 'sale');
-    v_store_id := (p_sale->>'store_id')::uuid;
-    v_lines := ARRAY(SELECT l FROM posledger_private.pos_sale_lines(p_sale) l);
-    PERFORM posledger_private.refuse_problems(coalesce((
-        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
-                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
-                   cardinality(v_lines), s.max_sale_lines)))
-        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    v_missing := posledger_private.pos_sale_missing(v_store_id, v_lines);
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
+    SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
+    v_today := posledger_private.store_today(v_store.id);
+    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
+    v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
     PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
         THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
         ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
 
-    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
-    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
+    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay:
+    -- a replay returns the sale as it was judged then, whatever the catalogue says now.
+    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
+    v_lines := posledger_private.pos_sale_judge(v_store, v_lines, v_today);
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -1177,25 +1352,25 @@ BEGIN
     -- waited is re-checked on its new version, and a condition joining another scan can fail that
     -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
-    v_stock := ARRAY(
+    SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store_id
+        WHERE i.store_id = v_store.id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store_id
+                                WHERE c.store_id = v_store.id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
-        ORDER BY i.id FOR NO KEY UPDATE);
+                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+        ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
-    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines);
+    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
     IF v_blocked <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
-            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
+            HINT = 'Take the item off the sale; a held batch is released with set_batch_status, an expired one never.';
     END IF;
 
-    v_alloc := ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines) a);
+    SELECT ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines, v_today) a) INTO v_alloc;
     v_short := posledger_private.pos_sale_shortfalls(v_lines, v_alloc);
     IF v_short <> '[]' AND v_order.policy = 'strict' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
@@ -1203,10 +1378,11 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short,
+                                               posledger_private.pos_sale_limits(v_store, v_lines));
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_sale_shortfalls(p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 BEGIN
@@ -1221,6 +1397,23 @@ BEGIN
               GROUP BY l.sku, l.batch_lot) r ON r.sku = g.sku AND r.batch_lot IS NOT DISTINCT FROM g.batch_lot
     );
 END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_totals(p_sale jsonb, p_lines posledger_private.pos_sale_line[]) RETURNS TABLE(ord integer, field text, sent numeric, lines numeric)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT t.ord, t.field, t.sent, t.lines
+    FROM (SELECT sum(round(l.quantity * l.unit_price, 2) - coalesce(l.discount, 0)) AS net,
+                 sum(l.tax) AS tax,
+                 bool_and(l.unit_price IS NOT NULL) AS priced
+          FROM unnest(p_lines) l) s,
+         LATERAL (VALUES
+            (1, 'subtotal', round((p_sale->>'subtotal')::numeric, 2), s.net),
+            (2, 'tax', round((p_sale->>'tax')::numeric, 2), s.tax),
+            (3, 'total', round((p_sale->>'total')::numeric, 2),
+                s.net + coalesce(round((p_sale->>'tax')::numeric, 2), s.tax, 0))
+         ) AS t(ord, field, sent, lines)
+    WHERE s.priced AND t.sent IS NOT NULL AND t.lines IS NOT NULL
+$$;
 
 CREATE TABLE public.ocs_shipments (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1266,7 +1459,7 @@ BEGIN
     WITH line AS (
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
-               (l.line->>'packaged_on_date')::date AS packaged_on_date,
+               (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
                (l.line->>'quantity_shipped')::numeric::integer AS shipped,
                (l.line->>'quantity_received')::numeric::integer AS received
         FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
@@ -1274,7 +1467,8 @@ BEGIN
         -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+                     min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
+                     sum(received)::integer AS received
               FROM line GROUP BY sku, batch_lot) b
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
@@ -1286,8 +1480,8 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             quantity_on_hand, quantity_available, status)
-        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
+                                             expiry_date, quantity_on_hand, quantity_available, status)
+        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
                b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
         FROM batch b ORDER BY b.sku, b.batch_lot
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
@@ -1297,6 +1491,7 @@ BEGIN
             case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
             updated_at = now()
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
@@ -1377,7 +1572,10 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
                                       THEN i.line->>'each_gtin' END) IS NULL),
                 (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
                     posledger_private.json_is_given(i.line->'packaged_on_date')
-                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date'))
+                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date')),
+                (8, 'expiry_date', 'must be a date (YYYY-MM-DD) when given',
+                    posledger_private.json_is_given(i.line->'expiry_date')
+                    AND NOT posledger_private.json_is_date(i.line->'expiry_date'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -1386,14 +1584,14 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
         SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
         FROM (SELECT min(i.n) AS first_n,
                      count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                      i.line->'packaged_on_date')) AS variants,
+                                                      i.line->'packaged_on_date', i.line->'expiry_date')) AS variants,
                      sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
                               THEN (i.line->>'quantity_received')::numeric END) AS received
               FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
               WHERE jsonb_typeof(i.line) = 'object'
               GROUP BY i.line->'sku', i.line->'batch_lot') b,
              LATERAL (VALUES
-                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
+                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date or expiry_date',
                     b.variants > 1),
                 (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
              ) AS c(ord, problem, failed)
@@ -1899,38 +2097,6 @@ ALTER TABLE public.batch_status_changes ALTER COLUMN id ADD GENERATED ALWAYS AS 
     NO MAXVALUE
     CACHE 1
 );
-
-CREATE TABLE public.stores (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    max_sale_lines integer DEFAULT 500 NOT NULL,
-    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
-    plant_limit integer DEFAULT 4 NOT NULL,
-    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
-    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
-    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
-    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
-    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
-    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
-    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
-    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
-);
-
-COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
-
-COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
-
-COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
-
-COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
-
-COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
-
-COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
-
-COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
 
 CREATE VIEW public.batches_expiring AS
  SELECT i.store_id,
@@ -2528,8 +2694,6 @@ REVOKE ALL ON TYPE public.inventory_delta FROM PUBLIC;
 
 REVOKE ALL ON TYPE public.pos_sale_allocation FROM PUBLIC;
 
-REVOKE ALL ON TYPE public.pos_sale_line FROM PUBLIC;
-
 GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
@@ -2563,6 +2727,8 @@ REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC
 GRANT SELECT ON TABLE public.products TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.gs1_parse(p_scan text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gtin14(p_gtin text) FROM PUBLIC;
 
@@ -2604,25 +2770,35 @@ REVOKE ALL ON FUNCTION posledger_private.pos_return_record(p_return jsonb) FROM 
 
 REVOKE ALL ON FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_award_points(p_order public.pos_orders) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines public.pos_sale_line[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_items(p_sale jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines public.pos_sale_line[]) FROM PUBLIC;
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_record(p_sale jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_shortfalls(p_lines public.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_shortfalls(p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_totals(p_sale jsonb, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.ocs_shipments TO posledger_readonly;
 
@@ -2707,8 +2883,6 @@ GRANT SELECT ON TABLE public.adjustment_reasons TO posledger_readonly;
 GRANT SELECT ON TABLE public.batch_lot_holds TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.batch_status_changes TO posledger_readonly;
-
-GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.batches_expiring TO posledger_readonly;
 

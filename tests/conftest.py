@@ -140,8 +140,20 @@ def books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
 # Helpers the tests share (new_store is posledger.testing's): stock is set up exactly as the old fix plan's
 # tests do, with a bare INSERT.
 
+def catalogue(db: psycopg.Connection, sku: str, product_class: str = "accessory", **columns: Any) -> None:
+    """Put `sku` in the catalogue unless it is there. Tests about stock sell their skus as accessories (zero
+    dried-equivalent grams), so no purchase limit gets in their way; tests of the law give a class and its
+    net content or stated grams (columns of the products table)."""
+    fields = {"sku": sku, "name": f"Product {sku}", "product_class": product_class, **columns}
+    db.execute(sql.SQL("INSERT INTO products ({}) VALUES ({}) ON CONFLICT (sku) DO NOTHING").format(
+        sql.SQL(", ").join(map(sql.Identifier, fields)), sql.SQL(", ").join(sql.Placeholder() * len(fields))),
+        list(fields.values()))
+    db.commit()
+
+
 def add_stock(db: psycopg.Connection, store_id: str, sku: str, quantity: int,
               batch_lot: str | None = None, packaged_on_date: str | None = None) -> int:
+    catalogue(db, sku)
     row = db.execute(
         "INSERT INTO ocs_inventory (store_id, sku, batch_lot, packaged_on_date, quantity_on_hand,"
         " quantity_available) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
@@ -156,6 +168,9 @@ def receive(db: psycopg.Connection, store_id: str, *lines: dict[str, Any], **fie
     shipment: dict[str, Any] = {"store_id": store_id, "shipment_id": f"S-{uuid.uuid4().hex[:10]}",
                                 "lines": list(lines)}
     shipment.update(fields)
+    for line in lines:
+        if isinstance(line.get("sku"), str) and line["sku"].strip():
+            catalogue(db, line["sku"])
     return receive_inventory(db, shipment)
 
 

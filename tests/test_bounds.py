@@ -9,7 +9,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from conftest import batches_of, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
+from conftest import batches_of, catalogue, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import InvalidSale, Misconfigured, adjust_inventory, count_inventory, receive_inventory, return_sale
 
 MAX_LINES = 10000
@@ -86,6 +86,7 @@ def test_a_row_opened_by_a_bare_insert_with_nothing_available_is_repaired_by_a_c
     db.commit()
     adjust_inventory(db, an_adjustment(store, {"sku": "U", "quantity": -2}))
     assert batches_of(db, store, "U") == {None: (3, 3, 0, "active")}
+    catalogue(db, "U")
     assert record_sale(db, sale_payload(store, item("U", 3)))["inventory_updates"]["failed_count"] == 0
 
 

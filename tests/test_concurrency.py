@@ -8,7 +8,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from conftest import FIGURES, add_stock, item, new_store, record_sale, sale_payload, stock_of
+from conftest import FIGURES, add_stock, catalogue, item, new_store, record_sale, sale_payload, stock_of
 from posledger import Busy, InsufficientStock, PosLedgerError
 
 
@@ -128,6 +128,8 @@ def test_a_sale_that_waited_for_its_rows_sees_every_row_it_locked(db, dsn):
     db.commit()
     db.execute("ANALYZE ocs_inventory")
     db.commit()
+    catalogue(db, "SKU-7")
+    catalogue(db, "SKU-9")
     cart = (item("SKU-7", 1), item("SKU-9", 1, "LOT-2"))
     with psycopg.connect(dsn) as first_till:   # holds both skus' rows until it commits
         first_till.execute("SELECT 1")

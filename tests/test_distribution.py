@@ -9,10 +9,11 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import batches_of, count_rows, item, new_store, readme_sql, sale_payload, shipment_line
+from conftest import batches_of, catalogue, count_rows, item, new_store, readme_sql, sale_payload, shipment_line
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
-REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds", "profiles"}
+REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds", "profiles",
+                    "product_classes", "dried_equivalency_factors", "catalogue_categories", "products", "product_gtins"}
 
 TABLES = """
     SELECT c.relname, EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'store_id'
@@ -110,6 +111,7 @@ def store_payloads(store):
 
 def test_every_store_scoped_entry_has_a_two_argument_form_that_writes_only_the_store_it_is_routed_by(db):
     store, other = new_store(db), new_store(db)
+    catalogue(db, "SKU")
     for function, payload, required in store_payloads(store):
         call = f"SELECT {function}(%s::uuid, %s)"
         holed = {key: value for key, value in payload.items() if key != required}

@@ -132,7 +132,10 @@ LANGUAGE sql IMMUTABLE AS $$
                                       THEN i.line->>'each_gtin' END) IS NULL),
                 (7, 'packaged_on_date', 'must be a date (YYYY-MM-DD) when given',
                     posledger_private.json_is_given(i.line->'packaged_on_date')
-                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date'))
+                    AND NOT posledger_private.json_is_date(i.line->'packaged_on_date')),
+                (8, 'expiry_date', 'must be a date (YYYY-MM-DD) when given',
+                    posledger_private.json_is_given(i.line->'expiry_date')
+                    AND NOT posledger_private.json_is_date(i.line->'expiry_date'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -141,14 +144,14 @@ LANGUAGE sql IMMUTABLE AS $$
         SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
         FROM (SELECT min(i.n) AS first_n,
                      count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                      i.line->'packaged_on_date')) AS variants,
+                                                      i.line->'packaged_on_date', i.line->'expiry_date')) AS variants,
                      sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
                               THEN (i.line->>'quantity_received')::numeric END) AS received
               FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
               WHERE jsonb_typeof(i.line) = 'object'
               GROUP BY i.line->'sku', i.line->'batch_lot') b,
              LATERAL (VALUES
-                (1, 'ships the same sku and batch as another line with a different GTIN or packaged_on_date',
+                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date or expiry_date',
                     b.variants > 1),
                 (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
              ) AS c(ord, problem, failed)
@@ -172,7 +175,7 @@ BEGIN
     WITH line AS (
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
-               (l.line->>'packaged_on_date')::date AS packaged_on_date,
+               (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
                (l.line->>'quantity_shipped')::numeric::integer AS shipped,
                (l.line->>'quantity_received')::numeric::integer AS received
         FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
@@ -180,7 +183,8 @@ BEGIN
         -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-                     min(packaged_on_date) AS packaged_on_date, sum(received)::integer AS received
+                     min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
+                     sum(received)::integer AS received
               FROM line GROUP BY sku, batch_lot) b
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
@@ -192,8 +196,8 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             quantity_on_hand, quantity_available, status)
-        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date,
+                                             expiry_date, quantity_on_hand, quantity_available, status)
+        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
                b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
         FROM batch b ORDER BY b.sku, b.batch_lot
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
@@ -203,6 +207,7 @@ BEGIN
             case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
             updated_at = now()
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,

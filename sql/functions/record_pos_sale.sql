@@ -45,39 +45,38 @@ GRANT EXECUTE ON FUNCTION record_pos_sale(uuid, jsonb) TO posledger_app;
 COMMENT ON FUNCTION record_pos_sale(uuid, jsonb) IS 'record_pos_sale routed by its store (the form Citus distributes); the store must be the payload''s.';
 
 -- The sale itself, in the order its guarantees need: what needs no lock first, then the receipt claim,
--- the stock locks, the allocation, and the writes.
+-- the law, the stock locks, the allocation, and the writes.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_problems jsonb := posledger_private.pos_sale_problems(p_sale);
-    v_store_id uuid;
-    v_lines    public.pos_sale_line[];
-    v_order    public.pos_orders;
-    v_stock    public.ocs_inventory[];
-    v_alloc    public.pos_sale_allocation[];
-    v_short    jsonb;
-    v_blocked  jsonb;
-    v_missing  jsonb;
+    v_store   public.stores;
+    v_today   date;
+    v_lines   posledger_private.pos_sale_line[];
+    v_order   public.pos_orders;
+    v_stock   public.ocs_inventory[];
+    v_alloc   public.pos_sale_allocation[];
+    v_short   jsonb;
+    v_blocked jsonb;
+    v_missing jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
-    PERFORM posledger_private.refuse_problems(v_problems, 'sale');
-    v_store_id := (p_sale->>'store_id')::uuid;
-    v_lines := ARRAY(SELECT l FROM posledger_private.pos_sale_lines(p_sale) l);
-    PERFORM posledger_private.refuse_problems(coalesce((
-        SELECT jsonb_build_array(jsonb_build_object('field', 'items', 'problem', format(
-                   'has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
-                   cardinality(v_lines), s.max_sale_lines)))
-        FROM public.stores s WHERE s.id = v_store_id AND cardinality(v_lines) > s.max_sale_lines), '[]'), 'sale');
-    v_missing := posledger_private.pos_sale_missing(v_store_id, v_lines);
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
+    SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
+    v_today := posledger_private.store_today(v_store.id);
+    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
+    PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
+    v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
     PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
         THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
         ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
 
-    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay.
-    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
+    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay:
+    -- a replay returns the sale as it was judged then, whatever the catalogue says now.
+    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
+    v_lines := posledger_private.pos_sale_judge(v_store, v_lines, v_today);
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -86,25 +85,25 @@ BEGIN
     -- waited is re-checked on its new version, and a condition joining another scan can fail that
     -- re-check, leaving the row locked but out of the result (tests/test_concurrency.py). The ids come
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
-    v_stock := ARRAY(
+    SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store_id
+        WHERE i.store_id = v_store.id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store_id
+                                WHERE c.store_id = v_store.id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
-        ORDER BY i.id FOR NO KEY UPDATE);
+                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+        ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
-    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines);
+    v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
     IF v_blocked <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
-            HINT = 'Take the item off the sale; a held batch is released with set_batch_status.';
+            HINT = 'Take the item off the sale; a held batch is released with set_batch_status, an expired one never.';
     END IF;
 
-    v_alloc := ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines) a);
+    SELECT ARRAY(SELECT a FROM posledger_private.pos_sale_allocate(v_stock, v_lines, v_today) a) INTO v_alloc;
     v_short := posledger_private.pos_sale_shortfalls(v_lines, v_alloc);
     IF v_short <> '[]' AND v_order.policy = 'strict' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the sale was not recorded',
@@ -112,10 +111,12 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short);
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short,
+                                               posledger_private.pos_sale_limits(v_store, v_lines));
 END $$;
 
--- Every problem of the payload at once, as [{field, problem}]; [] for a valid sale.
+-- Every problem of the payload's shape at once, as [{field, problem}]; [] for a valid sale. A scan is
+-- parsed here, so a bad barcode is named with the rest.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -149,13 +150,32 @@ BEGIN
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
             FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
+                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
                  LATERAL (VALUES
-                    (1, 'product.sku', 'is required (or product.id) and must be a non-empty string',
-                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (1, 'product.sku', 'is required (or product.id, or a scan) and must be a non-empty string',
+                        NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))
+                        AND NOT posledger_private.json_is_given(i.item->'scan')),
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                    (4, 'scan', coalesce('is not a usable GS1 barcode: ' || (g.scan->>'problem'),
+                                         'must be a non-empty string (the scanned barcode) when given'),
+                        posledger_private.json_is_given(i.item->'scan') AND (g.scan IS NULL OR g.scan ? 'problem')),
+                    (5, 'unit_price', 'must be a number from 0 to 1000000000 when given',
+                        posledger_private.json_is_given(i.item->'unit_price')
+                        AND NOT posledger_private.json_is_number(i.item->'unit_price', 0, 1e9)),
+                    (6, 'discount_type', 'must be "percentage" or "amount" when given',
+                        posledger_private.json_is_given(i.item->'discount_type')
+                        AND i.item->'discount_type' NOT IN ('"percentage"', '"amount"')),
+                    (7, 'discount', CASE WHEN i.item->'discount_type' = '"percentage"'
+                                         THEN 'must be a number from 0 to 100 (a percentage) when given'
+                                         ELSE 'must be a number from 0 to 1000000000 when given' END,
+                        posledger_private.json_is_given(i.item->'discount') AND NOT posledger_private.json_is_number(
+                            i.item->'discount', 0, CASE WHEN i.item->'discount_type' = '"percentage"' THEN 100 ELSE 1e9 END)),
+                    (8, 'tax', 'must be a number from 0 to 1000000000 when given',
+                        posledger_private.json_is_given(i.item->'tax') AND NOT posledger_private.json_is_number(i.item->'tax', 0, 1e9))
                  ) AS c(ord, field, problem, failed)
             WHERE c.failed
         )
@@ -164,20 +184,98 @@ BEGIN
     );
 END $$;
 
--- The lines of a valid sale, numbered from 1 in payload order.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_lines(p_sale jsonb) RETURNS SETOF pos_sale_line
-LANGUAGE sql IMMUTABLE AS $$
+-- The lines of a valid sale, numbered from 1 in payload order: a scan gives the sku (through the
+-- catalogue's GTINs; NULL when it knows none) and batch a line does not name; money is rounded to
+-- cents, so a till's float noise (4.550000000000001) is not refused; a percentage discount becomes
+-- its amount. Class and grams are filled in when the sale is judged (pos_sale_judge).
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF posledger_private.pos_sale_line
+LANGUAGE sql STABLE AS $$
     SELECT i.n::integer,
-           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id'),
+           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku),
            i.item->'product'->>'name',
-           i.item->'batch'->>'batch_lot',
-           (i.item->>'quantity')::numeric::integer
+           coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
+           s.quantity,
+           s.unit_price,
+           CASE WHEN i.item->>'discount_type' = 'percentage'
+                THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
+                ELSE round((i.item->>'discount')::numeric, 2) END,
+           round((i.item->>'tax')::numeric, 2),
+           (s.scan->>'expiry_date')::date,
+           NULL::text, NULL::numeric
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+    CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
+                               round((i.item->>'unit_price')::numeric, 2) AS unit_price,
+                               CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
+                                    THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
+    LEFT JOIN public.product_gtins g ON g.gtin = s.scan->>'gtin'
+$$;
+
+-- The problems only the read lines show, as [{field, problem}]: too many lines for the store, a
+-- scanned GTIN the catalogue does not know, a scan that contradicts the line's sku or batch, and line
+-- values that do not add up to the sale's totals within a cent. Values are checked only when the lines
+-- carry prices, all of them.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_line_problems(p_store stores, p_sale jsonb,
+                                                                   p_lines posledger_private.pos_sale_line[])
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (WITH line AS (
+            SELECT l.*, i.item, g.scan, (SELECT p.sku FROM public.product_gtins p WHERE p.gtin = g.scan->>'gtin') AS scan_sku
+            FROM unnest(p_lines) l
+            JOIN jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n) ON i.n = l.line_no
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.item ? 'scan' THEN posledger_private.gs1_parse(i.item->>'scan') END
+                                AS scan) g
+        ), problem AS (
+            SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
+                                           cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
+            WHERE cardinality(p_lines) > p_store.max_sale_lines
+            UNION ALL
+            SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
+            FROM line l, LATERAL (VALUES
+                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scan->>'gtin'),
+                    l.scan IS NOT NULL AND l.scan_sku IS NULL),
+                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scan_sku), l.sku <> l.scan_sku),
+                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scan->>'batch_lot'),
+                    l.batch_lot <> l.scan->>'batch_lot'),
+                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
+                    AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
+                (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
+                    l.discount > l.quantity * l.unit_price)
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT t.field, format('is %s but the lines add up to %s', t.sent, t.lines), 1000000 + t.ord
+            FROM posledger_private.pos_sale_totals(p_sale, p_lines) t
+            WHERE abs(t.sent - t.lines) > 0.01
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem
+    );
+END $$;
+
+-- The sale's totals as sent beside what its priced lines add up to, rounded to cents: subtotal (the
+-- lines net of discounts), tax (when the lines carry it) and total (subtotal plus the tax). No rows
+-- when a line is unpriced.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_totals(p_sale jsonb, p_lines posledger_private.pos_sale_line[])
+RETURNS TABLE (ord integer, field text, sent numeric, lines numeric)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT t.ord, t.field, t.sent, t.lines
+    FROM (SELECT sum(round(l.quantity * l.unit_price, 2) - coalesce(l.discount, 0)) AS net,
+                 sum(l.tax) AS tax,
+                 bool_and(l.unit_price IS NOT NULL) AS priced
+          FROM unnest(p_lines) l) s,
+         LATERAL (VALUES
+            (1, 'subtotal', round((p_sale->>'subtotal')::numeric, 2), s.net),
+            (2, 'tax', round((p_sale->>'tax')::numeric, 2), s.tax),
+            (3, 'total', round((p_sale->>'total')::numeric, 2),
+                s.net + coalesce(round((p_sale->>'tax')::numeric, 2), s.tax, 0))
+         ) AS t(ord, field, sent, lines)
+    WHERE s.priced AND t.sent IS NOT NULL AND t.lines IS NOT NULL
 $$;
 
 -- The store, skus and batches the sale names that do not exist, as [{store_id} | {sku, batch}].
 -- Stock rows are never deleted once they have a ledger, so this unlocked read cannot go stale.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines pos_sale_line[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN (SELECT CASE
@@ -194,8 +292,9 @@ BEGIN
 END $$;
 
 -- Inserts the order header, or returns the order already recorded for this store and receipt
--- (result set), raising IV412 when that order was a different sale. ON CONFLICT waits for a
--- concurrent insert of the same receipt to commit or roll back, so a retry never sees 23505.
+-- (result set), raising IV412 when that order was a different sale. Its money is kept to the cent. ON
+-- CONFLICT waits for a concurrent insert of the same receipt to commit or roll back, so a retry never
+-- sees 23505.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) RETURNS pos_orders
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -205,8 +304,8 @@ BEGIN
                                    cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
     VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
             p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
-            p_sale->>'payment_method', (p_sale->>'subtotal')::numeric, (p_sale->>'tax')::numeric,
-            (p_sale->>'total')::numeric, p_sale)
+            p_sale->>'payment_method', round((p_sale->>'subtotal')::numeric, 2), round((p_sale->>'tax')::numeric, 2),
+            round((p_sale->>'total')::numeric, 2), p_sale)
     ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
     RETURNING * INTO v_order;
     IF FOUND THEN
@@ -219,34 +318,99 @@ BEGIN
     RETURN v_order;
 END $$;
 
--- The batches the sale names that are held (quarantined, recalled, awaiting destruction), as
--- [{sku, batch, status}], among the locked rows p_stock. Lines without a batch need no check: FEFO finds
--- nothing available in a held batch.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_blocked(p_stock ocs_inventory[], p_lines pos_sale_line[]) RETURNS jsonb
+-- The lines with the class and dried-equivalent grams of a unit they are judged by, as the catalogue
+-- and the factors in force on the store's date say; refuses a sku the catalogue does not know (IV404,
+-- unless the store counts it as zero) and a sale over the store's limits (IV422). The law wins over the
+-- stock policy, so a lenient sale is judged the same.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_judge(p_store stores, p_lines posledger_private.pos_sale_line[],
+                                                            p_today date)
+RETURNS posledger_private.pos_sale_line[]
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_lines posledger_private.pos_sale_line[];
+    v_limit jsonb;
+BEGIN
+    SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
+                            l.tax, l.scanned_expiry, p.product_class,
+                            posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
+                 FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
+    IF p_store.uncatalogued_skus = 'refuse' THEN
+        PERFORM posledger_private.refuse_missing(coalesce((
+            SELECT jsonb_agg(DISTINCT jsonb_build_object('sku', l.sku, 'catalogue', CASE WHEN l.product_class IS NULL
+                THEN 'not in the catalogue' ELSE 'no dried-equivalent grams: no label figure, no factor' END))
+            FROM unnest(v_lines) l WHERE l.dried_grams_per_unit IS NULL), '[]'),
+            'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
+            '(stores.uncatalogued_skus = ''count_zero'').');
+    END IF;
+    v_limit := posledger_private.pos_sale_limits(p_store, v_lines);
+    IF (v_limit->>'exceeded')::boolean THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
+            DETAIL = (v_limit - 'exceeded')::text,
+            HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
+    END IF;
+    RETURN v_lines;
+END $$;
+
+-- What the judged lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
+-- exceeded, lines: [{line_no, sku, product_class, quantity, dried_grams_per_unit, dried_grams}],
+-- uncatalogued: [sku]}. Exact numerics: 30 g is within the limit, 30.001 g is over it.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_limits(p_store stores, p_lines posledger_private.pos_sale_line[])
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
+        'plant_limit', p_store.plant_limit, 'plants', t.plants,
+        'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
+        'lines', t.lines, 'uncatalogued', t.uncatalogued)
+    FROM (SELECT coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0) AS grams,
+                 coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
+                 jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
+                                              'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
+                                              'dried_grams', l.quantity * l.dried_grams_per_unit) ORDER BY l.line_no)
+                     AS lines,
+                 coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t
+$$;
+
+-- The batches the sale may not take, among the locked rows p_stock, as [{sku, batch, status,
+-- expiry_date}]: a named batch that is held (quarantined, recalled, awaiting destruction) or expired
+-- (its expiry date before the store's today), and a scanned unit whose own barcode says it expired.
+-- Lines without a batch need no check: FEFO takes nothing from a held or expired batch.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_blocked(p_stock ocs_inventory[], p_lines posledger_private.pos_sale_line[],
+                                                              p_today date)
+RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'status', i.status)
-                                  ORDER BY i.sku, i.batch_lot), '[]')
-        FROM unnest(p_stock) i
-        WHERE i.status <> 'active'
-          AND (i.sku, i.batch_lot) IN (SELECT l.sku, l.batch_lot FROM unnest(p_lines) l WHERE l.batch_lot IS NOT NULL)
+    RETURN (SELECT coalesce(jsonb_agg(DISTINCT jsonb_strip_nulls(jsonb_build_object(
+                'sku', b.sku, 'batch', b.batch_lot, 'status', b.status, 'expiry_date', b.expiry_date))), '[]')
+        FROM (SELECT i.sku, i.batch_lot, CASE WHEN i.status <> 'active' THEN i.status ELSE 'expired' END AS status,
+                     least(i.expiry_date, l.scanned_expiry) AS expiry_date
+              FROM unnest(p_stock) i JOIN unnest(p_lines) l ON l.sku = i.sku AND l.batch_lot = i.batch_lot
+              WHERE i.status <> 'active' OR i.expiry_date < p_today OR l.scanned_expiry < p_today
+              UNION ALL
+              SELECT l.sku, l.batch_lot, 'expired', l.scanned_expiry
+              FROM unnest(p_lines) l WHERE l.batch_lot IS NULL AND l.scanned_expiry < p_today) b
     );
 END $$;
 
 -- Which batch each unit comes from: a named batch serves its lines in line order; lines without a
--- batch take what is left FEFO (legacy unbatched stock, then undated batches, then oldest
--- packaged_on_date, then oldest row), split across batches. Demand and supply are laid out as
+-- batch take what is left FEFO (legacy unbatched stock, then the earliest expiry date, batches without
+-- one after those with one, then oldest packaged_on_date, undated first, then oldest row), split across
+-- batches, never from a batch expired by the store's today. Demand and supply are laid out as
 -- consecutive intervals per sku and matched by overlap, so lines of the same sku+batch are summed
 -- before the stock check without a loop. Rows with inventory_id NULL are the units no batch covers,
 -- with what their sku+batch had available. p_stock is the rows the sale locked: every batch of a sku
 -- with a line without batch, and the named batches.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_allocate(p_stock ocs_inventory[], p_lines pos_sale_line[])
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_allocate(p_stock ocs_inventory[],
+                                                               p_lines posledger_private.pos_sale_line[], p_today date)
 RETURNS SETOF pos_sale_allocation
 LANGUAGE sql IMMUTABLE AS $$
     WITH line AS (
         SELECT * FROM unnest(p_lines)
     ), stock AS (
-        SELECT i.id, i.sku, i.batch_lot, i.packaged_on_date, i.quantity_available FROM unnest(p_stock) i
+        SELECT i.id, i.sku, i.batch_lot, i.expiry_date, i.packaged_on_date,
+               CASE WHEN i.expiry_date < p_today THEN 0 ELSE i.quantity_available END AS quantity_available
+        FROM unnest(p_stock) i
     ), named AS (
         SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
                least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
@@ -258,7 +422,8 @@ LANGUAGE sql IMMUTABLE AS $$
         SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
         FROM (SELECT s.*, s.quantity_available - coalesce(n.taken, 0) AS free
               FROM stock s LEFT JOIN (SELECT id, sum(taken) AS taken FROM named GROUP BY id) n ON n.id = s.id) f
-        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.packaged_on_date NULLS FIRST, f.id)
+        WINDOW w AS (PARTITION BY f.sku ORDER BY f.batch_lot IS NOT NULL, f.expiry_date NULLS LAST,
+                                                 f.packaged_on_date NULLS FIRST, f.id)
     ), demand AS (
         SELECT l.line_no, l.sku, l.quantity, sum(l.quantity) OVER w - l.quantity AS start_at,
                coalesce(f.sku_free, 0) AS sku_free
@@ -287,7 +452,7 @@ $$;
 
 -- The short sku+batch groups, as [{sku, batch, requested, available}]: requested sums all lines of
 -- the group, because lines of the same sku+batch are one demand.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_shortfalls(p_lines pos_sale_line[], p_alloc pos_sale_allocation[])
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_shortfalls(p_lines posledger_private.pos_sale_line[], p_alloc pos_sale_allocation[])
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -305,8 +470,8 @@ END $$;
 
 -- The writes of an accepted sale, under the locks record_pos_sale holds: deduct, record the lines
 -- and any authorised shortfall, award points, and store the result that a replay returns.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_complete(p_order pos_orders, p_lines pos_sale_line[],
-                                             p_alloc pos_sale_allocation[], p_short jsonb)
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_complete(p_order pos_orders, p_lines posledger_private.pos_sale_line[],
+                                             p_alloc pos_sale_allocation[], p_short jsonb, p_limits jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -317,13 +482,17 @@ BEGIN
     PERFORM set_config('posledger.movement', jsonb_build_object(
         'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
         'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
+    -- A batch without a known expiry learns it from a scan of a unit of it.
     WITH taken AS (
-        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity
-        FROM unnest(p_alloc) a WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
+               max(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
+        FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+        WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
         UPDATE public.ocs_inventory i
         SET quantity_available = i.quantity_available - t.quantity,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
+            expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
             last_sold = now(), updated_at = now()
         FROM taken t
         WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
@@ -334,9 +503,17 @@ BEGIN
     INTO v_successful FROM deducted;
     PERFORM set_config('posledger.movement', '', true);
 
-    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity
-    FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
+    -- Each part of a line split across batches carries its share of the line's discount and tax, to the
+    -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
+    INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity,
+                                        product_class, dried_grams_per_unit, unit_price, discount, tax)
+    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
+           l.product_class, l.dried_grams_per_unit, l.unit_price,
+           round(l.discount * a.upto / l.quantity, 2) - round(l.discount * (a.upto - a.quantity) / l.quantity, 2),
+           round(l.tax * a.upto / l.quantity, 2) - round(l.tax * (a.upto - a.quantity) / l.quantity, 2)
+    FROM (SELECT a.*, sum(a.quantity) OVER (PARTITION BY a.line_no ORDER BY a.inventory_id NULLS LAST) AS upto
+          FROM unnest(p_alloc) a) a
+    JOIN unnest(p_lines) l ON l.line_no = a.line_no
     ORDER BY a.line_no, a.inventory_id;
 
     IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
@@ -352,6 +529,7 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
+        'purchase_limit', p_limits - '{lines,exceeded}'::text[],
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;

@@ -110,6 +110,10 @@ ALTER TABLE stores
         CONSTRAINT stores_uncatalogued_skus_known CHECK (uncatalogued_skus IN ('refuse', 'count_zero')),
     ADD COLUMN time_zone text NOT NULL DEFAULT 'America/Toronto'
         CONSTRAINT stores_time_zone_known CHECK (('epoch'::timestamptz AT TIME ZONE time_zone) IS NOT NULL);
+-- Stores that existed before the catalogue sold without one: refusing every uncatalogued sku the moment
+-- this migration commits would stop their tills. They count such skus as zero, flagged in each result,
+-- until the catalogue is loaded and the store switches to refuse (docs/runbook.md). New stores refuse.
+UPDATE stores SET uncatalogued_skus = 'count_zero';
 
 -- A batch's expiry date: from the shipment, an adjustment, or a scan. As GS1 reads AI (17), the batch
 -- may be sold on that date and not after it. NULL: not known.
@@ -125,10 +129,12 @@ ALTER TABLE pos_order_lines
     ADD COLUMN discount numeric,
     ADD COLUMN tax numeric;
 
--- A sale line as the sale reads it, after a scan was resolved to its sku and batch.
+-- A sale line as the sale reads it: a scan resolved to its sku and batch (and the expiry it read),
+-- money rounded to cents (the discount as an amount), and, once judged, the class and grams of a unit.
 CREATE TYPE posledger_private.pos_sale_line AS (
     line_no integer, sku text, product_name text, batch_lot text, quantity integer,
-    unit_price numeric, discount numeric, tax numeric
+    unit_price numeric, discount numeric, tax numeric, scanned_expiry date,
+    product_class text, dried_grams_per_unit numeric
 );
 
 -- Batches with an expiry date and units on hand, with the days left in their store's calendar (0:
