@@ -9,7 +9,17 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from conftest import batches_of, catalogue, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
+from conftest import (
+    batches_of,
+    catalogue,
+    count_rows,
+    item,
+    new_store,
+    receive,
+    record_sale,
+    sale_payload,
+    shipment_line,
+)
 from posledger import InvalidSale, Misconfigured, adjust_inventory, count_inventory, receive_inventory, return_sale
 
 MAX_LINES = 10000
