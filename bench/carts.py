@@ -17,6 +17,7 @@ import uuid
 
 import psycopg
 from psycopg.types.json import Jsonb
+from workloads import CATALOGUE
 
 from posledger.migrations import migrate
 from posledger.pgserver import running_cluster
@@ -46,6 +47,7 @@ def main() -> None:
         migrate(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute(STORE, {"skus": SKUS}).fetchone()
+            conn.execute(CATALOGUE, {"skus": SKUS, "product_class": "accessory"})   # 8,000 lines of 1 g: over 30 g
             assert row is not None
             store = str(row[0])
             conn.execute("ANALYZE")

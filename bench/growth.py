@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from workloads import CATALOGUE
 
 from posledger.migrations import migrate
 from posledger.pgserver import running_cluster
@@ -155,6 +156,7 @@ def main() -> None:
         migrate(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(INVENTORY, {"selling": SELLING, "stores": options.stores, "stocked": STOCKED_SKUS})
+            conn.execute(CATALOGUE, {"skus": 5000, "product_class": "dried"})
             conn.execute("VACUUM ANALYZE")
             empty_rows = value(conn, "SELECT count(*) FROM ocs_inventory WHERE quantity_on_hand = 0")
             inventory_rows = value(conn, "SELECT count(*) FROM ocs_inventory")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import client_side  # noqa: E402
 from workloads import (  # noqa: E402
+    CATALOGUE,
     CUSTOMERS,
     GENERATE,
     NO_CUSTOMER,
@@ -120,6 +121,7 @@ def load(dsn: str, skus: int, customers: int) -> int:
     migrate(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(GENERATE, {"store": STORE_ID, "skus": skus, "stock": STOCK_PER_BATCH})
+        conn.execute(CATALOGUE, {"skus": skus, "product_class": "dried"})
         conn.execute(CUSTOMERS, {"customers": customers})
         conn.execute("VACUUM ANALYZE")
         row = conn.execute("SELECT sum(quantity_on_hand) FROM ocs_inventory").fetchone()

@@ -19,6 +19,15 @@ SELECT store.id, 'SKU-' || s, 'LOT-' || s || '-' || b, date '2025-01-01' + (s * 
 FROM store, generate_series(1, %(skus)s) s, generate_series(1, 1 + s %% 3) b
 """
 
+# The catalogue of the skus SKU-1 to SKU-n, as 1 g of dried flower each, so every sale is judged by the
+# 30 g limit as a real one is (5 lines of 1 unit: 5 g). A revision older than the catalogue (bench/compare.py)
+# has no products table and gets none.
+CATALOGUE = """
+INSERT INTO products (sku, name, product_class, net_content, net_unit)
+SELECT 'SKU-' || s, 'Bench flower ' || s, %(product_class)s, 1, 'g' FROM generate_series(1, %(skus)s) s
+WHERE to_regclass('products') IS NOT NULL
+"""
+
 # The store's loyalty customers, each with a profile, as in a store that has been trading: a sale adds
 # to a balance rather than opening one. Customer n is md5(n) as a uuid, in pgbench and in Python.
 CUSTOMERS = "INSERT INTO profiles (user_id) SELECT md5(n::text)::uuid FROM generate_series(1, %(customers)s) n"

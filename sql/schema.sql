@@ -30,6 +30,9 @@ CREATE TYPE posledger_private.pos_sale_line AS (
 	unit_price numeric,
 	discount numeric,
 	tax numeric,
+	scanned_gtin text,
+	scanned_sku text,
+	scanned_lot text,
 	scanned_expiry date,
 	product_class text,
 	dried_grams_per_unit numeric
@@ -480,17 +483,22 @@ CREATE TABLE public.products (
 COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
 
 CREATE FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) RETURNS numeric
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT CASE WHEN c.counts_toward <> 'dried_grams' THEN 0
-                ELSE coalesce(p_product.stated_dried_grams, (
-                    SELECT p_product.net_content / f.amount_per_dried_gram
-                    FROM public.dried_equivalency_factors f
-                    WHERE f.product_class = p_product.product_class AND f.net_unit = p_product.net_unit
-                      AND f.in_force_from <= p_day
-                    ORDER BY f.in_force_from DESC LIMIT 1)) END
-    FROM public.product_classes c WHERE c.product_class = p_product.product_class
-$$;
+BEGIN
+    IF p_product.sku IS NULL THEN
+        RETURN NULL;
+    ELSIF (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = p_product.product_class)
+          <> 'dried_grams' THEN
+        RETURN 0;
+    END IF;
+    RETURN coalesce(p_product.stated_dried_grams, (
+        SELECT p_product.net_content / f.amount_per_dried_gram
+        FROM public.dried_equivalency_factors f
+        WHERE f.product_class = p_product.product_class AND f.net_unit = p_product.net_unit
+          AND f.in_force_from <= p_day
+        ORDER BY f.in_force_from DESC LIMIT 1));
+END $$;
 
 CREATE FUNCTION posledger_private.gs1_parse(p_scan text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
@@ -1101,7 +1109,7 @@ CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF pos
                 THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
                 ELSE round((i.item->>'discount')::numeric, 2) END,
            round((i.item->>'tax')::numeric, 2),
-           (s.scan->>'expiry_date')::date,
+           s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
            NULL::text, NULL::numeric
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
     CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
@@ -1143,15 +1151,14 @@ COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalo
 
 COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
 
-CREATE FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date) RETURNS posledger_private.pos_sale_line[]
+CREATE FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date, OUT lines posledger_private.pos_sale_line[], OUT limits jsonb) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
     v_lines posledger_private.pos_sale_line[];
-    v_limit jsonb;
 BEGIN
     SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
-                            l.tax, l.scanned_expiry, p.product_class,
+                            l.tax, l.scanned_gtin, l.scanned_sku, l.scanned_lot, l.scanned_expiry, p.product_class,
                             posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
                  FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
     IF p_store.uncatalogued_skus = 'refuse' THEN
@@ -1162,19 +1169,20 @@ BEGIN
             'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
             '(stores.uncatalogued_skus = ''count_zero'').');
     END IF;
-    v_limit := posledger_private.pos_sale_limits(p_store, v_lines);
-    IF (v_limit->>'exceeded')::boolean THEN
+    limits := posledger_private.pos_sale_limits(p_store, v_lines);
+    IF (limits->>'exceeded')::boolean THEN
         RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
-            DETAIL = (v_limit - 'exceeded')::text,
+            DETAIL = (limits - 'exceeded')::text,
             HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
     END IF;
-    RETURN v_lines;
+    lines := v_lines;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
         'plant_limit', p_store.plant_limit, 'plants', t.plants,
         'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
@@ -1186,31 +1194,25 @@ CREATE FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines
                                               'dried_grams', l.quantity * l.dried_grams_per_unit) ORDER BY l.line_no)
                      AS lines,
                  coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
-          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t
-$$;
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t);
+END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
-    RETURN (WITH line AS (
-            SELECT l.*, i.item, g.scan, (SELECT p.sku FROM public.product_gtins p WHERE p.gtin = g.scan->>'gtin') AS scan_sku
-            FROM unnest(p_lines) l
-            JOIN jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n) ON i.n = l.line_no
-            CROSS JOIN LATERAL (SELECT CASE WHEN i.item ? 'scan' THEN posledger_private.gs1_parse(i.item->>'scan') END
-                                AS scan) g
-        ), problem AS (
+    RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                                            cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
             WHERE cardinality(p_lines) > p_store.max_sale_lines
             UNION ALL
             SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
-            FROM line l, LATERAL (VALUES
-                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scan->>'gtin'),
-                    l.scan IS NOT NULL AND l.scan_sku IS NULL),
-                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scan_sku), l.sku <> l.scan_sku),
-                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scan->>'batch_lot'),
-                    l.batch_lot <> l.scan->>'batch_lot'),
+            FROM unnest(p_lines) l, LATERAL (VALUES
+                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scanned_gtin),
+                    l.scanned_gtin IS NOT NULL AND l.scanned_sku IS NULL),
+                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scanned_sku), l.sku <> l.scanned_sku),
+                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scanned_lot),
+                    l.batch_lot <> l.scanned_lot),
                 (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
                     AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
                 (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
@@ -1325,11 +1327,12 @@ DECLARE
     v_short   jsonb;
     v_blocked jsonb;
     v_missing jsonb;
+    v_limits  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
-    v_today := posledger_private.store_today(v_store.id);
+    v_today := posledger_private.store_today(v_store);
     SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
@@ -1343,7 +1346,7 @@ BEGIN
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
-    v_lines := posledger_private.pos_sale_judge(v_store, v_lines, v_today);
+    SELECT j.lines, j.limits INTO v_lines, v_limits FROM posledger_private.pos_sale_judge(v_store, v_lines, v_today) j;
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -1378,8 +1381,7 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short,
-                                               posledger_private.pos_sale_limits(v_store, v_lines));
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits);
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_shortfalls(p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[]) RETURNS jsonb
@@ -1700,10 +1702,10 @@ BEGIN
                     false);
 END $$;
 
-CREATE FUNCTION posledger_private.store_today(p_store_id uuid) RETURNS date
+CREATE FUNCTION posledger_private.store_today(p_store public.stores) RETURNS date
     LANGUAGE sql STABLE
     AS $$
-    SELECT (now() AT TIME ZONE s.time_zone)::date FROM public.stores s WHERE s.id = p_store_id
+    SELECT (now() AT TIME ZONE p_store.time_zone)::date
 $$;
 
 CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
@@ -2784,7 +2786,7 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_items(p_sale jsonb) FROM PUBLI
 
 GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date, OUT lines posledger_private.pos_sale_line[], OUT limits jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
@@ -2824,7 +2826,7 @@ REVOKE ALL ON FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_wha
 
 REVOKE ALL ON FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.store_today(p_store_id uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.store_today(p_store public.stores) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_app;

@@ -204,8 +204,8 @@ def test_an_expired_batch_is_refused_by_name_and_skipped_by_fefo(db, store):
     add_stock(db, store, "SKU", 5, "EXPIRED")
     add_stock(db, store, "SKU", 5, "LATER")
     add_stock(db, store, "SKU", 5, "SOONER")
-    db.execute("UPDATE ocs_inventory SET expiry_date = posledger_private.store_today(store_id) + CASE batch_lot"
-               " WHEN 'EXPIRED' THEN -1 WHEN 'LATER' THEN 60 ELSE 30 END")
+    db.execute("UPDATE ocs_inventory SET expiry_date = posledger_private.store_today(s) + CASE batch_lot"
+               " WHEN 'EXPIRED' THEN -1 WHEN 'LATER' THEN 60 ELSE 30 END FROM stores s WHERE s.id = store_id")
     db.commit()
     with pytest.raises(BatchBlocked) as refused:
         record_sale(db, sale_payload(store, item("SKU", 1, "EXPIRED")))
@@ -221,7 +221,8 @@ def test_an_expired_batch_is_refused_by_name_and_skipped_by_fefo(db, store):
 def test_batches_expiring_lists_days_left(db, store):
     catalogue(db, "SKU")
     add_stock(db, store, "SKU", 5, "A")
-    db.execute("UPDATE ocs_inventory SET expiry_date = posledger_private.store_today(store_id) + 10")
+    db.execute("UPDATE ocs_inventory SET expiry_date = posledger_private.store_today(s) + 10"
+               " FROM stores s WHERE s.id = store_id")
     rows = db.execute("SELECT sku, batch_lot, days_left, quantity_on_hand FROM batches_expiring"
                       " WHERE days_left <= 30").fetchall()
     db.commit()

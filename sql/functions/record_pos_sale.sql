@@ -58,11 +58,12 @@ DECLARE
     v_short   jsonb;
     v_blocked jsonb;
     v_missing jsonb;
+    v_limits  jsonb;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
-    v_today := posledger_private.store_today(v_store.id);
+    v_today := posledger_private.store_today(v_store);
     SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
@@ -76,7 +77,7 @@ BEGIN
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
-    v_lines := posledger_private.pos_sale_judge(v_store, v_lines, v_today);
+    SELECT j.lines, j.limits INTO v_lines, v_limits FROM posledger_private.pos_sale_judge(v_store, v_lines, v_today) j;
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -111,8 +112,7 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short,
-                                               posledger_private.pos_sale_limits(v_store, v_lines));
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits);
 END $$;
 
 -- Every problem of the payload's shape at once, as [{field, problem}]; [] for a valid sale. A scan is
@@ -185,9 +185,9 @@ BEGIN
 END $$;
 
 -- The lines of a valid sale, numbered from 1 in payload order: a scan gives the sku (through the
--- catalogue's GTINs; NULL when it knows none) and batch a line does not name; money is rounded to
--- cents, so a till's float noise (4.550000000000001) is not refused; a percentage discount becomes
--- its amount. Class and grams are filled in when the sale is judged (pos_sale_judge).
+-- catalogue's GTINs) and batch a line does not name itself; money is rounded to cents, so a till's
+-- float noise (4.550000000000001) is not refused; a percentage discount becomes its amount. Class and
+-- grams are filled in when the sale is judged (pos_sale_judge).
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF posledger_private.pos_sale_line
 LANGUAGE sql STABLE AS $$
     SELECT i.n::integer,
@@ -200,7 +200,7 @@ LANGUAGE sql STABLE AS $$
                 THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
                 ELSE round((i.item->>'discount')::numeric, 2) END,
            round((i.item->>'tax')::numeric, 2),
-           (s.scan->>'expiry_date')::date,
+           s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
            NULL::text, NULL::numeric
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
     CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
@@ -219,24 +219,18 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_line_problems(p_store stor
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN (WITH line AS (
-            SELECT l.*, i.item, g.scan, (SELECT p.sku FROM public.product_gtins p WHERE p.gtin = g.scan->>'gtin') AS scan_sku
-            FROM unnest(p_lines) l
-            JOIN jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n) ON i.n = l.line_no
-            CROSS JOIN LATERAL (SELECT CASE WHEN i.item ? 'scan' THEN posledger_private.gs1_parse(i.item->>'scan') END
-                                AS scan) g
-        ), problem AS (
+    RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                                            cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
             WHERE cardinality(p_lines) > p_store.max_sale_lines
             UNION ALL
             SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
-            FROM line l, LATERAL (VALUES
-                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scan->>'gtin'),
-                    l.scan IS NOT NULL AND l.scan_sku IS NULL),
-                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scan_sku), l.sku <> l.scan_sku),
-                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scan->>'batch_lot'),
-                    l.batch_lot <> l.scan->>'batch_lot'),
+            FROM unnest(p_lines) l, LATERAL (VALUES
+                (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scanned_gtin),
+                    l.scanned_gtin IS NOT NULL AND l.scanned_sku IS NULL),
+                (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scanned_sku), l.sku <> l.scanned_sku),
+                (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scanned_lot),
+                    l.batch_lot <> l.scanned_lot),
                 (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
                     AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
                 (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
@@ -319,19 +313,19 @@ BEGIN
 END $$;
 
 -- The lines with the class and dried-equivalent grams of a unit they are judged by, as the catalogue
--- and the factors in force on the store's date say; refuses a sku the catalogue does not know (IV404,
--- unless the store counts it as zero) and a sale over the store's limits (IV422). The law wins over the
--- stock policy, so a lenient sale is judged the same.
+-- and the factors in force on the store's date say, and what they weigh against the store's limits
+-- (pos_sale_limits); refuses a sku the catalogue does not know (IV404, unless the store counts it as
+-- zero) and a sale over the limits (IV422). The law wins over the stock policy, so a lenient sale is
+-- judged the same.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_judge(p_store stores, p_lines posledger_private.pos_sale_line[],
-                                                            p_today date)
-RETURNS posledger_private.pos_sale_line[]
+                                                            p_today date,
+                                                            OUT lines posledger_private.pos_sale_line[], OUT limits jsonb)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_lines posledger_private.pos_sale_line[];
-    v_limit jsonb;
 BEGIN
     SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
-                            l.tax, l.scanned_expiry, p.product_class,
+                            l.tax, l.scanned_gtin, l.scanned_sku, l.scanned_lot, l.scanned_expiry, p.product_class,
                             posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
                  FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
     IF p_store.uncatalogued_skus = 'refuse' THEN
@@ -342,13 +336,13 @@ BEGIN
             'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
             '(stores.uncatalogued_skus = ''count_zero'').');
     END IF;
-    v_limit := posledger_private.pos_sale_limits(p_store, v_lines);
-    IF (v_limit->>'exceeded')::boolean THEN
+    limits := posledger_private.pos_sale_limits(p_store, v_lines);
+    IF (limits->>'exceeded')::boolean THEN
         RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
-            DETAIL = (v_limit - 'exceeded')::text,
+            DETAIL = (limits - 'exceeded')::text,
             HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
     END IF;
-    RETURN v_lines;
+    lines := v_lines;
 END $$;
 
 -- What the judged lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
@@ -356,8 +350,9 @@ END $$;
 -- uncatalogued: [sku]}. Exact numerics: 30 g is within the limit, 30.001 g is over it.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_limits(p_store stores, p_lines posledger_private.pos_sale_line[])
 RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
         'plant_limit', p_store.plant_limit, 'plants', t.plants,
         'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
@@ -369,8 +364,8 @@ LANGUAGE sql STABLE AS $$
                                               'dried_grams', l.quantity * l.dried_grams_per_unit) ORDER BY l.line_no)
                      AS lines,
                  coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
-          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t
-$$;
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t);
+END $$;
 
 -- The batches the sale may not take, among the locked rows p_stock, as [{sku, batch, status,
 -- expiry_date}]: a named batch that is held (quarantined, recalled, awaiting destruction) or expired

@@ -129,11 +129,13 @@ ALTER TABLE pos_order_lines
     ADD COLUMN discount numeric,
     ADD COLUMN tax numeric;
 
--- A sale line as the sale reads it: a scan resolved to its sku and batch (and the expiry it read),
--- money rounded to cents (the discount as an amount), and, once judged, the class and grams of a unit.
+-- A sale line as the sale reads it: what a scan read (its GTIN, the sku the catalogue gives it, its
+-- lot and expiry) and the sku and batch it gives a line that names none, money rounded to cents (the
+-- discount as an amount), and, once judged, the class and grams of a unit.
 CREATE TYPE posledger_private.pos_sale_line AS (
     line_no integer, sku text, product_name text, batch_lot text, quantity integer,
-    unit_price numeric, discount numeric, tax numeric, scanned_expiry date,
+    unit_price numeric, discount numeric, tax numeric,
+    scanned_gtin text, scanned_sku text, scanned_lot text, scanned_expiry date,
     product_class text, dried_grams_per_unit numeric
 );
 
