@@ -7,6 +7,7 @@ Profiles: `ci` (the default: a few hundred examples) and `long` (thousands):
 import datetime
 import os
 import uuid
+from fractions import Fraction
 
 import psycopg
 import pytest
@@ -21,11 +22,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import FIGURES, add_stock, check_invariants, new_store, record_sale
+from conftest import FIGURES, add_stock, catalogue, check_invariants, new_store, record_sale
 from posledger import (
     BatchBlocked,
     InsufficientStock,
     InvalidSale,
+    LimitExceeded,
     NotFound,
     PosLedgerError,
     ReturnExceedsSale,
@@ -217,9 +219,9 @@ def test_fuzzed_documents_get_only_iv_errors_and_an_error_changes_nothing(db, fu
 
 
 class StoreModel(RuleBasedStateMachine):
-    """A store under random receipts, counts, sales (named batch, FEFO, multi-line, replays), returns
-    (partial, defective) and holds, against a plain Python model of its stock. After every step the
-    database must equal the model."""
+    """A store under random receipts, counts, sales (named batch, FEFO by expiry and date, multi-line,
+    replays), returns (partial, defective), holds, expiry dates and catalogue corrections, against a plain
+    Python model of its stock and of the 30 g limit. After every step the database must equal the model."""
 
     dsn = ""
 
@@ -227,8 +229,19 @@ class StoreModel(RuleBasedStateMachine):
     def open_store(self):
         self.conn = psycopg.connect(self.dsn)
         self.store = new_store(self.conn)
-        self.rows = {}  # inventory id -> {sku, batch, date, qty, quarantined, status}
+        self.rows = {}  # inventory id -> {sku, batch, date, expiry, qty, quarantined, status}
         self.sold = []  # (payload, result, {line_no: {row: units not yet returned}})
+        # SKU-A 1 g of dried flower a unit (stated on the label, corrected by a rule below), SKU-B a 355 mL
+        # beverage (355/570 g), SKU-C an accessory (0 g): a sale of up to 4 lines of 12 units crosses 30 g.
+        catalogue(self.conn, "SKU-A", "dried", stated_dried_grams=1)
+        catalogue(self.conn, "SKU-B", "beverage", net_content=355, net_unit="mL")
+        catalogue(self.conn, "SKU-C", "accessory")
+        self.correct_the_catalogue("1")   # the catalogue is the database's: an earlier example may have corrected it
+        self.grams = {"SKU-A": Fraction(1), "SKU-B": Fraction(355, 570), "SKU-C": Fraction(0)}
+        row = self.conn.execute("SELECT posledger_private.store_today(s) FROM stores s WHERE id = %s",
+                                [self.store]).fetchone()
+        self.conn.commit()
+        self.today = row[0]
 
     def teardown(self):
         self.conn.close()
@@ -250,8 +263,25 @@ class StoreModel(RuleBasedStateMachine):
             self.rows[existing[0]]["qty"] += quantity
         else:
             row = add_stock(self.conn, self.store, sku, quantity, batch, date and date.isoformat())
-            self.rows[row] = {"sku": sku, "batch": batch, "date": date, "qty": quantity, "quarantined": 0,
-                              "status": "active"}
+            self.rows[row] = {"sku": sku, "batch": batch, "date": date, "expiry": None, "qty": quantity,
+                              "quarantined": 0, "status": "active"}
+
+    @precondition(lambda self: any(r["batch"] for r in self.rows.values()))
+    @rule(data=st.data(), days=st.integers(-3, 3))
+    def expire(self, data, days):
+        """A batch learns its expiry date: expired (before today), expiring today (still sold), or later."""
+        row = data.draw(st.sampled_from(sorted(i for i, r in self.rows.items() if r["batch"])))
+        expiry = self.today + datetime.timedelta(days=days)
+        self.conn.execute("UPDATE ocs_inventory SET expiry_date = %s WHERE id = %s", [expiry, row])
+        self.conn.commit()
+        self.rows[row]["expiry"] = expiry
+
+    @rule(grams=st.sampled_from(["1", "2.5", "3.5"]))
+    def correct_the_catalogue(self, grams):
+        """SKU-A's label is corrected: later sales weigh it anew, replays of earlier ones stay as they were."""
+        self.conn.execute("UPDATE products SET stated_dried_grams = %s WHERE sku = 'SKU-A'", [grams])
+        self.conn.commit()
+        self.grams["SKU-A"] = Fraction(grams)
 
     @precondition(lambda self: self.rows)
     @rule(data=st.data(), counted=st.integers(0, 15))
@@ -301,7 +331,7 @@ class StoreModel(RuleBasedStateMachine):
         FIGURES["sales attempted"] += 1
         try:
             result = record_sale(self.conn, payload)
-        except (NotFound, BatchBlocked, InsufficientStock) as refused:
+        except (NotFound, LimitExceeded, BatchBlocked, InsufficientStock) as refused:
             FIGURES[f"sales rejected: {type(refused).__name__}"] += 1
             assert type(refused) is expected
             return
@@ -349,15 +379,20 @@ class StoreModel(RuleBasedStateMachine):
             return [i for i, r in self.rows.items() if r["sku"] == sku and (batch is None or r["batch"] == batch)]
         if any(not find(sku, batch) for sku, batch, _ in lines):
             return NotFound
-        if any(self.rows[i]["status"] != "active" for sku, batch, _ in lines if batch for i in find(sku, batch)):
+        if sum(quantity * self.grams[sku] for sku, _, quantity in lines) > 30:
+            return LimitExceeded
+        if any(self.rows[i]["status"] != "active" or self.expired(i)
+               for sku, batch, _ in lines if batch for i in find(sku, batch)):
             return BatchBlocked
-        free = {i: self.available(i) for i in self.rows}
+        free = {i: 0 if self.expired(i) else self.available(i) for i in self.rows}
         taken = {}
         numbered = list(enumerate(lines, start=1))
         named = [line for line in numbered if line[1][1] is not None]
         unbatched = [line for line in numbered if line[1][1] is None]
         for line_no, (sku, batch, quantity) in named + unbatched:
             fefo = sorted(find(sku, batch), key=lambda i: (self.rows[i]["batch"] is not None,
+                                                          self.rows[i]["expiry"] is None,
+                                                          self.rows[i]["expiry"] or datetime.date.min,
                                                           self.rows[i]["date"] is not None,
                                                           self.rows[i]["date"] or datetime.date.min, i))
             for row in fefo:
@@ -369,6 +404,10 @@ class StoreModel(RuleBasedStateMachine):
             if quantity:
                 return InsufficientStock
         return taken
+
+    def expired(self, row):
+        expiry = self.rows[row]["expiry"]
+        return expiry is not None and expiry < self.today
 
     @invariant()
     def database_equals_model(self):
