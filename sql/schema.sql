@@ -548,15 +548,38 @@ BEGIN
     RETURN jsonb_build_object(v_key, CASE WHEN v_date IS NOT NULL THEN to_char(v_date, 'YYYY-MM-DD') ELSE p_value END);
 END $_$;
 
+CREATE FUNCTION posledger_private.gs1_next(p_rest text, p_bracketed boolean, OUT ai text, OUT value text, OUT rest text, OUT problem text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+DECLARE
+    v_match text[];
+BEGIN
+    IF p_bracketed THEN
+        v_match := regexp_match(p_rest, '^\(([^()]*)\)([^()]*)');
+        ai := v_match[1];
+        value := v_match[2];
+        rest := substr(p_rest, length(ai) + length(value) + 3);
+    ELSIF left(p_rest, 2) IN ('01', '10', '13', '17', '21') THEN
+        ai := left(p_rest, 2);
+        -- A fixed-length field takes its length whatever follows, so only 10 and 21 need FNC1 to end.
+        value := CASE ai WHEN '01' THEN substr(p_rest, 3, 14) WHEN '13' THEN substr(p_rest, 3, 6)
+                         WHEN '17' THEN substr(p_rest, 3, 6) ELSE split_part(substr(p_rest, 3), chr(29), 1) END;
+        -- FNC1 ends a variable-length field; some encoders put one after a fixed-length field too, where
+        -- it ends nothing: both are passed over.
+        rest := ltrim(substr(p_rest, length(value) + 3), chr(29));
+    ELSIF p_rest ~ '^[0-9]{2}' THEN
+        problem := format('unsupported AI at "%s": only (01), (10), (13), (17) and (21) are read', left(p_rest, 20));
+    END IF;
+    problem := coalesce(problem, CASE WHEN ai IS NULL THEN format('unparsed text "%s"', left(p_rest, 30)) END);
+END $$;
+
 CREATE FUNCTION posledger_private.gs1_parse(p_scan text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     AS $_$
 DECLARE
     v_rest text := btrim(coalesce(p_scan, ''), E' \t\r\n');
     v_bracketed boolean;
-    v_match text[];
-    v_ai text;
-    v_value text;
+    v_next record;
     v_seen text[] := '{}'::text[];
     v_element jsonb;
     v_result jsonb := '{}'::jsonb;
@@ -580,39 +603,17 @@ BEGIN
     END IF;
     v_bracketed := left(v_rest, 1) = '(';
     WHILE v_rest <> '' LOOP
-        IF v_bracketed THEN
-            v_match := regexp_match(v_rest, '^\(([^()]*)\)([^()]*)');
-            IF v_match IS NULL THEN
-                RETURN jsonb_build_object('problem', format('unparsed text "%s"', left(v_rest, 30)));
-            END IF;
-            v_ai := v_match[1];
-            v_value := v_match[2];
-            v_rest := substr(v_rest, length(v_ai) + length(v_value) + 3);
-        ELSE
-            v_ai := left(v_rest, 2);
-            IF v_ai !~ '^[0-9]{2}$' THEN
-                RETURN jsonb_build_object('problem', format('unparsed text "%s"', left(v_rest, 30)));
-            ELSIF v_ai NOT IN ('01', '10', '13', '17', '21') THEN
-                RETURN jsonb_build_object('problem', format(
-                    'unsupported AI at "%s": only (01), (10), (13), (17) and (21) are read', left(v_rest, 20)));
-            END IF;
-            -- A fixed-length field takes its length whatever follows; a stray FNC1 after one is tolerated.
-            v_value := CASE v_ai WHEN '01' THEN substr(v_rest, 3, 14) WHEN '13' THEN substr(v_rest, 3, 6)
-                                 WHEN '17' THEN substr(v_rest, 3, 6) ELSE split_part(substr(v_rest, 3), chr(29), 1) END;
-            v_rest := substr(v_rest, length(v_value) + 3);
-            IF left(v_rest, 1) = chr(29) THEN
-                v_rest := substr(v_rest, 2);
-            END IF;
-        END IF;
-        IF v_ai = ANY (v_seen) THEN
-            RETURN jsonb_build_object('problem', format('repeated AI (%s)', v_ai));
-        END IF;
-        v_seen := v_seen || v_ai;
-        v_element := posledger_private.gs1_element(v_ai, v_value);
+        v_next := posledger_private.gs1_next(v_rest, v_bracketed);
+        v_element := CASE WHEN v_next.problem IS NOT NULL THEN jsonb_build_object('problem', v_next.problem)
+                          WHEN v_next.ai = ANY (v_seen)
+                              THEN jsonb_build_object('problem', format('repeated AI (%s)', v_next.ai))
+                          ELSE posledger_private.gs1_element(v_next.ai, v_next.value) END;
         IF v_element ? 'problem' THEN
             RETURN v_element;
         END IF;
+        v_seen := v_seen || v_next.ai;
         v_result := v_result || v_element;
+        v_rest := v_next.rest;
     END LOOP;
     IF NOT v_result ? 'gtin' THEN
         RETURN '{"problem": "no GTIN: the scan has no AI (01)"}'::jsonb;
@@ -2690,6 +2691,8 @@ REVOKE ALL ON FUNCTION posledger_private.dried_grams_per_unit(p_product public.p
 REVOKE ALL ON FUNCTION posledger_private.gs1_date(p_yymmdd text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_element(p_ai text, p_value text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.gs1_next(p_rest text, p_bracketed boolean, OUT ai text, OUT value text, OUT rest text, OUT problem text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_parse(p_scan text) FROM PUBLIC;
 

@@ -15,9 +15,7 @@ LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     v_rest text := btrim(coalesce(p_scan, ''), E' \t\r\n');
     v_bracketed boolean;
-    v_match text[];
-    v_ai text;
-    v_value text;
+    v_next record;
     v_seen text[] := '{}'::text[];
     v_element jsonb;
     v_result jsonb := '{}'::jsonb;
@@ -41,39 +39,17 @@ BEGIN
     END IF;
     v_bracketed := left(v_rest, 1) = '(';
     WHILE v_rest <> '' LOOP
-        IF v_bracketed THEN
-            v_match := regexp_match(v_rest, '^\(([^()]*)\)([^()]*)');
-            IF v_match IS NULL THEN
-                RETURN jsonb_build_object('problem', format('unparsed text "%s"', left(v_rest, 30)));
-            END IF;
-            v_ai := v_match[1];
-            v_value := v_match[2];
-            v_rest := substr(v_rest, length(v_ai) + length(v_value) + 3);
-        ELSE
-            v_ai := left(v_rest, 2);
-            IF v_ai !~ '^[0-9]{2}$' THEN
-                RETURN jsonb_build_object('problem', format('unparsed text "%s"', left(v_rest, 30)));
-            ELSIF v_ai NOT IN ('01', '10', '13', '17', '21') THEN
-                RETURN jsonb_build_object('problem', format(
-                    'unsupported AI at "%s": only (01), (10), (13), (17) and (21) are read', left(v_rest, 20)));
-            END IF;
-            -- A fixed-length field takes its length whatever follows; a stray FNC1 after one is tolerated.
-            v_value := CASE v_ai WHEN '01' THEN substr(v_rest, 3, 14) WHEN '13' THEN substr(v_rest, 3, 6)
-                                 WHEN '17' THEN substr(v_rest, 3, 6) ELSE split_part(substr(v_rest, 3), chr(29), 1) END;
-            v_rest := substr(v_rest, length(v_value) + 3);
-            IF left(v_rest, 1) = chr(29) THEN
-                v_rest := substr(v_rest, 2);
-            END IF;
-        END IF;
-        IF v_ai = ANY (v_seen) THEN
-            RETURN jsonb_build_object('problem', format('repeated AI (%s)', v_ai));
-        END IF;
-        v_seen := v_seen || v_ai;
-        v_element := posledger_private.gs1_element(v_ai, v_value);
+        v_next := posledger_private.gs1_next(v_rest, v_bracketed);
+        v_element := CASE WHEN v_next.problem IS NOT NULL THEN jsonb_build_object('problem', v_next.problem)
+                          WHEN v_next.ai = ANY (v_seen)
+                              THEN jsonb_build_object('problem', format('repeated AI (%s)', v_next.ai))
+                          ELSE posledger_private.gs1_element(v_next.ai, v_next.value) END;
         IF v_element ? 'problem' THEN
             RETURN v_element;
         END IF;
+        v_seen := v_seen || v_next.ai;
         v_result := v_result || v_element;
+        v_rest := v_next.rest;
     END LOOP;
     IF NOT v_result ? 'gtin' THEN
         RETURN '{"problem": "no GTIN: the scan has no AI (01)"}'::jsonb;
@@ -81,8 +57,35 @@ BEGIN
     RETURN v_result;
 END $$;
 
--- One element string's AI and value as {key: value}, or {problem}. GS1 set 82 is the characters an
--- alphanumeric AI may hold (GS1 General Specifications 7.11, figure 7.11-1).
+-- The first element string of the rest of a scan, in its form: its AI and value and what follows it, or
+-- the problem that stops the reading.
+CREATE OR REPLACE FUNCTION posledger_private.gs1_next(p_rest text, p_bracketed boolean,
+                                                      OUT ai text, OUT value text, OUT rest text, OUT problem text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_match text[];
+BEGIN
+    IF p_bracketed THEN
+        v_match := regexp_match(p_rest, '^\(([^()]*)\)([^()]*)');
+        ai := v_match[1];
+        value := v_match[2];
+        rest := substr(p_rest, length(ai) + length(value) + 3);
+    ELSIF left(p_rest, 2) IN ('01', '10', '13', '17', '21') THEN
+        ai := left(p_rest, 2);
+        -- A fixed-length field takes its length whatever follows, so only 10 and 21 need FNC1 to end.
+        value := CASE ai WHEN '01' THEN substr(p_rest, 3, 14) WHEN '13' THEN substr(p_rest, 3, 6)
+                         WHEN '17' THEN substr(p_rest, 3, 6) ELSE split_part(substr(p_rest, 3), chr(29), 1) END;
+        -- FNC1 ends a variable-length field; some encoders put one after a fixed-length field too, where
+        -- it ends nothing: both are passed over.
+        rest := ltrim(substr(p_rest, length(value) + 3), chr(29));
+    ELSIF p_rest ~ '^[0-9]{2}' THEN
+        problem := format('unsupported AI at "%s": only (01), (10), (13), (17) and (21) are read', left(p_rest, 20));
+    END IF;
+    problem := coalesce(problem, CASE WHEN ai IS NULL THEN format('unparsed text "%s"', left(p_rest, 30)) END);
+END $$;
+
+-- One element string's AI and value as {key: value}, or {problem}. The characters allowed in a lot or a
+-- serial are the GS1 General Specifications' "AI encodable character set 82".
 CREATE OR REPLACE FUNCTION posledger_private.gs1_element(p_ai text, p_value text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -114,11 +117,11 @@ BEGIN
     RETURN jsonb_build_object(v_key, CASE WHEN v_date IS NOT NULL THEN to_char(v_date, 'YYYY-MM-DD') ELSE p_value END);
 END $$;
 
--- A GS1 date YYMMDD, or NULL when it is none; DD 00 means the month's last day (GS1 General
--- Specifications 7.12). The century is always 20: 7.12's window (49 years back to 50 ahead of the
--- current year) reads YY the same way for 00-75 in 2025 and for all of 00-99 by 2049, and differs
--- only on 19YY, which no packaging or expiry date of stock on sale has; reading the clock would make
--- this STABLE and the same scan read differently from year to year. Revisit before 2050.
+-- A GS1 date YYMMDD, or NULL when it is none; DD 00 means the month's last day. The century is always
+-- 20, so the function is IMMUTABLE: the GS1 General Specifications' rule (7.12: within 49 years before
+-- to 50 years after the current year) would read the clock, making it STABLE and a scan's meaning change
+-- from year to year. Until 2049 the two differ only where 7.12 reads 19YY (YY 76-99 in 2025, fewer each
+-- year), which no packaging or expiry date of stock on sale has; from 2050 7.12 reads 00 as 2100.
 CREATE OR REPLACE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
