@@ -562,7 +562,7 @@ CREATE FUNCTION posledger_private.catalogue_row_problems(p_load jsonb) RETURNS T
             AND (r.counts_toward IS DISTINCT FROM 'nothing' OR posledger_private.catalogue_given(r.item->'net_content'))),
         (11, 'stated_dried_grams', 'must be a number from 0 to 1000 when given',
             posledger_private.catalogue_given(r.item->'stated_dried_grams')
-            AND NOT coalesce(r.stated_dried_grams <= 1000, false)),
+            AND NOT coalesce(r.stated_dried_grams BETWEEN 0 AND 1000, false)),
         (12, 'stated_dried_grams', format('is required: no dried equivalency factor turns %s of %s into grams',
                                           r.net_unit, r.product_class),
             r.counts_toward = 'dried_grams' AND r.net_unit IS NOT NULL
@@ -604,12 +604,16 @@ CREATE FUNCTION posledger_private.catalogue_rows(p_load jsonb) RETURNS TABLE(n i
 $$;
 
 CREATE FUNCTION posledger_private.catalogue_seen(p_load jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT CASE WHEN s.v->>'load_id' = p_load->>'load_id' THEN s.v->'skus' ELSE '{}' END
-    FROM (SELECT CASE WHEN coalesce(current_setting('posledger.catalogue_load', true), '') <> ''
-                      THEN current_setting('posledger.catalogue_load', true)::jsonb END AS v) s
-$$;
+DECLARE
+    v_load jsonb;
+BEGIN
+    v_load := nullif(current_setting('posledger.catalogue_load', true), '')::jsonb;
+    RETURN CASE WHEN v_load->>'load_id' = p_load->>'load_id' THEN v_load->'skus' ELSE '{}' END;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN '{}'::jsonb;   -- the session set the setting to something else: no load of ours to continue
+END $$;
 
 CREATE FUNCTION posledger_private.catalogue_text(p_value jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE

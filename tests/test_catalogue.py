@@ -124,6 +124,19 @@ def test_a_payload_that_is_not_a_load_is_refused_whole(db):
     assert [p["field"] for p in refused.value.detail["problems"]] == ["rows"]
 
 
+def test_values_a_csv_cannot_hold_are_problems_of_their_row_too(db):
+    rows = [{"line": 5, "sku": "A", "name": "a", "category": "dried flower", "net_content": -1, "net_unit": "kg",
+             "stated_dried_grams": -0.5, "gtins": "0627701000018"},
+            "not a row",
+            {"sku": "B", "name": "b", "category": "ACCESSORIES", "net_content": 2, "net_unit": "Units",
+             "gtins": [627701000018]}]
+    with pytest.raises(InvalidSale) as refused:
+        load_catalogue(db, rows)
+    assert [(row["line"], [p["field"] for p in row["problems"]]) for row in refused.value.detail["rows"]] == [
+        (5, ["net_content", "net_unit", "stated_dried_grams", "gtins"]), (2, ["$"]), (3, ["gtins[0]"])]   # line: n
+    assert products(db) == {}
+
+
 def test_a_product_is_shown_by_its_sku_or_by_any_length_of_its_gtin(db):
     load_catalogue(db, sample_rows())
     gummies = catalogue_product(db, "OCS-GUMMIES-10")

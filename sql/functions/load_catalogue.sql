@@ -120,11 +120,15 @@ $$;
 -- of its earlier calls, {sku: line}, kept in a setting local to the transaction, so a sku twice in the
 -- file is found whichever calls carry it. {} for a call without load_id, or the first of its load.
 CREATE OR REPLACE FUNCTION posledger_private.catalogue_seen(p_load jsonb) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN s.v->>'load_id' = p_load->>'load_id' THEN s.v->'skus' ELSE '{}' END
-    FROM (SELECT CASE WHEN coalesce(current_setting('posledger.catalogue_load', true), '') <> ''
-                      THEN current_setting('posledger.catalogue_load', true)::jsonb END AS v) s
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_load jsonb;
+BEGIN
+    v_load := nullif(current_setting('posledger.catalogue_load', true), '')::jsonb;
+    RETURN CASE WHEN v_load->>'load_id' = p_load->>'load_id' THEN v_load->'skus' ELSE '{}' END;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN '{}'::jsonb;   -- the session set the setting to something else: no load of ours to continue
+END $$;
 
 CREATE OR REPLACE FUNCTION posledger_private.catalogue_remember(p_load jsonb, p_seen jsonb) RETURNS void
 LANGUAGE sql VOLATILE AS $$
@@ -174,7 +178,7 @@ LANGUAGE sql STABLE AS $$
             AND (r.counts_toward IS DISTINCT FROM 'nothing' OR posledger_private.catalogue_given(r.item->'net_content'))),
         (11, 'stated_dried_grams', 'must be a number from 0 to 1000 when given',
             posledger_private.catalogue_given(r.item->'stated_dried_grams')
-            AND NOT coalesce(r.stated_dried_grams <= 1000, false)),
+            AND NOT coalesce(r.stated_dried_grams BETWEEN 0 AND 1000, false)),
         (12, 'stated_dried_grams', format('is required: no dried equivalency factor turns %s of %s into grams',
                                           r.net_unit, r.product_class),
             r.counts_toward = 'dried_grams' AND r.net_unit IS NOT NULL
