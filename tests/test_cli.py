@@ -151,8 +151,9 @@ def test_migrate_twice_applies_nothing_the_second_time(dsn):
 
 def test_every_command_has_help_with_an_example_that_works_from_any_folder():
     commands = sorted(main.commands)
-    assert commands == ["adjust", "batch-status", "count", "demo", "digest", "example", "ledger", "migrate", "psql",
-                        "receive", "reconcile", "return", "sale", "stock", "stop", "verify", "version"]
+    assert commands == ["adjust", "batch-status", "catalogue", "count", "demo", "digest", "example", "ledger",
+                        "migrate", "psql", "receive", "reconcile", "return", "sale", "stock", "stop", "verify",
+                        "version"]
     for command in commands:
         done = posledger(command, "--help")
         assert done.returncode == 0, command
@@ -162,11 +163,11 @@ def test_every_command_has_help_with_an_example_that_works_from_any_folder():
 
 def test_example_prints_each_commands_sample_input_as_shipped_and_its_help_lists_them():
     names = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
-             "batch-status": "recall.json", "receive": "ocs_asn_sample.csv"}
+             "batch-status": "recall.json", "receive": "ocs_asn_sample.csv", "catalogue": "ocs_catalogue_sample.csv"}
     for name, file in names.items():
         assert posledger("example", name).stdout == (DEMO / file).read_text(), name
     listed = " ".join(posledger("example", "--help").stdout.split())
-    assert "NAME is one of: adjust, batch-status, count, receive, return, sale." in listed
+    assert "NAME is one of: adjust, batch-status, catalogue, count, receive, return, sale." in listed
     assert posledger("example", "nope").returncode == 2
 
 

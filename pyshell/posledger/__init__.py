@@ -4,7 +4,9 @@ from importlib.metadata import version
 
 from posledger.calls import (
     adjust_inventory,
+    catalogue_product,
     count_inventory,
+    load_catalogue,
     receive_inventory,
     record_sale,
     return_sale,
@@ -39,7 +41,9 @@ __all__ = [
     "PosLedgerError",
     "ReturnExceedsSale",
     "adjust_inventory",
+    "catalogue_product",
     "count_inventory",
+    "load_catalogue",
     "receive_inventory",
     "record_sale",
     "return_sale",

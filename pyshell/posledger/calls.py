@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ Call = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
 
 
 def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int = 4,
-         backoff: float = 0.05) -> dict[str, Any]:
+         backoff: float = 0.05, as_json: bool = True) -> dict[str, Any]:
     """Call the entry function ``function(jsonb)`` with ``payload`` and return its result.
 
     The call runs in ``conn.transaction()``: on an idle connection it commits, so the change is durable
@@ -35,12 +36,16 @@ def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int
     Raises a ``PosLedgerError`` subclass when the database refuses the call; nothing has changed then.
     Busy, serialization failures and deadlocks are retried up to ``attempts`` times in all, after a
     random pause of up to ``backoff`` seconds, doubled each time - but not inside the caller's own
-    transaction, which the caller must retry whole.
+    transaction, which the caller must retry whole. ``as_json=False`` passes the payload as it is (a text).
     """
+    return _retried(conn, lambda: _call_once(conn, function, payload, as_json), attempts, backoff)
+
+
+def _retried(conn: psycopg.Connection, once: Callable[[], Any], attempts: int, backoff: float) -> Any:
     attempt = 1
     while True:
         try:
-            return _call_once(conn, function, payload)
+            return once()
         except RETRYABLE:
             if attempt >= attempts or conn.info.transaction_status != TransactionStatus.IDLE:
                 raise
@@ -48,11 +53,11 @@ def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int
             attempt += 1
 
 
-def _call_once(conn: psycopg.Connection, function: str, payload: Any) -> dict[str, Any]:
+def _call_once(conn: psycopg.Connection, function: str, payload: Any, as_json: bool = True) -> dict[str, Any]:
     try:
         with conn.transaction():
             row = conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)),
-                               [Jsonb(payload)]).fetchone()
+                               [Jsonb(payload) if as_json else payload]).fetchone()
     except psycopg.Error as error:
         ours = translate(error)
         if ours is None:
@@ -91,3 +96,47 @@ def count_inventory(conn: psycopg.Connection, count: dict[str, Any], **retry: An
 def set_batch_status(conn: psycopg.Connection, change: dict[str, Any], **retry: Any) -> dict[str, Any]:
     """Hold, recall or release a lot (set_batch_status)."""
     return call(conn, "set_batch_status", change, **retry)
+
+
+# Rows per load_catalogue call: well inside the 10,000 a payload may carry, and often enough to move a
+# progress bar.
+CATALOGUE_CHUNK = 1000
+
+# Told before the first chunk and after each: (rows sent so far, rows in all).
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def load_catalogue(conn: psycopg.Connection, rows: list[dict[str, Any]], skip_bad: bool = False, *,
+                   progress: Progress = _no_progress, chunk_size: int = CATALOGUE_CHUNK, attempts: int = 4,
+                   backoff: float = 0.05) -> dict[str, Any]:
+    """Load catalogue rows (load_catalogue; README, "The catalogue"), ``chunk_size`` rows per call, all calls
+    in one transaction: one bad row refuses the whole load (InvalidSale, its detail naming every bad row of
+    the chunk by line) unless ``skip_bad``, which loads the good rows and lists the others. Returns the sums
+    of the calls' counts and every skipped row. Retried whole, as ``call`` retries one call."""
+    chunks = [rows[start:start + chunk_size] for start in range(0, len(rows), chunk_size)] or [[]]
+
+    def once() -> dict[str, Any]:
+        # One load_id for the calls of this load: load_catalogue finds a sku repeated across chunks by it.
+        load_id = str(uuid.uuid4())
+        totals: dict[str, Any] = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "skipped": 0,
+                                  "skipped_rows": []}
+        progress(0, len(rows))
+        with conn.transaction():
+            for chunk in chunks:
+                result = _call_once(conn, "load_catalogue", {"rows": chunk, "skip_bad": skip_bad, "load_id": load_id})
+                for key in totals:
+                    totals[key] += result[key]
+                progress(totals["rows"], len(rows))
+        return totals
+
+    result: dict[str, Any] = _retried(conn, once, attempts, backoff)
+    return result
+
+
+def catalogue_product(conn: psycopg.Connection, key: str, **retry: Any) -> dict[str, Any]:
+    """One product by its sku or any of its GTINs (catalogue_product); NotFound when the catalogue has neither."""
+    return call(conn, "catalogue_product", key, as_json=False, **retry)

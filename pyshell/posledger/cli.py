@@ -24,11 +24,14 @@ from posledger.asn import AsnFormatError, read_asn, receive_shipments
 from posledger.calls import (
     Call,
     adjust_inventory,
+    catalogue_product,
     count_inventory,
+    load_catalogue,
     record_sale,
     return_sale,
     set_batch_status,
 )
+from posledger.catalogue import CatalogueFormatError, read_catalogue
 from posledger.connection import (
     default_data_dir,
     embedded_running,
@@ -55,7 +58,7 @@ class Posledger(click.Group):
             return super().invoke(ctx)
         except json.JSONDecodeError as error:
             self._report(ctx, EXIT_REFUSED, error_report(error, "InvalidJSON"))
-        except (AsnFormatError, PosLedgerError, UnicodeDecodeError) as error:
+        except (AsnFormatError, CatalogueFormatError, PosLedgerError, UnicodeDecodeError) as error:
             self._report(ctx, EXIT_REFUSED, error_report(error))
         except (psycopg.Error, subprocess.SubprocessError) as error:
             self._report(ctx, EXIT_DATABASE, error_report(error))
@@ -259,6 +262,60 @@ def receive_command(asn: TextIO, store_id: Any, received_by: str | None, dsn: st
     with _connect(dsn) as conn, render.progress_bar("receiving") as progress:
         results = receive_shipments(conn, shipments, progress)
     _show(results, as_json, render.shipments)
+
+
+@main.group("catalogue")
+def catalogue_group() -> None:
+    """The product catalogue, the same for every store: load the provincial item catalogue, show a product.
+
+    \b
+    Example:
+      posledger example catalogue | posledger catalogue load -
+      posledger catalogue show 0627701000025
+    """
+
+
+@catalogue_group.command("load")
+@click.argument("catalogue", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--skip-bad", is_flag=True, help="Load the good rows and list the bad ones, instead of loading nothing.")
+@dsn_option
+@json_option
+def catalogue_load_command(catalogue: TextIO, skip_bad: bool, dsn: str | None, as_json: bool) -> None:
+    """Load a provincial item catalogue (CSV) into the product catalogue (load_catalogue).
+
+    Every row is checked; a bad one is named by its line and problems, and then nothing loads (exit 1)
+    unless --skip-bad, which loads the good rows and lists the skipped ones (exit 1 only when none was
+    good). Loading the same file again changes nothing; a product's GTINs become those of its row.
+
+    \b
+    Example:
+      posledger example catalogue | posledger catalogue load -
+      posledger catalogue load catalogue.csv --skip-bad --json
+    """
+    rows = read_catalogue(catalogue)
+    with _connect(dsn) as conn, render.progress_bar("loading the catalogue") as progress:
+        result = load_catalogue(conn, rows, skip_bad, progress=progress)
+    _show(result, as_json, render.catalogue_loaded)
+    if result["skipped"] and result["skipped"] == result["rows"]:
+        sys.exit(EXIT_REFUSED)
+
+
+@catalogue_group.command("show")
+@click.argument("key", metavar="SKU|GTIN")
+@dsn_option
+@json_option
+def catalogue_show_command(key: str, dsn: str | None, as_json: bool) -> None:
+    """Show one product of the catalogue by its sku or any of its GTINs (8, 12, 13 or 14 digits): its class,
+    what it counts toward, its GTINs and its dried-equivalent grams per unit today (catalogue_product).
+
+    \b
+    Example:
+      posledger catalogue show OCS-GUMMIES-10
+      posledger catalogue show 627701000025 --json
+    """
+    with _connect(dsn) as conn:
+        found = catalogue_product(conn, key)
+    _show(found, as_json, render.product)
 
 
 def _report_command(name: str, report: Callable[..., list[dict[str, Any]]], title: str, help_text: str,

@@ -16,10 +16,11 @@ from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
 
 SAMPLE_ASN = SQL_DIR / "demo" / "ocs_asn_sample.csv"
+SAMPLE_CATALOGUE = SQL_DIR / "demo" / "ocs_catalogue_sample.csv"
 
 # The sample input of each command that reads one, as the package ships it (sql/demo): `posledger example NAME`.
 EXAMPLES = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
-            "batch-status": "recall.json", "receive": SAMPLE_ASN.name}
+            "batch-status": "recall.json", "receive": SAMPLE_ASN.name, "catalogue": SAMPLE_CATALOGUE.name}
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 
 Step = dict[str, Any]  # {"title", "function", "refused", "outcome"}: what --json prints of each step

@@ -111,6 +111,18 @@ def shipments(results: list[dict[str, Any]]) -> None:
                        "replayed": result["replayed"]} for result in results])
 
 
+def catalogue_loaded(result: dict[str, Any]) -> None:
+    """A catalogue load: its counts in one table, then each skipped row on a line of its own."""
+    rows("catalogue loaded", [{key: result[key] for key in ("rows", "inserted", "updated", "unchanged", "skipped")}])
+    for row in result["skipped_rows"]:
+        out.print(f"skipped {_bad_row(row)}", markup=False)
+
+
+def product(found: dict[str, Any]) -> None:
+    """One product of the catalogue, one "key: value" line each."""
+    facts({key: value if isinstance(value, list) else _cell(value) for key, value in found.items()})
+
+
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr, gone when done; yields the callback that moves it: (done, total)."""
@@ -159,13 +171,27 @@ def verification(report: dict[str, Any]) -> None:
         rows("written into the ledger directly (review them)", report["review"])
 
 
+def _bad_row(row: dict[str, Any]) -> str:
+    """A catalogue row refused or skipped, on one line: its line in the file, sku and every problem."""
+    problems = "; ".join(f"{problem['field']}: {problem['problem']}" for problem in row["problems"])
+    return f"line {row['line']} (sku {row['sku'] or '-'}): {problems}"
+
+
 def error(report: dict[str, Any], expected: bool = False) -> None:
-    """An error with its code and every problem of its detail, one per line."""
+    """An error with its code and every problem of its detail, one per line (a catalogue load's: one line
+    per bad row, by its line in the file)."""
     console = out if expected else err
     label = "refused, as it should be" if expected else "error"
     code = f" {report['sqlstate']}" if report.get("sqlstate") else ""
     console.print(f"[bold red]{label}{code} {report['error']}[/]: {report['message']}")
-    for key, value in (report.get("detail") or {}).items():
+    detail = report.get("detail") or {}
+    if "rows" in detail:
+        for row in detail["rows"]:
+            console.print(f"  {_bad_row(row)}", markup=False)
+        if detail["bad_rows"] > len(detail["rows"]):
+            console.print(f"  ... and {detail['bad_rows'] - len(detail['rows'])} more bad rows")
+        detail = {}
+    for key, value in detail.items():
         for item in value if isinstance(value, list) else [value]:
             console.print(f"  {key}: {_cell(item)}")
     if report.get("hint"):
