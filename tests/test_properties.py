@@ -236,8 +236,8 @@ class StoreModel(RuleBasedStateMachine):
         catalogue(self.conn, "SKU-A", "dried", stated_dried_grams=1)
         catalogue(self.conn, "SKU-B", "beverage", net_content=355, net_unit="mL")
         catalogue(self.conn, "SKU-C", "accessory")
-        self.correct_the_catalogue("1")   # the catalogue is the database's: an earlier example may have corrected it
         self.grams = {"SKU-A": Fraction(1), "SKU-B": Fraction(355, 570), "SKU-C": Fraction(0)}
+        self.correct_the_catalogue("1")   # the catalogue is the database's: an earlier example may have corrected it
         row = self.conn.execute("SELECT posledger_private.store_today(s) FROM stores s WHERE id = %s",
                                 [self.store]).fetchone()
         self.conn.commit()

@@ -232,3 +232,11 @@ def test_batches_expiring_lists_days_left(db, store):
 def test_a_shipment_brings_its_expiry_date(db, store):
     receive(db, store, shipment_line("SKU", 5, "LOT-1", expiry_date="2031-01-31"))
     assert db.execute("SELECT expiry_date::text FROM ocs_inventory").fetchone() == ("2031-01-31",)
+
+
+def test_derived_grams_that_repeat_add_up_exactly_to_the_limit(db, store):
+    # 10 g of gummies / 15 = 0.666... g a unit; 45 of them weigh 30 g exactly, and exactly 30 g is allowed.
+    product(db, store, "GUMMIES", "solid_edible", net_content=Decimal(10), net_unit="g")
+    assert grams_of(record_sale(db, sale_payload(store, item("GUMMIES", 45)))) == 30
+    with pytest.raises(LimitExceeded):
+        record_sale(db, sale_payload(store, item("GUMMIES", 46)))

@@ -5,8 +5,12 @@ oracle."""
 
 import datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import add_stock, catalogue, record_sale, sale_payload
+from posledger import BatchBlocked, InvalidSale
 
 GS = chr(29)  # FNC1 as scanners transmit it
 SET_82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -228,3 +232,71 @@ def test_no_text_makes_the_parser_raise(db):
                 len(parsed["gtin"]) == 14 and set(parsed) <= set(KEYS.values())), parsed
 
     check()
+
+
+# Scans at the till: record_pos_sale reads the scan, finds the sku through the catalogue's GTINs and the batch
+# through the lot, and refuses a bad scan with IV400 naming what is wrong.
+
+PRE_ROLL_GTIN = "00627701000018"   # GTIN-13 0627701000018, padded
+
+
+@pytest.fixture
+def scanning_store(db, store):
+    catalogue(db, "PRE-ROLL", "dried", net_content=1, net_unit="g")
+    db.execute("INSERT INTO product_gtins (gtin, sku) VALUES (%s, 'PRE-ROLL')", [PRE_ROLL_GTIN])
+    db.commit()
+    add_stock(db, store, "PRE-ROLL", 5, "LOT-OLD", "2025-01-01")
+    add_stock(db, store, "PRE-ROLL", 5, "LOT-NEW", "2025-06-01")
+    return store
+
+
+def scanned(store, scan, quantity=1, **line):
+    return sale_payload(store, {"scan": scan, "quantity": quantity, **line})
+
+
+def test_a_scan_names_the_product_and_its_lot(db, scanning_store):
+    result = record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW(21)SERIAL-1"))
+    assert [(u["sku"], u["batch"]) for u in result["inventory_updates"]["successful"]] == [("PRE-ROLL", "LOT-NEW")]
+    raw = record_sale(db, scanned(scanning_store, f"]C101{PRE_ROLL_GTIN}10LOT-OLD{GS}21SERIAL-2"))
+    assert [u["batch"] for u in raw["inventory_updates"]["successful"]] == ["LOT-OLD"]
+
+
+def test_a_plain_gtin_names_the_product_and_fefo_picks_the_batch(db, scanning_store):
+    result = record_sale(db, scanned(scanning_store, "0627701000018", 6))
+    assert [(u["batch"], u["quantity_deducted"]) for u in result["inventory_updates"]["successful"]] == [
+        ("LOT-OLD", 5), ("LOT-NEW", 1)]
+
+
+def test_bad_scans_are_refused_naming_what_is_wrong_and_nothing_changes(db, scanning_store):
+    with pytest.raises(InvalidSale) as refused:
+        record_sale(db, sale_payload(scanning_store, {"scan": "0627701000019", "quantity": 1},
+                                     {"scan": "(01)00012345678905", "quantity": 1},
+                                     {"scan": f"(01){PRE_ROLL_GTIN}(99)X", "quantity": 1}))
+    assert refused.value.detail["problems"] == [
+        {"field": "items[0].scan", "problem": "is not a usable GS1 barcode: check digit wrong in GTIN 0627701000019"},
+        {"field": "items[2].scan", "problem": "is not a usable GS1 barcode: unsupported AI (99): only (01), (10), (13),"
+                                              " (17) and (21) are read"}]
+    with pytest.raises(InvalidSale) as unknown:
+        record_sale(db, scanned(scanning_store, "(01)00012345678905"))
+    assert unknown.value.detail["problems"] == [
+        {"field": "items[0].scan", "problem": "names GTIN 00012345678905, which is not in the catalogue"}]
+    with pytest.raises(InvalidSale) as contradicted:
+        record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW", product={"sku": "OTHER"},
+                                batch={"batch_lot": "LOT-OLD"}))
+    assert [p["field"] for p in contradicted.value.detail["problems"]] == ["items[0].product.sku",
+                                                                            "items[0].batch.batch_lot"]
+    assert db.execute("SELECT count(*) FROM pos_orders").fetchone() == (0,)
+
+
+def test_a_scan_that_says_expired_is_refused_and_one_that_says_when_teaches_the_batch(db, scanning_store):
+    today = db.execute("SELECT posledger_private.store_today(s) FROM stores s WHERE id = %s",
+                       [scanning_store]).fetchone()[0]
+    db.commit()
+    past, later = (today + datetime.timedelta(days=d) for d in (-1, 400))
+    with pytest.raises(BatchBlocked) as refused:
+        record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW(17){past:%y%m%d}"))
+    assert refused.value.detail["blocked"] == [
+        {"sku": "PRE-ROLL", "batch": "LOT-NEW", "status": "expired", "expiry_date": past.isoformat()}]
+    record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW(17){later:%y%m%d}"))
+    assert db.execute("SELECT batch_lot, expiry_date FROM ocs_inventory ORDER BY id").fetchall() == [
+        ("LOT-OLD", None), ("LOT-NEW", later)]

@@ -11,7 +11,8 @@ import psycopg
 
 from posledger import reports
 from posledger.asn import read_asn, receive_shipments
-from posledger.calls import Call, record_sale, return_sale, set_batch_status
+from posledger.calls import Call, load_catalogue, record_sale, return_sale, set_batch_status
+from posledger.catalogue import read_catalogue
 from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
 
@@ -41,6 +42,13 @@ def _story(store_id: str) -> list[Act]:
                 "payment_method": "card", "cashier_id": "cashier-1", "terminal_id": "till-1", **extra}
 
     fefo_sale = sale("R-1002", "OCS-PREROLL-1G", 7, None, 45.50, user_id=CUSTOMER)
+    over_the_limit = sale("R-1005", "OCS-VAPE-05", 4, None, 431.50)   # 4 x 0.5 g of concentrate = 8 g dried
+    over_the_limit["items"] += [{"product": {"sku": "OCS-GUMMIES-10"}, "quantity": 24},   # 24 x 10 g / 15 = 16 g
+                                {"product": {"sku": "OCS-PREROLL-1G"}, "quantity": 7}]    # 7 g: 31 g in all
+    scanned = {"store_id": store_id, "receipt_number": "R-1006", "subtotal": 6.50, "tax": 0.85, "total": 7.35,
+               "payment_method": "cash", "cashier_id": "cashier-1", "terminal_id": "till-1",
+               "items": [{"scan": "(01)00627701000018(10)LOT-2025-10-B", "quantity": 1, "unit_price": 6.50,
+                          "tax": 0.85}]}
     return [
         ("A sale naming its batch: 2 vapes of LOT-V-0701", "record_pos_sale", record_sale,
          sale("R-1001", "OCS-VAPE-05", 2, "LOT-V-0701", 64.00), False),
@@ -48,8 +56,12 @@ def _story(store_id: str) -> list[Act]:
          fefo_sale, False),
         ("30 gummies, when the store has 24: refused, nothing changes", "record_pos_sale", record_sale,
          sale("R-1003", "OCS-GUMMIES-10", 30, None, 360.00), True),
+        ("4 vapes, 24 gummies and 7 pre-rolls: 31 g dried equivalent, over the 30 g limit: refused at the till",
+         "record_pos_sale", record_sale, over_the_limit, True),
         ("The till retries R-1002 after a network blip: replayed, recorded once", "record_pos_sale", record_sale,
          fefo_sale, False),
+        ("A pre-roll sold by scanning its barcode: the GS1 string names the product and its lot",
+         "record_pos_sale", record_sale, scanned, False),
         ("A pre-roll of R-1002 comes back: to the batch it came from, and its points with it", "return_pos_sale",
          return_sale,
          {"store_id": store_id, "reference": "RET-1001", "receipt_number": "R-1002", "cashier_id": "cashier-1",
@@ -84,6 +96,8 @@ def _tell(conn: psycopg.Connection, store: dict[str, str], show: Callable[[Step]
         steps.append({"title": title, "function": function, "refused": refused, "outcome": outcome})
         show(steps[-1])
 
+    told("The provincial catalogue is loaded (again on a second run: nothing changes)", "load_catalogue",
+         _load_sample_catalogue(conn))
     told("A new store opens", "stores", store)
     told("The OCS shipment arrives: the sample ASN is received", "receive_inventory", _receive_sample(conn, store_id))
     for title, function, library_call, payload, expect_refusal in _story(store_id):
@@ -106,6 +120,11 @@ def _new_store(conn: psycopg.Connection) -> dict[str, str]:
 def example(name: str) -> str:
     """The sample input of the command ``name`` (a key of EXAMPLES), as the package ships it."""
     return (SQL_DIR / "demo" / EXAMPLES[name]).read_text(encoding="utf-8")
+
+
+def _load_sample_catalogue(conn: psycopg.Connection) -> dict[str, Any]:
+    with SAMPLE_CATALOGUE.open(encoding="utf-8-sig") as catalogue:
+        return load_catalogue(conn, read_catalogue(catalogue))
 
 
 def _receive_sample(conn: psycopg.Connection, store_id: str) -> list[dict[str, Any]]:

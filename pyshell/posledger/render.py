@@ -204,7 +204,7 @@ def _new_store(outcome: dict[str, Any]) -> None:
 
 # How to show a demo step's outcome, by what produced it (the step's "function").
 _STEP_RESULTS: dict[str, Callable[[Any], None]] = {
-    "stores": _new_store, "receive_inventory": shipments,
+    "load_catalogue": catalogue_loaded, "stores": _new_store, "receive_inventory": shipments,
     "record_pos_sale": sale, "return_pos_sale": return_, "set_batch_status": batch_status,
 }
 

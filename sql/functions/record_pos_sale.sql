@@ -347,7 +347,9 @@ END $$;
 
 -- What the judged lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
 -- exceeded, lines: [{line_no, sku, product_class, quantity, dried_grams_per_unit, dried_grams}],
--- uncatalogued: [sku]}. Exact numerics: 30 g is within the limit, 30.001 g is over it.
+-- uncatalogued: [sku]}. Exact numerics: 30 g is within the limit, 30.001 g is over it. Grams are
+-- rounded to the microgram: a derived unit (10 g of gummies / 15) is a repeating decimal cut at 20
+-- digits, and 24 of them must weigh 16 g, not 16.00000000000000000008.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_limits(p_store stores, p_lines posledger_private.pos_sale_line[])
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
@@ -357,11 +359,12 @@ BEGIN
         'plant_limit', p_store.plant_limit, 'plants', t.plants,
         'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
         'lines', t.lines, 'uncatalogued', t.uncatalogued)
-    FROM (SELECT coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0) AS grams,
+    FROM (SELECT trim_scale(round(coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0), 6)) AS grams,
                  coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
                  jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
                                               'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
-                                              'dried_grams', l.quantity * l.dried_grams_per_unit) ORDER BY l.line_no)
+                                              'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
+                           ORDER BY l.line_no)
                      AS lines,
                  coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
           FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t);
