@@ -110,6 +110,7 @@ CREATE FUNCTION posledger_private.adjustment_complete(p_header public.inventory_
 DECLARE
     v_short    jsonb;
     v_adjusted jsonb;
+    v_dated    jsonb;
     v_result   jsonb;
 BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'stock', b.stock,
@@ -153,13 +154,31 @@ BEGIN
                                                  'quantity_quarantined', quantity_quarantined) ORDER BY id), '[]')
     INTO v_adjusted FROM adjusted;
     PERFORM set_config('posledger.movement', '', true);
+    v_dated := posledger_private.adjustment_expiry_dates(p_header);
 
     v_result := jsonb_build_object(
         'id', p_header.id, 'store_id', p_header.store_id, 'reference', p_header.reference, 'kind', p_header.kind,
         'reason_code', p_header.reason_code, 'timestamp', p_header.created_at, 'replayed', false,
-        'adjustments', v_adjusted);
+        'adjustments', v_adjusted) || jsonb_strip_nulls(jsonb_build_object('expiry_dates', v_dated));
     UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
     RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.adjustment_expiry_dates(p_header public.inventory_adjustments) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_dated jsonb;
+BEGIN
+    WITH dated AS (
+        UPDATE public.ocs_inventory i SET expiry_date = (l->>'expiry_date')::date, updated_at = now()
+        FROM jsonb_array_elements(p_header.payload->'lines') l
+        WHERE l ? 'expiry_date' AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
+          AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'
+        RETURNING i.id, i.sku, i.batch_lot, i.expiry_date)
+    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'expiry_date', expiry_date) ORDER BY id)
+    INTO v_dated FROM dated;
+    RETURN v_dated;
 END $$;
 
 CREATE FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) RETURNS TABLE(sku text, batch_lot text, quantity integer, quarantined boolean)
@@ -213,17 +232,21 @@ CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantit
                 (2, 'batch_lot', 'must be a non-empty string when given (absent: the unbatched row)',
                     posledger_private.json_is_given(i.line->'batch_lot') AND NOT posledger_private.json_is_text(i.line->'batch_lot')),
                 (3, p_quantity, CASE p_quantity WHEN 'counted' THEN 'must be a whole number from 0 to 1000000'
-                                ELSE 'must be a whole number from -1000000 to 1000000, not 0' END,
-                    NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
-                                              1e6, true)
-                    OR (p_quantity = 'quantity' AND i.line->'quantity' = '0')),
+                                ELSE 'must be a whole number from -1000000 to 1000000, not 0 (absent: the line only sets expiry_date)' END,
+                    (NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
+                                               1e6, true)
+                     OR (p_quantity = 'quantity' AND i.line->'quantity' = '0'))
+                    AND NOT (p_quantity = 'quantity' AND NOT i.line ? 'quantity' AND i.line ? 'expiry_date')),
                 (4, 'quarantined', 'must be true or false when given; a count takes none',
                     posledger_private.json_is_given(i.line->'quarantined')
                     AND (p_quantity = 'counted' OR NOT posledger_private.json_is_boolean(i.line->'quarantined'))),
                 (5, 'batch_lot', 'is counted twice in this count',
                     p_quantity = 'counted' AND i.naming > 1 AND posledger_private.json_is_text(i.line->'sku')),
                 (6, p_quantity, 'moves more than 1000000 units of one sku and batch across its lines',
-                    p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000)
+                    p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000),
+                (7, 'expiry_date', 'must be a date (YYYY-MM-DD) when given; a count takes none',
+                    posledger_private.json_is_given(i.line->'expiry_date')
+                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_date(i.line->'expiry_date')))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
     )
@@ -3116,6 +3139,8 @@ GRANT SELECT ON TABLE public.inventory_adjustments TO posledger_readonly;
 REVOKE ALL ON FUNCTION posledger_private.adjustment_claim(p_payload jsonb, p_kind text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.adjustment_complete(p_header public.inventory_adjustments, p_deltas public.inventory_delta[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.adjustment_expiry_dates(p_header public.inventory_adjustments) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.adjustment_lines(p_header public.inventory_adjustments) FROM PUBLIC;
 

@@ -174,6 +174,8 @@ def test_example_prints_each_commands_sample_input_as_shipped_and_its_help_lists
 def test_the_samples_piped_into_their_commands_from_another_folder_stock_and_sell(db, dsn, tmp_path):
     new_store(db, id=README_STORE)
     env = {**os.environ, "POSLEDGER_DSN": dsn}
+    catalogue = posledger("example", "catalogue", cwd=tmp_path).stdout
+    assert posledger("catalogue", "load", "-", stdin=catalogue, env=env, cwd=tmp_path).returncode == 0
     for name, *args in (("receive", "--store-id", README_STORE), ("sale",)):
         sample = posledger("example", name, cwd=tmp_path).stdout
         done = posledger(name, "-", *args, "--json", stdin=sample, env=env, cwd=tmp_path)
@@ -192,6 +194,7 @@ def test_version_is_the_packages_and_names_the_server(dsn, pg_server, embedded_e
 
 def test_a_stores_day_through_the_cli_with_the_sample_payloads(db, dsn):
     new_store(db, id=README_STORE)
+    assert ok_json("catalogue", "load", str(DEMO / "ocs_catalogue_sample.csv"), "--dsn", dsn)["inserted"] == 9
     ok_json("receive", str(DEMO / "ocs_asn_sample.csv"), "--store-id", README_STORE, "--dsn", dsn)
     sale = ok_json("sale", str(DEMO / "sale.json"), "--dsn", dsn)
     assert [(line["batch"], line["quantity_deducted"]) for line in sale["inventory_updates"]["successful"]] == [
@@ -252,23 +255,29 @@ def test_reconcile_says_the_books_balance_and_exits_4_when_they_do_not(db, dsn, 
 def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
     day = ok_json("demo", "--dsn", dsn)
     steps = day["steps"]
-    assert [step["refused"] for step in steps] == [False, False, False, False, True, False, False, False, True]
-    named, fefo, short, retry, returned, recall, blocked = (step["outcome"] for step in steps[2:])
+    assert [step["refused"] for step in steps] == [
+        False, False, False, False, False, True, True, False, False, False, False, True]
+    loaded, _, _, named, fefo, short, over, retry, scanned, returned, recall, blocked = (
+        step["outcome"] for step in steps)
+    assert loaded["rows"] == 9
     assert [(line["batch"], line["quantity_deducted"]) for line in named["inventory_updates"]["successful"]] == [
         ("LOT-V-0701", 2)]
     assert [(line["batch"], line["quantity_deducted"]) for line in fefo["inventory_updates"]["successful"]] == [
         ("LOT-2025-09-A", 5), ("LOT-2025-10-B", 2)]
     assert (short["sqlstate"], short["detail"]["short_lines"][0]["available"]) == ("IV409", 24)
+    assert (over["sqlstate"], over["detail"]["dried_grams"], over["detail"]["limit_grams"]) == ("IV422", 31, 30)
     assert (retry["replayed"], retry["id"]) == (True, fefo["id"])
+    assert [(line["sku"], line["batch"]) for line in scanned["inventory_updates"]["successful"]] == [
+        ("OCS-PREROLL-1G", "LOT-2025-10-B")]
     assert [line["batch"] for line in returned["lines"]] == ["LOT-2025-10-B"]
     assert returned["loyalty"]["points_reversed"] == 45 * 1 // 7
     assert recall["changed_count"] == 1
     assert (blocked["sqlstate"], blocked["detail"]["blocked"][0]["status"]) == ("IV423", "recalled")
     assert day["reconciliation"]["balanced"] is True
     assert [(row["batch_lot"], row["quantity_on_hand"]) for row in day["stock"]] == [
-        ("LOT-G-0820", 24), ("LOT-2025-09-A", 0), ("LOT-2025-10-B", 9), ("LOT-V-0701", 6)]
-    assert len(day["ledger"]) == 8   # 4 receipts, 3 sale rows, 1 return: refusals and the replay wrote nothing
-    assert count_rows(db, "pos_orders") == 2
+        ("LOT-G-0820", 24), ("LOT-2025-09-A", 0), ("LOT-2025-10-B", 8), ("LOT-V-0701", 6)]
+    assert len(day["ledger"]) == 9   # 4 receipts, 4 sale rows, 1 return: refusals and the replay wrote nothing
+    assert count_rows(db, "pos_orders") == 3
 
 
 def test_the_demo_for_people_runs_twice_on_one_database_each_time_with_a_store_of_its_own_name(db, dsn):
@@ -276,6 +285,7 @@ def test_the_demo_for_people_runs_twice_on_one_database_each_time_with_a_store_o
         done = posledger("demo", "--dsn", dsn)
         assert done.returncode == 0, done.stderr
         assert "refused, as it should be IV409 InsufficientStock" in done.stdout
+        assert "refused, as it should be IV422 LimitExceeded" in done.stdout
         assert "refused, as it should be IV423 BatchBlocked" in done.stdout
         assert "replayed: recorded before" in done.stdout
         assert done.stdout.rstrip().endswith("books balance: 0 discrepancies")
@@ -298,7 +308,7 @@ def test_the_demo_without_a_dsn_runs_on_an_embedded_server_kept_for_psql(embedde
     assert done.returncode == 0, done.stderr
     assert "is still running: posledger psql opens it" in done.stdout
     query = posledger("psql", "-At", "-c", "SELECT count(*) FROM pos_orders", env=embedded_env)
-    assert (query.returncode, query.stdout.strip()) == (0, "2")
+    assert (query.returncode, query.stdout.strip()) == (0, "3")
     assert ok_json("version", env=embedded_env)["server"].startswith("PostgreSQL 18.")
     assert posledger("stop", env=embedded_env).stdout.endswith("stopped\n")
     assert "server" not in ok_json("version", env=embedded_env)   # nothing running to ask

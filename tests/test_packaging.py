@@ -84,6 +84,7 @@ def sell_the_shipped_samples(bin_dir, dsn, cwd):
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO stores (id, name) VALUES ('5071d685-00dc-4e56-bb11-36e31b305c50', 'Queen St')")
     script = f"""export PATH="{bin_dir}:$PATH" POSLEDGER_DSN="{dsn}"
+        posledger example catalogue | posledger catalogue load - > /dev/null
         posledger example receive | posledger receive - --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 > /dev/null
         posledger example sale | posledger sale - --json"""
     return json.loads(run("bash", "-euo", "pipefail", "-c", script, cwd=cwd))

@@ -5,8 +5,18 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import add_stock, catalogue, item, receive, record_sale, return_sale, sale_payload, shipment_line
-from posledger import BatchBlocked, InsufficientStock, InvalidSale, LimitExceeded, NotFound
+from conftest import (
+    add_stock,
+    catalogue,
+    item,
+    readme_sql,
+    receive,
+    record_sale,
+    return_sale,
+    sale_payload,
+    shipment_line,
+)
+from posledger import BatchBlocked, InsufficientStock, InvalidSale, LimitExceeded, NotFound, adjust_inventory
 
 
 def product(db, store, sku, product_class, quantity=100, batch_lot=None, **columns):
@@ -240,3 +250,37 @@ def test_derived_grams_that_repeat_add_up_exactly_to_the_limit(db, store):
     assert grams_of(record_sale(db, sale_payload(store, item("GUMMIES", 45)))) == 30
     with pytest.raises(LimitExceeded):
         record_sale(db, sale_payload(store, item("GUMMIES", 46)))
+
+
+def test_an_adjustment_sets_or_corrects_an_expiry_date_with_or_without_moving_units(db, store):
+    receive(db, store, shipment_line("SKU", 5, "LOT-1", expiry_date="2031-01-31"))
+    base = {"store_id": store, "reason_code": "data_entry_error", "note": "label misread", "actor": "manager-1"}
+    result = adjust_inventory(db, {**base, "reference": "ADJ-1",
+                                   "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "expiry_date": "2030-06-30"}]})
+    assert result["adjustments"] == []
+    assert result["expiry_dates"] == [{"sku": "SKU", "batch": "LOT-1", "expiry_date": "2030-06-30"}]
+    adjust_inventory(db, {**base, "reference": "ADJ-2",
+                          "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "quantity": -1, "expiry_date": "2030-07-31"}]})
+    assert db.execute("SELECT expiry_date::text, quantity_on_hand FROM ocs_inventory").fetchone() == ("2030-07-31", 4)
+    db.commit()
+    with pytest.raises(InvalidSale) as refused:
+        adjust_inventory(db, {**base, "reference": "ADJ-3",
+                              "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "expiry_date": "2030-02-30"},
+                                        {"sku": "SKU", "batch_lot": "LOT-1"}]})
+    assert [p["field"] for p in refused.value.detail["problems"]] == ["lines[0].expiry_date", "lines[1].quantity"]
+
+
+def test_the_runbooks_upgrade_lists_what_is_missing_then_makes_every_store_refuse(db, store):
+    db.execute("UPDATE stores SET uncatalogued_skus = 'count_zero'")   # as migration 0017 leaves older stores
+    db.execute("INSERT INTO ocs_inventory (store_id, sku, quantity_on_hand, quantity_available)"
+               " VALUES (%s, 'NOT-LOADED', 3, 3)", [store])
+    db.commit()
+    listing, switch = (s for s in readme_sql("-- skus with stock", doc="docs/runbook.md").split(";") if s.strip())
+    missing = db.execute(listing).fetchall()
+    db.execute(switch)
+    db.commit()
+    assert missing == [("NOT-LOADED",)]
+    assert db.execute("SELECT uncatalogued_skus FROM stores").fetchall() == [("refuse",)]
+    db.commit()
+    with pytest.raises(NotFound):
+        record_sale(db, sale_payload(store, item("NOT-LOADED", 1)))
