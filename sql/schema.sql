@@ -756,7 +756,7 @@ BEGIN
         RETURN NULL;
     ELSIF (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = p_product.product_class)
           <> 'dried_grams' THEN
-        RETURN 0;
+        RETURN 0::numeric;
     END IF;
     RETURN coalesce(p_product.stated_dried_grams, (
         SELECT p_product.net_content / f.amount_per_dried_gram
@@ -1584,14 +1584,14 @@ BEGIN
             WHERE cardinality(p_lines) > p_store.max_sale_lines
             UNION ALL
             SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
-            FROM unnest(p_lines) l, LATERAL (VALUES
+            FROM (SELECT l.*, bool_or(l.unit_price IS NOT NULL) OVER () AS priced FROM unnest(p_lines) l) l,
+                 LATERAL (VALUES
                 (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scanned_gtin),
                     l.scanned_gtin IS NOT NULL AND l.scanned_sku IS NULL),
                 (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scanned_sku), l.sku <> l.scanned_sku),
                 (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scanned_lot),
                     l.batch_lot <> l.scanned_lot),
-                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
-                    AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
+                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL AND l.priced),
                 (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
                     l.discount > l.quantity * l.unit_price)
             ) AS c(ord, field, problem, failed)

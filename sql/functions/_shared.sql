@@ -213,7 +213,7 @@ BEGIN
         RETURN NULL;
     ELSIF (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = p_product.product_class)
           <> 'dried_grams' THEN
-        RETURN 0;
+        RETURN 0::numeric;
     END IF;
     RETURN coalesce(p_product.stated_dried_grams, (
         SELECT p_product.net_content / f.amount_per_dried_gram

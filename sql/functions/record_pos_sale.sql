@@ -213,7 +213,7 @@ $$;
 -- The problems only the read lines show, as [{field, problem}]: too many lines for the store, a
 -- scanned GTIN the catalogue does not know, a scan that contradicts the line's sku or batch, and line
 -- values that do not add up to the sale's totals within a cent. Values are checked only when the lines
--- carry prices, all of them.
+-- carry prices, all of them. Windows and joins only: a cart's cost stays linear in its lines.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_line_problems(p_store stores, p_sale jsonb,
                                                                    p_lines posledger_private.pos_sale_line[])
 RETURNS jsonb
@@ -225,14 +225,14 @@ BEGIN
             WHERE cardinality(p_lines) > p_store.max_sale_lines
             UNION ALL
             SELECT format('items[%s].%s', l.line_no - 1, c.field), c.problem, 100 * l.line_no + c.ord
-            FROM unnest(p_lines) l, LATERAL (VALUES
+            FROM (SELECT l.*, bool_or(l.unit_price IS NOT NULL) OVER () AS priced FROM unnest(p_lines) l) l,
+                 LATERAL (VALUES
                 (1, 'scan', format('names GTIN %s, which is not in the catalogue', l.scanned_gtin),
                     l.scanned_gtin IS NOT NULL AND l.scanned_sku IS NULL),
                 (2, 'product.sku', format('is %s but the scan names %s', l.sku, l.scanned_sku), l.sku <> l.scanned_sku),
                 (3, 'batch.batch_lot', format('is %s but the scan names lot %s', l.batch_lot, l.scanned_lot),
                     l.batch_lot <> l.scanned_lot),
-                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL
-                    AND EXISTS (SELECT FROM unnest(p_lines) o WHERE o.unit_price IS NOT NULL)),
+                (4, 'unit_price', 'is required on every line when any line has one', l.unit_price IS NULL AND l.priced),
                 (5, 'discount', format('is %s, more than the line''s %s', l.discount, l.quantity * l.unit_price),
                     l.discount > l.quantity * l.unit_price)
             ) AS c(ord, field, problem, failed)
