@@ -507,6 +507,19 @@ CREATE FUNCTION posledger_private.catalogue_given(p_value jsonb) RETURNS boolean
            AND NOT (jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') = '')
 $$;
 
+CREATE FUNCTION posledger_private.catalogue_grams(p_day date) RETURNS TABLE(sku text, product_class text, counts_toward text, dried_grams_per_unit numeric)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT p.sku, p.product_class, c.counts_toward,
+           CASE WHEN c.counts_toward <> 'dried_grams' THEN 0
+                ELSE coalesce(p.stated_dried_grams, p.net_content / f.amount_per_dried_gram) END
+    FROM public.products p
+    JOIN public.product_classes c ON c.product_class = p.product_class
+    LEFT JOIN LATERAL (SELECT f.amount_per_dried_gram FROM public.dried_equivalency_factors f
+                       WHERE f.product_class = p.product_class AND f.net_unit = p.net_unit AND f.in_force_from <= p_day
+                       ORDER BY f.in_force_from DESC LIMIT 1) f ON true
+$$;
+
 CREATE FUNCTION posledger_private.catalogue_load_problems(p_load jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     AS $_$
@@ -725,45 +738,6 @@ BEGIN
     v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
     UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
     RETURN v_result;
-END $$;
-
-CREATE TABLE public.products (
-    sku text NOT NULL,
-    name text NOT NULL,
-    brand text,
-    category text,
-    product_class text NOT NULL,
-    net_content numeric,
-    net_unit text,
-    stated_dried_grams numeric,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
-    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
-    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
-    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
-    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
-    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
-);
-
-COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
-
-CREATE FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) RETURNS numeric
-    LANGUAGE plpgsql STABLE
-    AS $$
-BEGIN
-    IF p_product.sku IS NULL THEN
-        RETURN NULL;
-    ELSIF (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = p_product.product_class)
-          <> 'dried_grams' THEN
-        RETURN 0::numeric;
-    END IF;
-    RETURN coalesce(p_product.stated_dried_grams, (
-        SELECT p_product.net_content / f.amount_per_dried_gram
-        FROM public.dried_equivalency_factors f
-        WHERE f.product_class = p_product.product_class AND f.net_unit = p_product.net_unit
-          AND f.in_force_from <= p_day
-        ORDER BY f.in_force_from DESC LIMIT 1));
 END $$;
 
 CREATE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
@@ -1465,18 +1439,18 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
-        'purchase_limit', p_limits - '{lines,exceeded}'::text[],
+        'purchase_limit', p_limits - 'exceeded',
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
     RETURN v_result;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF posledger_private.pos_sale_line
+CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date) RETURNS SETOF posledger_private.pos_sale_line
     LANGUAGE sql STABLE
     AS $$
     SELECT i.n::integer,
-           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku),
+           k.sku,
            i.item->'product'->>'name',
            coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
            s.quantity,
@@ -1486,13 +1460,19 @@ CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF pos
                 ELSE round((i.item->>'discount')::numeric, 2) END,
            round((i.item->>'tax')::numeric, 2),
            s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
-           NULL::text, NULL::numeric
+           c.product_class, c.dried_grams_per_unit
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
     CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
                                round((i.item->>'unit_price')::numeric, 2) AS unit_price,
                                CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
                                     THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
-    LEFT JOIN public.product_gtins g ON g.gtin = s.scan->>'gtin'
+    -- Each line looks its GTIN and sku up by the key. OFFSET 0 keeps the planner from flattening these into
+    -- joins, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
+    -- guesses has a hundred lines.
+    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE g.gtin = s.scan->>'gtin' OFFSET 0) g ON true
+    CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
+    LEFT JOIN LATERAL (SELECT c.* FROM posledger_private.catalogue_grams(p_today) c WHERE c.sku = k.sku OFFSET 0) c
+        ON true
 $$;
 
 CREATE TABLE public.stores (
@@ -1527,57 +1507,65 @@ COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalo
 
 COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
 
-CREATE FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date, OUT lines posledger_private.pos_sale_line[], OUT limits jsonb) RETURNS record
+CREATE FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
-    v_lines posledger_private.pos_sale_line[];
+    v_limits jsonb := posledger_private.pos_sale_limits(p_store, p_lines);
 BEGIN
-    SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
-                            l.tax, l.scanned_gtin, l.scanned_sku, l.scanned_lot, l.scanned_expiry, p.product_class,
-                            posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
-                 FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
     IF p_store.uncatalogued_skus = 'refuse' THEN
-        PERFORM posledger_private.refuse_missing(coalesce((
-            SELECT jsonb_agg(DISTINCT jsonb_build_object('sku', l.sku, 'catalogue', CASE WHEN l.product_class IS NULL
-                THEN 'not in the catalogue' ELSE 'no dried-equivalent grams: no label figure, no factor' END))
-            FROM unnest(v_lines) l WHERE l.dried_grams_per_unit IS NULL), '[]'),
+        PERFORM posledger_private.refuse_missing((
+            SELECT coalesce(jsonb_agg(jsonb_build_object('sku', u.sku, 'catalogue', CASE WHEN EXISTS (
+                SELECT FROM public.products p WHERE p.sku = u.sku)
+                THEN 'no dried-equivalent grams: no label figure, no factor' ELSE 'not in the catalogue' END)
+                ORDER BY u.sku), '[]')
+            FROM jsonb_array_elements_text(v_limits->'uncatalogued') u(sku)),
             'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
             '(stores.uncatalogued_skus = ''count_zero'').');
     END IF;
-    limits := posledger_private.pos_sale_limits(p_store, v_lines);
-    IF (limits->>'exceeded')::boolean THEN
+    IF (v_limits->>'exceeded')::boolean THEN
         RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
-            DETAIL = (limits - 'exceeded')::text,
+            DETAIL = (v_limits - 'exceeded')::text,
             HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
     END IF;
-    lines := v_lines;
+    RETURN v_limits;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
+DECLARE
+    v_limits jsonb;
 BEGIN
-    RETURN (SELECT jsonb_build_object(
+    SELECT jsonb_build_object(
         'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
         'plant_limit', p_store.plant_limit, 'plants', t.plants,
         'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
-        'lines', t.lines, 'uncatalogued', t.uncatalogued)
+        'uncatalogued', t.uncatalogued)
+    INTO v_limits
     FROM (SELECT trim_scale(round(coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0), 6)) AS grams,
                  coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
-                 jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
-                                              'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
-                                              'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
-                           ORDER BY l.line_no)
-                     AS lines,
                  coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
-          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t);
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t;
+    IF (v_limits->>'exceeded')::boolean THEN
+        v_limits := v_limits || jsonb_build_object('lines', (
+            SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
+                                                'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
+                                                'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
+                             ORDER BY l.line_no)
+            FROM unnest(p_lines) l));
+    END IF;
+    RETURN v_limits;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
+    IF cardinality(p_lines) <= p_store.max_sale_lines
+       AND NOT EXISTS (SELECT FROM unnest(p_lines) l WHERE l.unit_price IS NOT NULL OR l.scanned_gtin IS NOT NULL) THEN
+        RETURN '[]';   -- most sales: no scan, no prices, nothing more to check
+    END IF;
     RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                                            cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
@@ -1657,8 +1645,6 @@ BEGIN
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
             FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
-                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
-                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
                  LATERAL (VALUES
                     (1, 'product.sku', 'is required (or product.id, or a scan) and must be a non-empty string',
                         NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))
@@ -1666,7 +1652,16 @@ BEGIN
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                 ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            -- The optional fields of issue 15, only on the lines that have any: a line without them costs a test.
+            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+            FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
+                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
+                 LATERAL (VALUES
                     (4, 'scan', coalesce('is not a usable GS1 barcode: ' || (g.scan->>'problem'),
                                          'must be a non-empty string (the scanned barcode) when given'),
                         posledger_private.json_is_given(i.item->'scan') AND (g.scan IS NULL OR g.scan ? 'problem')),
@@ -1684,7 +1679,7 @@ BEGIN
                     (8, 'tax', 'must be a number from 0 to 1000000000 when given',
                         posledger_private.json_is_given(i.item->'tax') AND NOT posledger_private.json_is_number(i.item->'tax', 0, 1e9))
                  ) AS c(ord, field, problem, failed)
-            WHERE c.failed
+            WHERE i.item ?| ARRAY['scan', 'unit_price', 'discount', 'discount_type', 'tax'] AND c.failed
         )
         SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
         FROM problem
@@ -1710,7 +1705,7 @@ BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
     v_today := posledger_private.store_today(v_store);
-    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
+    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale, v_today) l) INTO v_lines;
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
     PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
@@ -1723,7 +1718,7 @@ BEGIN
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
-    SELECT j.lines, j.limits INTO v_lines, v_limits FROM posledger_private.pos_sale_judge(v_store, v_lines, v_today) j;
+    v_limits := posledger_private.pos_sale_judge(v_store, v_lines);
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -2156,7 +2151,8 @@ BEGIN
         'counts_toward', (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = v_product.product_class),
         'net_content', v_product.net_content, 'net_unit', v_product.net_unit,
         'stated_dried_grams', v_product.stated_dried_grams,
-        'dried_grams_per_unit', posledger_private.dried_grams_per_unit(v_product, current_date), 'as_of', current_date,
+        'dried_grams_per_unit', (SELECT g.dried_grams_per_unit FROM posledger_private.catalogue_grams(current_date) g
+                                 WHERE g.sku = v_product.sku), 'as_of', current_date,
         'gtins', ARRAY(SELECT g.gtin FROM public.product_gtins g WHERE g.sku = v_product.sku ORDER BY g.gtin),
         'created_at', v_product.created_at, 'updated_at', v_product.updated_at);
 END $$;
@@ -2825,6 +2821,27 @@ CREATE TABLE public.product_gtins (
 
 COMMENT ON TABLE public.product_gtins IS 'The barcodes of each product as GTIN-14, GS1 check digit verified; a scan finds its sku here.';
 
+CREATE TABLE public.products (
+    sku text NOT NULL,
+    name text NOT NULL,
+    brand text,
+    category text,
+    product_class text NOT NULL,
+    net_content numeric,
+    net_unit text,
+    stated_dried_grams numeric,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
+    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
+    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
+    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
+
 CREATE TABLE public.profiles (
     user_id uuid NOT NULL,
     loyalty_points bigint DEFAULT 0 NOT NULL,
@@ -3172,6 +3189,8 @@ REVOKE ALL ON FUNCTION posledger_private.catalogue_clashes(p_load jsonb, p_seen 
 
 REVOKE ALL ON FUNCTION posledger_private.catalogue_given(p_value jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.catalogue_grams(p_day date) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.catalogue_load_problems(p_load jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.catalogue_record(p_load jsonb) FROM PUBLIC;
@@ -3191,10 +3210,6 @@ REVOKE ALL ON FUNCTION posledger_private.catalogue_unit(p_value jsonb) FROM PUBL
 REVOKE ALL ON FUNCTION posledger_private.catalogue_write(p_load jsonb, p_bad integer[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.products TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION posledger_private.dried_grams_per_unit(p_product public.products, p_day date) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_date(p_yymmdd text) FROM PUBLIC;
 
@@ -3254,11 +3269,11 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale 
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_items(p_sale jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_today date, OUT lines posledger_private.pos_sale_line[], OUT limits jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_judge(p_store public.stores, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_limits(p_store public.stores, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
@@ -3392,6 +3407,8 @@ GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
 GRANT SELECT ON TABLE public.product_classes TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.product_gtins TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.products TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
 

@@ -148,7 +148,7 @@ $$;
 
 -- The problems of each row by itself: (n, field, problem, ord). Net content and unit are required but
 -- for a class that counts toward nothing (an accessory); a class counted in grams must state its grams
--- unless a factor in force today turns its unit into grams (dried_grams_per_unit could not, at the till).
+-- unless a factor in force today turns its unit into grams (catalogue_grams could not, at the till).
 CREATE OR REPLACE FUNCTION posledger_private.catalogue_row_problems(p_load jsonb)
 RETURNS TABLE (n integer, field text, problem text, ord integer)
 LANGUAGE sql STABLE AS $$

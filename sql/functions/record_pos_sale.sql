@@ -64,7 +64,7 @@ BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
     v_today := posledger_private.store_today(v_store);
-    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale) l) INTO v_lines;
+    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale, v_today) l) INTO v_lines;
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
     PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
@@ -77,7 +77,7 @@ BEGIN
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
-    SELECT j.lines, j.limits INTO v_lines, v_limits FROM posledger_private.pos_sale_judge(v_store, v_lines, v_today) j;
+    v_limits := posledger_private.pos_sale_judge(v_store, v_lines);
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -150,8 +150,6 @@ BEGIN
             UNION ALL
             SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
             FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
-                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
-                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
                  LATERAL (VALUES
                     (1, 'product.sku', 'is required (or product.id, or a scan) and must be a non-empty string',
                         NOT posledger_private.json_is_text(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))
@@ -159,7 +157,16 @@ BEGIN
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                 ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            -- The optional fields of issue 15, only on the lines that have any: a line without them costs a test.
+            SELECT format('items[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+            FROM sale, jsonb_array_elements(posledger_private.json_lines(s->'items')) WITH ORDINALITY AS i(item, n),
+                 LATERAL (SELECT CASE WHEN posledger_private.json_is_text(i.item->'scan')
+                                      THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) g,
+                 LATERAL (VALUES
                     (4, 'scan', coalesce('is not a usable GS1 barcode: ' || (g.scan->>'problem'),
                                          'must be a non-empty string (the scanned barcode) when given'),
                         posledger_private.json_is_given(i.item->'scan') AND (g.scan IS NULL OR g.scan ? 'problem')),
@@ -177,7 +184,7 @@ BEGIN
                     (8, 'tax', 'must be a number from 0 to 1000000000 when given',
                         posledger_private.json_is_given(i.item->'tax') AND NOT posledger_private.json_is_number(i.item->'tax', 0, 1e9))
                  ) AS c(ord, field, problem, failed)
-            WHERE c.failed
+            WHERE i.item ?| ARRAY['scan', 'unit_price', 'discount', 'discount_type', 'tax'] AND c.failed
         )
         SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
         FROM problem
@@ -186,12 +193,13 @@ END $$;
 
 -- The lines of a valid sale, numbered from 1 in payload order: a scan gives the sku (through the
 -- catalogue's GTINs) and batch a line does not name itself; money is rounded to cents, so a till's
--- float noise (4.550000000000001) is not refused; a percentage discount becomes its amount. Class and
--- grams are filled in when the sale is judged (pos_sale_judge).
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_items(p_sale jsonb) RETURNS SETOF posledger_private.pos_sale_line
+-- float noise (4.550000000000001) is not refused; a percentage discount becomes its amount; the class
+-- and grams of a unit are the catalogue's on p_today (NULL for a sku it does not know).
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date)
+RETURNS SETOF posledger_private.pos_sale_line
 LANGUAGE sql STABLE AS $$
     SELECT i.n::integer,
-           coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku),
+           k.sku,
            i.item->'product'->>'name',
            coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
            s.quantity,
@@ -201,13 +209,19 @@ LANGUAGE sql STABLE AS $$
                 ELSE round((i.item->>'discount')::numeric, 2) END,
            round((i.item->>'tax')::numeric, 2),
            s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
-           NULL::text, NULL::numeric
+           c.product_class, c.dried_grams_per_unit
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
     CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
                                round((i.item->>'unit_price')::numeric, 2) AS unit_price,
                                CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
                                     THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
-    LEFT JOIN public.product_gtins g ON g.gtin = s.scan->>'gtin'
+    -- Each line looks its GTIN and sku up by the key. OFFSET 0 keeps the planner from flattening these into
+    -- joins, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
+    -- guesses has a hundred lines.
+    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE g.gtin = s.scan->>'gtin' OFFSET 0) g ON true
+    CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
+    LEFT JOIN LATERAL (SELECT c.* FROM posledger_private.catalogue_grams(p_today) c WHERE c.sku = k.sku OFFSET 0) c
+        ON true
 $$;
 
 -- The problems only the read lines show, as [{field, problem}]: too many lines for the store, a
@@ -219,6 +233,10 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_line_problems(p_store stor
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+    IF cardinality(p_lines) <= p_store.max_sale_lines
+       AND NOT EXISTS (SELECT FROM unnest(p_lines) l WHERE l.unit_price IS NOT NULL OR l.scanned_gtin IS NOT NULL) THEN
+        RETURN '[]';   -- most sales: no scan, no prices, nothing more to check
+    END IF;
     RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                                            cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
@@ -312,62 +330,64 @@ BEGIN
     RETURN v_order;
 END $$;
 
--- The lines with the class and dried-equivalent grams of a unit they are judged by, as the catalogue
--- and the factors in force on the store's date say, and what they weigh against the store's limits
--- (pos_sale_limits); refuses a sku the catalogue does not know (IV404, unless the store counts it as
--- zero) and a sale over the limits (IV422). The law wins over the stock policy, so a lenient sale is
--- judged the same.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_judge(p_store stores, p_lines posledger_private.pos_sale_line[],
-                                                            p_today date,
-                                                            OUT lines posledger_private.pos_sale_line[], OUT limits jsonb)
+-- The law, judged after the receipt claim so that a replay is never judged again: refuses a sku the
+-- catalogue cannot weigh (IV404, unless the store counts it as zero) and a sale over the store's limits
+-- (IV422), and returns what the sale weighs (pos_sale_limits). The law wins over the stock policy, so a
+-- lenient sale is judged the same.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_judge(p_store stores, p_lines posledger_private.pos_sale_line[])
+RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_lines posledger_private.pos_sale_line[];
+    v_limits jsonb := posledger_private.pos_sale_limits(p_store, p_lines);
 BEGIN
-    SELECT ARRAY(SELECT ROW(l.line_no, l.sku, l.product_name, l.batch_lot, l.quantity, l.unit_price, l.discount,
-                            l.tax, l.scanned_gtin, l.scanned_sku, l.scanned_lot, l.scanned_expiry, p.product_class,
-                            posledger_private.dried_grams_per_unit(p, p_today))::posledger_private.pos_sale_line
-                 FROM unnest(p_lines) l LEFT JOIN public.products p ON p.sku = l.sku ORDER BY l.line_no) INTO v_lines;
     IF p_store.uncatalogued_skus = 'refuse' THEN
-        PERFORM posledger_private.refuse_missing(coalesce((
-            SELECT jsonb_agg(DISTINCT jsonb_build_object('sku', l.sku, 'catalogue', CASE WHEN l.product_class IS NULL
-                THEN 'not in the catalogue' ELSE 'no dried-equivalent grams: no label figure, no factor' END))
-            FROM unnest(v_lines) l WHERE l.dried_grams_per_unit IS NULL), '[]'),
+        PERFORM posledger_private.refuse_missing((
+            SELECT coalesce(jsonb_agg(jsonb_build_object('sku', u.sku, 'catalogue', CASE WHEN EXISTS (
+                SELECT FROM public.products p WHERE p.sku = u.sku)
+                THEN 'no dried-equivalent grams: no label figure, no factor' ELSE 'not in the catalogue' END)
+                ORDER BY u.sku), '[]')
+            FROM jsonb_array_elements_text(v_limits->'uncatalogued') u(sku)),
             'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
             '(stores.uncatalogued_skus = ''count_zero'').');
     END IF;
-    limits := posledger_private.pos_sale_limits(p_store, v_lines);
-    IF (limits->>'exceeded')::boolean THEN
+    IF (v_limits->>'exceeded')::boolean THEN
         RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
-            DETAIL = (limits - 'exceeded')::text,
+            DETAIL = (v_limits - 'exceeded')::text,
             HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
     END IF;
-    lines := v_lines;
+    RETURN v_limits;
 END $$;
 
--- What the judged lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
--- exceeded, lines: [{line_no, sku, product_class, quantity, dried_grams_per_unit, dried_grams}],
--- uncatalogued: [sku]}. Exact numerics: 30 g is within the limit, 30.001 g is over it. Grams are
--- rounded to the microgram: a derived unit (10 g of gummies / 15) is a repeating decimal cut at 20
--- digits, and 24 of them must weigh 16 g, not 16.00000000000000000008.
+-- What the lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
+-- exceeded, uncatalogued: [sku]}, and when exceeded, each line's part (lines: [{line_no, sku,
+-- product_class, quantity, dried_grams_per_unit, dried_grams}]). Exact numerics: 30 g is within the
+-- limit, 30.001 g is over it. Grams are rounded to the microgram: a derived unit (10 g of gummies / 15)
+-- is a repeating decimal cut at 20 digits, and 45 of them must weigh 30 g, not 30.00000000000000000015.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_limits(p_store stores, p_lines posledger_private.pos_sale_line[])
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_limits jsonb;
 BEGIN
-    RETURN (SELECT jsonb_build_object(
+    SELECT jsonb_build_object(
         'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
         'plant_limit', p_store.plant_limit, 'plants', t.plants,
         'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
-        'lines', t.lines, 'uncatalogued', t.uncatalogued)
+        'uncatalogued', t.uncatalogued)
+    INTO v_limits
     FROM (SELECT trim_scale(round(coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0), 6)) AS grams,
                  coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
-                 jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
-                                              'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
-                                              'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
-                           ORDER BY l.line_no)
-                     AS lines,
                  coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
-          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t);
+          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t;
+    IF (v_limits->>'exceeded')::boolean THEN
+        v_limits := v_limits || jsonb_build_object('lines', (
+            SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
+                                                'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
+                                                'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
+                             ORDER BY l.line_no)
+            FROM unnest(p_lines) l));
+    END IF;
+    RETURN v_limits;
 END $$;
 
 -- The batches the sale may not take, among the locked rows p_stock, as [{sku, batch, status,
@@ -527,7 +547,7 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
-        'purchase_limit', p_limits - '{lines,exceeded}'::text[],
+        'purchase_limit', p_limits - 'exceeded',
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
