@@ -1564,7 +1564,7 @@ CREATE FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, 
 BEGIN
     IF cardinality(p_lines) <= p_store.max_sale_lines
        AND NOT EXISTS (SELECT FROM unnest(p_lines) l WHERE l.unit_price IS NOT NULL OR l.scanned_gtin IS NOT NULL) THEN
-        RETURN '[]';   -- most sales: no scan, no prices, nothing more to check
+        RETURN '[]'::jsonb;   -- most sales: no scan, no prices, nothing more to check
     END IF;
     RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
