@@ -59,13 +59,32 @@ DECLARE
     v_blocked jsonb;
     v_missing jsonb;
     v_limits  jsonb;
+    v_grams   numeric;
+    v_plants  bigint;
+    v_uncatalogued jsonb;
+    v_checks  boolean;
 BEGIN
     -- Everything that needs no lock is checked first, so locks are held only for the writes.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
     v_today := posledger_private.store_today(v_store);
-    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(p_sale, v_today) l) INTO v_lines;
-    PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
+    -- The lines, what they weigh, and whether any carries what only the lines can check (a scan, a price),
+    -- in one statement: a plain sale pays no call for what it does not carry. Grams are rounded to the
+    -- microgram: a derived unit (10 g of gummies / 15) is a repeating decimal cut at 20 digits, and 45 of
+    -- them must weigh 30 g, not 30.00000000000000000015; 30.001 g is over 30 g.
+    SELECT array_agg(l ORDER BY l.line_no),
+           trim_scale(round(coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0), 6)),
+           coalesce(sum(l.quantity) FILTER (WHERE l.counts_toward = 'plants'), 0),
+           coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]'),
+           bool_or(l.unit_price IS NOT NULL OR l.scanned_gtin IS NOT NULL) OR count(*) > v_store.max_sale_lines
+    INTO v_lines, v_grams, v_plants, v_uncatalogued, v_checks
+    FROM posledger_private.pos_sale_items(p_sale, v_today) l;
+    v_limits := jsonb_build_object('limit_grams', v_store.purchase_limit_grams, 'dried_grams', v_grams,
+                                   'plant_limit', v_store.plant_limit, 'plants', v_plants,
+                                   'uncatalogued', v_uncatalogued);
+    IF v_checks THEN
+        PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
+    END IF;
     v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
     PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
         THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
@@ -77,7 +96,10 @@ BEGIN
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
-    v_limits := posledger_private.pos_sale_judge(v_store, v_lines);
+    IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
+       OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
+        PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
+    END IF;
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
     -- naming its batch can take only that batch; a line without one may take any batch of its sku.
@@ -209,7 +231,7 @@ LANGUAGE sql STABLE AS $$
                 ELSE round((i.item->>'discount')::numeric, 2) END,
            round((i.item->>'tax')::numeric, 2),
            s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
-           c.product_class, c.dried_grams_per_unit
+           c.product_class, c.counts_toward, c.dried_grams_per_unit
     FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
     CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
                                round((i.item->>'unit_price')::numeric, 2) AS unit_price,
@@ -233,10 +255,6 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_line_problems(p_store stor
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    IF cardinality(p_lines) <= p_store.max_sale_lines
-       AND NOT EXISTS (SELECT FROM unnest(p_lines) l WHERE l.unit_price IS NOT NULL OR l.scanned_gtin IS NOT NULL) THEN
-        RETURN '[]'::jsonb;   -- most sales: no scan, no prices, nothing more to check
-    END IF;
     RETURN (WITH problem AS (
             SELECT 'items' AS field, format('has %s lines: at most %s in one sale at this store (stores.max_sale_lines)',
                                            cardinality(p_lines), p_store.max_sale_lines) AS problem, 0 AS ord
@@ -330,15 +348,14 @@ BEGIN
     RETURN v_order;
 END $$;
 
--- The law, judged after the receipt claim so that a replay is never judged again: refuses a sku the
--- catalogue cannot weigh (IV404, unless the store counts it as zero) and a sale over the store's limits
--- (IV422), and returns what the sale weighs (pos_sale_limits). The law wins over the stock policy, so a
--- lenient sale is judged the same.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_judge(p_store stores, p_lines posledger_private.pos_sale_line[])
-RETURNS jsonb
+-- The law's refusals, after the receipt claim so that a replay is never judged again: a sku the
+-- catalogue cannot weigh (IV404, unless the store counts it as zero), then a sale over the store's limits
+-- (IV422, each line's part listed). The law wins over the stock policy: a lenient sale is judged the same.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_refuse_unlawful(p_store stores,
+                                                                      p_lines posledger_private.pos_sale_line[],
+                                                                      p_limits jsonb)
+RETURNS void
 LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_limits jsonb := posledger_private.pos_sale_limits(p_store, p_lines);
 BEGIN
     IF p_store.uncatalogued_skus = 'refuse' THEN
         PERFORM posledger_private.refuse_missing((
@@ -346,48 +363,18 @@ BEGIN
                 SELECT FROM public.products p WHERE p.sku = u.sku)
                 THEN 'no dried-equivalent grams: no label figure, no factor' ELSE 'not in the catalogue' END)
                 ORDER BY u.sku), '[]')
-            FROM jsonb_array_elements_text(v_limits->'uncatalogued') u(sku)),
+            FROM jsonb_array_elements_text(p_limits->'uncatalogued') u(sku)),
             'Load the product into the catalogue (posledger catalogue load), or let the store count it as zero '
             '(stores.uncatalogued_skus = ''count_zero'').');
     END IF;
-    IF (v_limits->>'exceeded')::boolean THEN
-        RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
-            DETAIL = (v_limits - 'exceeded')::text,
-            HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
-    END IF;
-    RETURN v_limits;
-END $$;
-
--- What the lines weigh against the store's limits: {limit_grams, dried_grams, plant_limit, plants,
--- exceeded, uncatalogued: [sku]}, and when exceeded, each line's part (lines: [{line_no, sku,
--- product_class, quantity, dried_grams_per_unit, dried_grams}]). Exact numerics: 30 g is within the
--- limit, 30.001 g is over it. Grams are rounded to the microgram: a derived unit (10 g of gummies / 15)
--- is a repeating decimal cut at 20 digits, and 45 of them must weigh 30 g, not 30.00000000000000000015.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_limits(p_store stores, p_lines posledger_private.pos_sale_line[])
-RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_limits jsonb;
-BEGIN
-    SELECT jsonb_build_object(
-        'limit_grams', p_store.purchase_limit_grams, 'dried_grams', t.grams,
-        'plant_limit', p_store.plant_limit, 'plants', t.plants,
-        'exceeded', t.grams > p_store.purchase_limit_grams OR t.plants > p_store.plant_limit,
-        'uncatalogued', t.uncatalogued)
-    INTO v_limits
-    FROM (SELECT trim_scale(round(coalesce(sum(l.quantity * coalesce(l.dried_grams_per_unit, 0)), 0), 6)) AS grams,
-                 coalesce(sum(l.quantity) FILTER (WHERE c.counts_toward = 'plants'), 0) AS plants,
-                 coalesce(jsonb_agg(DISTINCT l.sku) FILTER (WHERE l.dried_grams_per_unit IS NULL), '[]') AS uncatalogued
-          FROM unnest(p_lines) l LEFT JOIN public.product_classes c ON c.product_class = l.product_class) t;
-    IF (v_limits->>'exceeded')::boolean THEN
-        v_limits := v_limits || jsonb_build_object('lines', (
+    RAISE EXCEPTION USING ERRCODE = 'IV422', MESSAGE = 'limit exceeded: the sale is over a legal purchase limit',
+        DETAIL = (p_limits || jsonb_build_object('lines', (
             SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'product_class', l.product_class,
                                                 'quantity', l.quantity, 'dried_grams_per_unit', l.dried_grams_per_unit,
                                                 'dried_grams', trim_scale(round(l.quantity * l.dried_grams_per_unit, 6)))
                              ORDER BY l.line_no)
-            FROM unnest(p_lines) l));
-    END IF;
-    RETURN v_limits;
+            FROM unnest(p_lines) l)))::text,
+        HINT = 'Sell less in one sale: the limit is the law, no policy overrides it.';
 END $$;
 
 -- The batches the sale may not take, among the locked rows p_stock, as [{sku, batch, status,
@@ -547,7 +534,7 @@ BEGIN
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
-        'purchase_limit', p_limits - 'exceeded',
+        'purchase_limit', p_limits,
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
     UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;

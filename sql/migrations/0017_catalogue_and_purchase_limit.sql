@@ -131,12 +131,13 @@ ALTER TABLE pos_order_lines
 
 -- A sale line as the sale reads it: what a scan read (its GTIN, the sku the catalogue gives it, its
 -- lot and expiry) and the sku and batch it gives a line that names none, money rounded to cents (the
--- discount as an amount), and, once judged, the class and grams of a unit.
+-- discount as an amount), and the catalogue's class of the product, what it counts toward, and the grams
+-- of a unit.
 CREATE TYPE posledger_private.pos_sale_line AS (
     line_no integer, sku text, product_name text, batch_lot text, quantity integer,
     unit_price numeric, discount numeric, tax numeric,
     scanned_gtin text, scanned_sku text, scanned_lot text, scanned_expiry date,
-    product_class text, dried_grams_per_unit numeric
+    product_class text, counts_toward text, dried_grams_per_unit numeric
 );
 
 -- Batches with an expiry date and units on hand, with the days left in their store's calendar (0:
