@@ -48,6 +48,7 @@ STATEFUL_EXAMPLES = {"ci": 30, "long": 300}[PROFILE]
 SKUS = ["SKU-A", "SKU-B", "SKU-C"]
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 LOTS = ["LOT-1", "LOT-2", "LOT-3"]
+LIMIT_GRAMS = 15   # the state machine's store: a limit its sales cross often
 
 # Any JSON PostgreSQL's jsonb can hold: it refuses \u0000 and lone surrogates before any function runs.
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
@@ -268,7 +269,9 @@ class StoreModel(RuleBasedStateMachine):
         self.rows = {}  # inventory id -> {sku, batch, date, expiry, qty, quarantined, status}
         self.sold = []  # (payload, result, {line_no: {row: units not yet returned}})
         # SKU-A 1 g of dried flower a unit (stated on the label, corrected by a rule below), SKU-B a 355 mL
-        # beverage (355/570 g), SKU-C an accessory (0 g): a sale of up to 4 lines of 12 units crosses 30 g.
+        # beverage (355/570 g), SKU-C an accessory (0 g), and a store limit of 15 g, so that a sale of up to 4
+        # lines of 12 units crosses it often.
+        self.conn.execute("UPDATE stores SET purchase_limit_grams = %s WHERE id = %s", [LIMIT_GRAMS, self.store])
         catalogue(self.conn, "SKU-A", "dried", stated_dried_grams=1)
         catalogue(self.conn, "SKU-B", "beverage", net_content=355, net_unit="mL")
         catalogue(self.conn, "SKU-C", "accessory")
@@ -415,7 +418,7 @@ class StoreModel(RuleBasedStateMachine):
             return [i for i, r in self.rows.items() if r["sku"] == sku and (batch is None or r["batch"] == batch)]
         if any(not find(sku, batch) for sku, batch, _ in lines):
             return NotFound
-        if sum(quantity * self.grams[sku] for sku, _, quantity in lines) > 30:
+        if sum(quantity * self.grams[sku] for sku, _, quantity in lines) > LIMIT_GRAMS:
             return LimitExceeded
         if any(self.rows[i]["status"] != "active" or self.expired(i)
                for sku, batch, _ in lines if batch for i in find(sku, batch)):
