@@ -240,7 +240,8 @@ LANGUAGE sql STABLE AS $$
     -- Each line looks its GTIN and sku up by the key. OFFSET 0 keeps the planner from flattening these into
     -- joins, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
     -- guesses has a hundred lines.
-    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE g.gtin = s.scan->>'gtin' OFFSET 0) g ON true
+    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE s.scan IS NOT NULL AND g.gtin = s.scan->>'gtin'
+                       OFFSET 0) g ON true
     CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
     LEFT JOIN LATERAL (SELECT c.* FROM posledger_private.catalogue_grams(p_today) c WHERE c.sku = k.sku OFFSET 0) c
         ON true
