@@ -174,7 +174,7 @@ BEGIN
     WITH dated AS (
         UPDATE public.ocs_inventory i SET expiry_date = (l->>'expiry_date')::date, updated_at = now()
         FROM jsonb_array_elements(p_header.payload->'lines') l
-        WHERE l ? 'expiry_date' AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
+        WHERE posledger_private.json_is_given(l->'expiry_date') AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
           AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'
         RETURNING i.id, i.sku, i.batch_lot, i.expiry_date)
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'expiry_date', expiry_date) ORDER BY id)
@@ -220,9 +220,10 @@ CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantit
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
         -- The lines naming one row (sku, and batch_lot with absent and null alike) are counted and summed
         -- by one window, in n log n: a count names each row once; an adjustment moves at most 10^6 units of
-        -- a row in all, so its sums cannot overflow (22003).
+        -- a row in all, so its sums cannot overflow (22003), and gives the row one expiry date at most.
         FROM doc, LATERAL (
                 SELECT l.line, l.n, count(*) OVER same AS naming,
+                       min(l.line->>'expiry_date') OVER same AS first_expiry, max(l.line->>'expiry_date') OVER same AS last_expiry,
                        sum(CASE WHEN posledger_private.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
                                 THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
                        row_number() OVER (same ORDER BY l.n) AS nth
@@ -237,7 +238,8 @@ CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantit
                     (NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
                                                1e6, true)
                      OR (p_quantity = 'quantity' AND i.line->'quantity' = '0'))
-                    AND NOT (p_quantity = 'quantity' AND NOT i.line ? 'quantity' AND i.line ? 'expiry_date')),
+                    AND NOT (p_quantity = 'quantity' AND NOT i.line ? 'quantity'
+                             AND posledger_private.json_is_given(i.line->'expiry_date'))),
                 (4, 'quarantined', 'must be true or false when given; a count takes none',
                     posledger_private.json_is_given(i.line->'quarantined')
                     AND (p_quantity = 'counted' OR NOT posledger_private.json_is_boolean(i.line->'quarantined'))),
@@ -247,7 +249,9 @@ CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantit
                     p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000),
                 (7, 'expiry_date', 'must be a date (YYYY-MM-DD) when given; a count takes none',
                     posledger_private.json_is_given(i.line->'expiry_date')
-                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_date(i.line->'expiry_date')))
+                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_date(i.line->'expiry_date'))),
+                (8, 'expiry_date', 'differs from another line''s for the same sku and batch',
+                    i.first_expiry <> i.last_expiry AND posledger_private.json_is_given(i.line->'expiry_date'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
     )
@@ -623,7 +627,7 @@ CREATE FUNCTION posledger_private.catalogue_rows(p_load jsonb) RETURNS TABLE(n i
     AS $$
     SELECT r.n::integer,
            CASE WHEN posledger_private.json_is_number(r.item->'line', 1, 2147483647, true)
-                THEN (r.item->>'line')::integer ELSE r.n::integer END,
+                THEN (r.item->>'line')::numeric::integer ELSE r.n::integer END,
            posledger_private.catalogue_text(r.item->'sku'), posledger_private.catalogue_text(r.item->'name'),
            posledger_private.catalogue_text(r.item->'brand'), posledger_private.catalogue_text(r.item->'category'),
            c.product_class, k.counts_toward,
@@ -1393,10 +1397,10 @@ BEGIN
     PERFORM set_config('posledger.movement', jsonb_build_object(
         'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
         'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
-    -- A batch without a known expiry learns it from a scan of a unit of it.
+    -- A batch without a known expiry learns it from a scan of a unit of it (the earliest, if scans differ).
     WITH taken AS (
         SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
-               max(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
+               min(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
         FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
         WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
@@ -1545,17 +1549,12 @@ CREATE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines posl
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
-    RETURN (SELECT CASE
-            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
-                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
-            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
-                                            ORDER BY l.sku, l.batch_lot), '[]')
-                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
-                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
-                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
-                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
-        END
-    );
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                      ORDER BY l.sku, l.batch_lot), '[]')
+            FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+            WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                              WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)));
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_problems(p_sale jsonb) RETURNS jsonb
@@ -1645,16 +1644,26 @@ DECLARE
     v_alloc   public.pos_sale_allocation[];
     v_short   jsonb;
     v_blocked jsonb;
-    v_missing jsonb;
     v_limits  jsonb;
     v_grams   numeric;
     v_plants  bigint;
     v_uncatalogued jsonb;
     v_checks  boolean;
 BEGIN
-    -- Everything that needs no lock is checked first, so locks are held only for the writes.
+    -- The payload's shape and its store first; then the receipt claim, before anything the catalogue
+    -- decides (a scan's sku, the law), so that a retry of a recorded sale replays whatever the catalogue
+    -- says now. Claiming makes a concurrent retry of the same sale wait here and then replay. Locks on
+    -- stock are taken only after every check that needs none.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
+        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    IF v_order.result IS NOT NULL THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+
     v_today := posledger_private.store_today(v_store);
     -- The lines, what they weigh, and whether any carries what only the lines can check (a scan, a price),
     -- in one statement: a plain sale pays no call for what it does not carry. Grams are rounded to the
@@ -1673,17 +1682,8 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
-    PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
-        THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
-        ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
-
-    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay:
-    -- a replay returns the sale as it was judged then, whatever the catalogue says now.
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
-    IF v_order.result IS NOT NULL THEN
-        RETURN v_order.result || '{"replayed": true}';
-    END IF;
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+        'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
         PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);

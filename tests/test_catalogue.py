@@ -137,6 +137,15 @@ def test_values_a_csv_cannot_hold_are_problems_of_their_row_too(db):
     assert products(db) == {}
 
 
+def test_a_line_number_sent_as_a_decimal_is_read_as_its_whole_number(db):
+    # JSON 1.0 is a whole number; its text, "1.0", is not an integer's (it was a raw 22P02).
+    result = load_catalogue(db, [{"line": 7.0, "sku": "A", "name": "a", "category": "accessories", "gtins": []}])
+    assert result["inserted"] == 1
+    with pytest.raises(InvalidSale) as refused:
+        load_catalogue(db, [{"line": 2.0, "sku": "", "name": "b", "category": "accessories", "gtins": []}])
+    assert [row["line"] for row in refused.value.detail["rows"]] == [2]
+
+
 def test_a_product_is_shown_by_its_sku_or_by_any_length_of_its_gtin(db):
     load_catalogue(db, sample_rows())
     gummies = catalogue_product(db, "OCS-GUMMIES-10")

@@ -16,7 +16,15 @@ from conftest import (
     sale_payload,
     shipment_line,
 )
-from posledger import BatchBlocked, InsufficientStock, InvalidSale, LimitExceeded, NotFound, adjust_inventory
+from posledger import (
+    BatchBlocked,
+    InsufficientStock,
+    InvalidSale,
+    LimitExceeded,
+    NotFound,
+    adjust_inventory,
+    count_inventory,
+)
 
 
 def product(db, store, sku, product_class, quantity=100, batch_lot=None, **columns):
@@ -284,3 +292,20 @@ def test_the_runbooks_upgrade_lists_what_is_missing_then_makes_every_store_refus
     db.commit()
     with pytest.raises(NotFound):
         record_sale(db, sale_payload(store, item("NOT-LOADED", 1)))
+
+
+def test_a_null_expiry_date_changes_nothing_and_two_dates_for_one_batch_are_refused(db, store):
+    receive(db, store, shipment_line("SKU", 5, "LOT-1", expiry_date="2031-01-31"))
+    base = {"store_id": store, "reason_code": "data_entry_error", "note": "n", "actor": "manager-1"}
+    adjust_inventory(db, {**base, "reference": "ADJ-1",
+                          "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "quantity": 1, "expiry_date": None}]})
+    count_inventory(db, {**base, "reference": "COUNT-1", "reason_code": "cycle_count",
+                         "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "counted": 6, "expiry_date": None}]})
+    assert db.execute("SELECT expiry_date::text FROM ocs_inventory").fetchone() == ("2031-01-31",)
+    db.commit()
+    with pytest.raises(InvalidSale) as refused:
+        adjust_inventory(db, {**base, "reference": "ADJ-2",
+                              "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "expiry_date": "2030-01-01"},
+                                        {"sku": "SKU", "batch_lot": "LOT-1", "expiry_date": "2031-01-01"}]})
+    assert {p["problem"] for p in refused.value.detail["problems"]} == {
+        "differs from another line's for the same sku and batch"}

@@ -300,3 +300,13 @@ def test_a_scan_that_says_expired_is_refused_and_one_that_says_when_teaches_the_
     record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW(17){later:%y%m%d}"))
     assert db.execute("SELECT batch_lot, expiry_date FROM ocs_inventory ORDER BY id").fetchall() == [
         ("LOT-OLD", None), ("LOT-NEW", later)]
+
+
+def test_a_retry_of_a_scanned_sale_replays_after_the_catalogue_dropped_its_gtin(db, scanning_store):
+    sale = scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW")
+    first = record_sale(db, sale)
+    db.execute("DELETE FROM product_gtins")   # the catalogue no longer knows the barcode
+    db.commit()
+    assert record_sale(db, sale) == {**first, "replayed": True}
+    with pytest.raises(InvalidSale):   # a new sale of it is refused
+        record_sale(db, scanned(scanning_store, f"(01){PRE_ROLL_GTIN}(10)LOT-NEW"))

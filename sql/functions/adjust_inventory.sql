@@ -89,9 +89,10 @@ LANGUAGE sql STABLE AS $$
         SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
         -- The lines naming one row (sku, and batch_lot with absent and null alike) are counted and summed
         -- by one window, in n log n: a count names each row once; an adjustment moves at most 10^6 units of
-        -- a row in all, so its sums cannot overflow (22003).
+        -- a row in all, so its sums cannot overflow (22003), and gives the row one expiry date at most.
         FROM doc, LATERAL (
                 SELECT l.line, l.n, count(*) OVER same AS naming,
+                       min(l.line->>'expiry_date') OVER same AS first_expiry, max(l.line->>'expiry_date') OVER same AS last_expiry,
                        sum(CASE WHEN posledger_private.json_is_number(l.line->p_quantity, -1e6, 1e6, true)
                                 THEN abs((l.line->>p_quantity)::numeric) END) OVER same AS units,
                        row_number() OVER (same ORDER BY l.n) AS nth
@@ -106,7 +107,8 @@ LANGUAGE sql STABLE AS $$
                     (NOT posledger_private.json_is_number(i.line->p_quantity, CASE p_quantity WHEN 'counted' THEN 0 ELSE -1e6 END,
                                                1e6, true)
                      OR (p_quantity = 'quantity' AND i.line->'quantity' = '0'))
-                    AND NOT (p_quantity = 'quantity' AND NOT i.line ? 'quantity' AND i.line ? 'expiry_date')),
+                    AND NOT (p_quantity = 'quantity' AND NOT i.line ? 'quantity'
+                             AND posledger_private.json_is_given(i.line->'expiry_date'))),
                 (4, 'quarantined', 'must be true or false when given; a count takes none',
                     posledger_private.json_is_given(i.line->'quarantined')
                     AND (p_quantity = 'counted' OR NOT posledger_private.json_is_boolean(i.line->'quarantined'))),
@@ -116,7 +118,9 @@ LANGUAGE sql STABLE AS $$
                     p_quantity = 'quantity' AND i.nth = 1 AND i.units > 1000000),
                 (7, 'expiry_date', 'must be a date (YYYY-MM-DD) when given; a count takes none',
                     posledger_private.json_is_given(i.line->'expiry_date')
-                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_date(i.line->'expiry_date')))
+                    AND (p_quantity = 'counted' OR NOT posledger_private.json_is_date(i.line->'expiry_date'))),
+                (8, 'expiry_date', 'differs from another line''s for the same sku and batch',
+                    i.first_expiry <> i.last_expiry AND posledger_private.json_is_given(i.line->'expiry_date'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
     )
@@ -247,7 +251,7 @@ BEGIN
     WITH dated AS (
         UPDATE public.ocs_inventory i SET expiry_date = (l->>'expiry_date')::date, updated_at = now()
         FROM jsonb_array_elements(p_header.payload->'lines') l
-        WHERE l ? 'expiry_date' AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
+        WHERE posledger_private.json_is_given(l->'expiry_date') AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
           AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'
         RETURNING i.id, i.sku, i.batch_lot, i.expiry_date)
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'expiry_date', expiry_date) ORDER BY id)

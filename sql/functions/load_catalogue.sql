@@ -101,7 +101,7 @@ RETURNS TABLE (n integer, line integer, sku text, name text, brand text, categor
 LANGUAGE sql STABLE AS $$
     SELECT r.n::integer,
            CASE WHEN posledger_private.json_is_number(r.item->'line', 1, 2147483647, true)
-                THEN (r.item->>'line')::integer ELSE r.n::integer END,
+                THEN (r.item->>'line')::numeric::integer ELSE r.n::integer END,
            posledger_private.catalogue_text(r.item->'sku'), posledger_private.catalogue_text(r.item->'name'),
            posledger_private.catalogue_text(r.item->'brand'), posledger_private.catalogue_text(r.item->'category'),
            c.product_class, k.counts_toward,

@@ -57,16 +57,26 @@ DECLARE
     v_alloc   public.pos_sale_allocation[];
     v_short   jsonb;
     v_blocked jsonb;
-    v_missing jsonb;
     v_limits  jsonb;
     v_grams   numeric;
     v_plants  bigint;
     v_uncatalogued jsonb;
     v_checks  boolean;
 BEGIN
-    -- Everything that needs no lock is checked first, so locks are held only for the writes.
+    -- The payload's shape and its store first; then the receipt claim, before anything the catalogue
+    -- decides (a scan's sku, the law), so that a retry of a recorded sale replays whatever the catalogue
+    -- says now. Claiming makes a concurrent retry of the same sale wait here and then replay. Locks on
+    -- stock are taken only after every check that needs none.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
     SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
+        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    IF v_order.result IS NOT NULL THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+
     v_today := posledger_private.store_today(v_store);
     -- The lines, what they weigh, and whether any carries what only the lines can check (a scan, a price),
     -- in one statement: a plain sale pays no call for what it does not carry. Grams are rounded to the
@@ -85,17 +95,8 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    v_missing := posledger_private.pos_sale_missing((p_sale->>'store_id')::uuid, v_lines);
-    PERFORM posledger_private.refuse_missing(v_missing, CASE WHEN v_missing->0 ? 'store_id'
-        THEN 'Name a store that exists: stores come from the back office (INSERT INTO stores).'
-        ELSE 'Stock a sku or batch in this store (receive it) before selling it.' END);
-
-    -- Claiming the receipt first makes a concurrent retry of the same sale wait here and then replay:
-    -- a replay returns the sale as it was judged then, whatever the catalogue says now.
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
-    IF v_order.result IS NOT NULL THEN
-        RETURN v_order.result || '{"replayed": true}';
-    END IF;
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+        'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
         PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
@@ -304,22 +305,17 @@ LANGUAGE sql IMMUTABLE AS $$
     WHERE s.priced AND t.sent IS NOT NULL AND t.lines IS NOT NULL
 $$;
 
--- The store, skus and batches the sale names that do not exist, as [{store_id} | {sku, batch}].
--- Stock rows are never deleted once they have a ledger, so this unlocked read cannot go stale.
+-- The skus and batches the sale names that this store never stocked, as [{sku, batch}]. Stock rows
+-- are never deleted once they have a ledger, so this unlocked read cannot go stale.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_missing(p_store_id uuid, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN (SELECT CASE
-            WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = p_store_id)
-                THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id))
-            ELSE (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
-                                            ORDER BY l.sku, l.batch_lot), '[]')
-                  FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
-                  WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
-                                    WHERE i.store_id = p_store_id AND i.sku = l.sku
-                                      AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)))
-        END
-    );
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)
+                                      ORDER BY l.sku, l.batch_lot), '[]')
+            FROM (SELECT DISTINCT sku, batch_lot FROM unnest(p_lines)) l
+            WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                              WHERE i.store_id = p_store_id AND i.sku = l.sku
+                                AND (l.batch_lot IS NULL OR i.batch_lot = l.batch_lot)));
 END $$;
 
 -- Inserts the order header, or returns the order already recorded for this store and receipt
@@ -488,10 +484,10 @@ BEGIN
     PERFORM set_config('posledger.movement', jsonb_build_object(
         'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
         'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
-    -- A batch without a known expiry learns it from a scan of a unit of it.
+    -- A batch without a known expiry learns it from a scan of a unit of it (the earliest, if scans differ).
     WITH taken AS (
         SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
-               max(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
+               min(l.scanned_expiry) FILTER (WHERE l.batch_lot IS NOT NULL) AS scanned_expiry
         FROM unnest(p_alloc) a JOIN unnest(p_lines) l ON l.line_no = a.line_no
         WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
