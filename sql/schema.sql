@@ -211,6 +211,7 @@ CREATE FUNCTION posledger_private.adjustment_problems(p_payload jsonb, p_quantit
                              AND (p_quantity <> 'counted'
                                   OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
             (4, 'note', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(d->'note')),
+            (20, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(d->'reference')),
             (5, 'actor', 'is required and must be a non-empty string: who did it', NOT posledger_private.json_is_text(d->'actor')),
             (6, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
                 NOT posledger_private.json_is_lines(d->'lines'))
@@ -407,6 +408,9 @@ CREATE FUNCTION posledger_private.batch_status_problems(p_change jsonb) RETURNS 
         (1, 'reference', 'is required and must be a non-empty string: the idempotency key (e.g. the recall notice)',
             NOT posledger_private.json_is_text(c->'reference')),
         (2, 'batch_lot', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'batch_lot')),
+        (20, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(c->'reference')),
+        (21, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(c->'batch_lot')),
+        (22, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(c->'sku')),
         (3, 'status', 'must be one of active, quarantined, recalled, awaiting_destruction',
             coalesce(c->'status' NOT IN ('"active"', '"quarantined"', '"recalled"', '"awaiting_destruction"'), true)),
         (4, 'reason', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(c->'reason')),
@@ -582,6 +586,7 @@ CREATE FUNCTION posledger_private.catalogue_row_problems(p_load jsonb) RETURNS T
             posledger_private.json_is_given(r.item->'line')
             AND NOT posledger_private.json_is_number(r.item->'line', 1, 2147483647, true)),
         (2, 'sku', 'is required and must be a non-empty string', r.sku IS NULL),
+        (20, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(r.item->'sku')),
         (3, 'name', 'is required and must be a non-empty string', r.name IS NULL),
         (4, 'brand', 'must be a string when given',
             posledger_private.json_is_given(r.item->'brand') AND jsonb_typeof(r.item->'brand') <> 'string'),
@@ -909,6 +914,12 @@ CREATE FUNCTION posledger_private.json_is_lines(p_value jsonb) RETURNS boolean
                     AND jsonb_array_length(p_value) BETWEEN 1 AND posledger_private.max_lines(), false)
 $$;
 
+CREATE FUNCTION posledger_private.json_is_long(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'string' AND length(p_value #>> '{}') > 200, false)
+$$;
+
 CREATE FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean DEFAULT false) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
@@ -1155,6 +1166,8 @@ CREATE FUNCTION posledger_private.pos_return_problems(p_return jsonb) RETURNS js
             (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(r->'store_id')),
             (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
                 NOT posledger_private.json_is_text(r->'reference')),
+            (20, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(r->'reference')),
+            (21, 'receipt_number', 'must be at most 200 characters', posledger_private.json_is_long(r->'receipt_number')),
             (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
                 posledger_private.json_is_given(r->'order_id') = posledger_private.json_is_given(r->'receipt_number')
                 OR (posledger_private.json_is_given(r->'order_id') AND NOT posledger_private.json_is_uuid(r->'order_id'))
@@ -1585,7 +1598,8 @@ BEGIN
                 (9, 'tax', 'must be a number from 0 to 1000000000 when given',
                     posledger_private.json_is_given(s->'tax') AND NOT posledger_private.json_is_number(s->'tax', 0, 1e9)),
                 (10, 'items', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
-                    NOT posledger_private.json_is_lines(s->'items'))
+                    NOT posledger_private.json_is_lines(s->'items')),
+                (11, 'receipt_number', 'must be at most 200 characters', posledger_private.json_is_long(s->'receipt_number'))
             ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL
@@ -1598,7 +1612,9 @@ BEGIN
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                    (9, 'product.sku', 'must be at most 200 characters', posledger_private.json_is_long(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (10, 'batch.batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.item->'batch'->'batch_lot'))
                  ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL
@@ -1912,6 +1928,7 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
             (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
             (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
             (2, 'shipment_id', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(s->'shipment_id')),
+            (5, 'shipment_id', 'must be at most 200 characters', posledger_private.json_is_long(s->'shipment_id')),
             (3, 'received_by', 'must be a non-empty string when given',
                 posledger_private.json_is_given(s->'received_by') AND NOT posledger_private.json_is_text(s->'received_by')),
             (4, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
@@ -1942,7 +1959,9 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
                     AND NOT posledger_private.json_is_date(i.line->'packaged_on_date')),
                 (8, 'expiry_date', 'must be a date (YYYY-MM-DD) when given',
                     posledger_private.json_is_given(i.line->'expiry_date')
-                    AND NOT posledger_private.json_is_date(i.line->'expiry_date'))
+                    AND NOT posledger_private.json_is_date(i.line->'expiry_date')),
+                (9, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'sku')),
+                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -3221,6 +3240,8 @@ REVOKE ALL ON FUNCTION posledger_private.json_is_date(p_value jsonb) FROM PUBLIC
 REVOKE ALL ON FUNCTION posledger_private.json_is_given(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_lines(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_long(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean) FROM PUBLIC;
 

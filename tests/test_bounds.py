@@ -2,6 +2,7 @@
 each row once, a row opened by a bare INSERT can be counted, and an unusable setting is refused by name -
 none of it ever escapes as a raw PostgreSQL error."""
 
+import json
 import uuid
 
 import psycopg
@@ -153,3 +154,33 @@ def test_units_that_would_take_a_stock_row_past_its_integer_are_refused_not_over
             call()
         assert fields_of(refused) == ["lines"]
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (2147483647, 2147483647, 0, "active")}
+
+
+def test_keys_longer_than_an_index_row_holds_are_refused_by_name_not_by_a_raw_54000(db):
+    # A receipt number, reference, sku or lot of 9,000 characters failed its unique index with 54000.
+    store, long = new_store(db), "K" * 9000
+    catalogue(db, "SKU")
+    receive(db, store, shipment_line("SKU", 5, "LOT"))
+    calls = [
+        ("record_pos_sale", sale_payload(store, item("SKU", 1), receipt_number=long), "receipt_number"),
+        ("record_pos_sale", sale_payload(store, item(long, 1)), "items[0].product.sku"),
+        ("receive_inventory", {"store_id": store, "shipment_id": long, "lines": [shipment_line("SKU", 1, "LOT")]},
+         "shipment_id"),
+        ("receive_inventory", {"store_id": store, "shipment_id": "S-2", "lines": [shipment_line(long, 1, long)]},
+         "lines[0].sku"),
+        ("return_pos_sale", {"store_id": store, "reference": long, "receipt_number": "R-1",
+                             "lines": [{"line_no": 1, "quantity": 1}]}, "reference"),
+        ("adjust_inventory", {**an_adjustment(store, {"sku": "SKU", "batch_lot": "LOT", "quantity": 1}),
+                              "reference": long}, "reference"),
+        ("set_batch_status", {"reference": long, "batch_lot": "LOT", "status": "recalled", "reason": "r",
+                              "actor": "a"}, "reference"),
+        ("load_catalogue", {"rows": [{"sku": long, "name": "n", "category": "accessories", "gtins": []}]},
+         "rows[0].sku"),
+    ]
+    for function, payload, field in calls:
+        with pytest.raises(psycopg.Error) as refused:
+            db.execute(f"SELECT {function}(%s)", [Jsonb(payload)])
+        db.rollback()
+        assert refused.value.sqlstate == "IV400", (function, refused.value.sqlstate)
+        assert {"field": field, "problem": "must be at most 200 characters"} in json.loads(
+            refused.value.diag.message_detail)["problems"], function

@@ -130,6 +130,13 @@ LANGUAGE sql IMMUTABLE AS $$
                     false)
 $$;
 
+-- A key that a table indexes (a receipt number, a reference, a sku, a lot) over 200 characters: an index
+-- row holds about 2,700 bytes, and a longer key failed its write with a raw 54000.
+CREATE OR REPLACE FUNCTION posledger_private.json_is_long(p_value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_typeof(p_value) = 'string' AND length(p_value #>> '{}') > 200, false)
+$$;
+
 CREATE OR REPLACE FUNCTION posledger_private.json_is_text(p_value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') <> '', false)

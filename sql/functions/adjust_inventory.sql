@@ -80,6 +80,7 @@ LANGUAGE sql STABLE AS $$
                              AND (p_quantity <> 'counted'
                                   OR d->>'reason_code' IN ('physical_count', 'cycle_count', 'internal_audit')), false)),
             (4, 'note', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(d->'note')),
+            (20, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(d->'reference')),
             (5, 'actor', 'is required and must be a non-empty string: who did it', NOT posledger_private.json_is_text(d->'actor')),
             (6, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
                 NOT posledger_private.json_is_lines(d->'lines'))

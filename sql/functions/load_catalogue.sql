@@ -159,6 +159,7 @@ LANGUAGE sql STABLE AS $$
             posledger_private.json_is_given(r.item->'line')
             AND NOT posledger_private.json_is_number(r.item->'line', 1, 2147483647, true)),
         (2, 'sku', 'is required and must be a non-empty string', r.sku IS NULL),
+        (20, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(r.item->'sku')),
         (3, 'name', 'is required and must be a non-empty string', r.name IS NULL),
         (4, 'brand', 'must be a string when given',
             posledger_private.json_is_given(r.item->'brand') AND jsonb_typeof(r.item->'brand') <> 'string'),

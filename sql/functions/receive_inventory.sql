@@ -105,6 +105,7 @@ LANGUAGE sql IMMUTABLE AS $$
             (0, '$', 'the shipment must be a JSON object', jsonb_typeof(p_shipment) IS DISTINCT FROM 'object'),
             (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
             (2, 'shipment_id', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(s->'shipment_id')),
+            (5, 'shipment_id', 'must be at most 200 characters', posledger_private.json_is_long(s->'shipment_id')),
             (3, 'received_by', 'must be a non-empty string when given',
                 posledger_private.json_is_given(s->'received_by') AND NOT posledger_private.json_is_text(s->'received_by')),
             (4, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
@@ -135,7 +136,9 @@ LANGUAGE sql IMMUTABLE AS $$
                     AND NOT posledger_private.json_is_date(i.line->'packaged_on_date')),
                 (8, 'expiry_date', 'must be a date (YYYY-MM-DD) when given',
                     posledger_private.json_is_given(i.line->'expiry_date')
-                    AND NOT posledger_private.json_is_date(i.line->'expiry_date'))
+                    AND NOT posledger_private.json_is_date(i.line->'expiry_date')),
+                (9, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'sku')),
+                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot'))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL

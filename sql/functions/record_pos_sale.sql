@@ -167,7 +167,8 @@ BEGIN
                 (9, 'tax', 'must be a number from 0 to 1000000000 when given',
                     posledger_private.json_is_given(s->'tax') AND NOT posledger_private.json_is_number(s->'tax', 0, 1e9)),
                 (10, 'items', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
-                    NOT posledger_private.json_is_lines(s->'items'))
+                    NOT posledger_private.json_is_lines(s->'items')),
+                (11, 'receipt_number', 'must be at most 200 characters', posledger_private.json_is_long(s->'receipt_number'))
             ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL
@@ -180,7 +181,9 @@ BEGIN
                     (2, 'quantity', 'must be a whole number from 1 to 1000000',
                         NOT posledger_private.json_is_number(i.item->'quantity', 1, 1000000, true)),
                     (3, 'batch.batch_lot', 'is required when a batch is given',
-                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot'))
+                        posledger_private.json_is_given(i.item->'batch') AND NOT posledger_private.json_is_text(i.item->'batch'->'batch_lot')),
+                    (9, 'product.sku', 'must be at most 200 characters', posledger_private.json_is_long(coalesce(i.item->'product'->'sku', i.item->'product'->'id'))),
+                    (10, 'batch.batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.item->'batch'->'batch_lot'))
                  ) AS c(ord, field, problem, failed)
             WHERE c.failed
             UNION ALL

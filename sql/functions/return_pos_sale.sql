@@ -121,6 +121,8 @@ LANGUAGE sql IMMUTABLE AS $$
             (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(r->'store_id')),
             (2, 'reference', 'is required and must be a non-empty string: the idempotency key of this return',
                 NOT posledger_private.json_is_text(r->'reference')),
+            (20, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(r->'reference')),
+            (21, 'receipt_number', 'must be at most 200 characters', posledger_private.json_is_long(r->'receipt_number')),
             (3, 'order_id', 'give exactly one of order_id (a uuid) and receipt_number (a non-empty string)',
                 posledger_private.json_is_given(r->'order_id') = posledger_private.json_is_given(r->'receipt_number')
                 OR (posledger_private.json_is_given(r->'order_id') AND NOT posledger_private.json_is_uuid(r->'order_id'))
