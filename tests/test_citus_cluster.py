@@ -1,0 +1,62 @@
+"""The distributed pass's ground: a local Citus cluster (a coordinator and two workers on loopback, the
+system PostgreSQL 15 with Citus built by scripts/citus) starts, and a table distributed on the coordinator
+has its shards on both workers. Skipped, with one line saying how to enable it, where no Citus source is
+given; it runs in the system-server pass only, since the cluster is of the system binaries either way."""
+
+import os
+from collections import Counter
+
+import psycopg
+import pytest
+
+from posledger.pgserver import citus_installed, running_citus_cluster, server_kind
+
+if not os.environ.get("POSLEDGER_CITUS_SOURCE"):
+    pytest.skip("set POSLEDGER_CITUS_SOURCE to the Citus source tarball (e.g. ../shared/citus) to run the"
+                " distributed pass", allow_module_level=True)
+if server_kind() != "system":
+    pytest.skip("the distributed pass runs in the system-server pass (a Citus cluster of the system binaries)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def citus_cluster():
+    if not citus_installed():
+        if os.environ.get("CI"):
+            pytest.fail("CI gave a Citus source but Citus is not installed: scripts/citus failed (see its lines)")
+        pytest.skip("Citus is not installed for the system PostgreSQL: run scripts/citus as root with "
+                    "POSLEDGER_CITUS_SOURCE set")
+    with running_citus_cluster() as cluster:
+        yield cluster
+
+
+def test_the_coordinator_sees_two_active_workers(citus_cluster):
+    with psycopg.connect(citus_cluster.dsn()) as conn:
+        active = conn.execute("SELECT node_name, node_port FROM citus_get_active_worker_nodes()"
+                              " ORDER BY node_port").fetchall()
+    assert sorted(active) == sorted((worker.host, worker.port) for worker in citus_cluster.workers)
+    assert len(active) == 2
+
+
+def test_a_distributed_table_is_placed_on_both_workers(citus_cluster):
+    with psycopg.connect(citus_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE probe (store_id int PRIMARY KEY, name text NOT NULL)")
+        conn.execute("SELECT create_distributed_table('probe', 'store_id', shard_count => 8)")
+        conn.execute("INSERT INTO probe SELECT i, 'store ' || i FROM generate_series(1, 100) i")
+        placements = Counter(dict(conn.execute(
+            "SELECT p.nodeport, count(*) FROM pg_dist_shard_placement p"
+            " JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'probe'::regclass"
+            " GROUP BY p.nodeport").fetchall()))
+        assert conn.execute("SELECT count(*) FROM probe").fetchone()[0] == 100
+    assert set(placements) == {worker.port for worker in citus_cluster.workers}
+    assert sum(placements.values()) == 8
+    # Each worker holds its shards' rows: together, every row once.
+    rows = 0
+    for worker in citus_cluster.workers:
+        with psycopg.connect(worker.dsn(citus_cluster.dbname)) as conn:
+            conn.execute("SET citus.override_table_visibility = off")
+            shards = [name for (name,) in conn.execute(
+                "SELECT relname FROM pg_class WHERE relname ~ '^probe_[0-9]+$' AND relkind = 'r'").fetchall()]
+            assert shards, f"no shard of probe on the worker at port {worker.port}"
+            rows += sum(conn.execute(f"SELECT count(*) FROM {shard}").fetchone()[0] for shard in shards)
+    assert rows == 100
