@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 from conftest import batches_of, catalogue, count_rows, item, new_store, readme_sql, sale_payload, shipment_line
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
-REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds", "profiles",
+REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds",
                     "product_classes", "dried_equivalency_factors", "catalogue_categories", "products", "product_gtins"}
 
 TABLES = """
