@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 
@@ -47,7 +48,7 @@ from workloads import (  # noqa: E402
 )
 
 from posledger.migrations import migrate  # noqa: E402
-from posledger.pgserver import SystemCluster, running_cluster  # noqa: E402
+from posledger.pgserver import Server, SystemCluster, running_cluster  # noqa: E402
 
 TPCB_CLIENTS = 8
 ASYNC = "-c synchronous_commit=off"   # a commit returns before its WAL is flushed: a crash may lose it
@@ -65,7 +66,14 @@ CONSERVATION = """
                AS orphan_orders"""
 
 
-def pgbench(cluster: SystemCluster, dbname: str, *args: str, script: str | None = None,
+class Target(Protocol):
+    """What pgbench() needs of a server: where it listens, and the binaries of its version."""
+
+    server: Server
+    bindir: Path
+
+
+def pgbench(cluster: Target, dbname: str, *args: str, script: str | None = None,
             settings: str = "") -> dict[str, object]:
     """Run pgbench, return tps, failures and the per-transaction latencies of its log. Every run starts
     just after a checkpoint, so none pays for another's dirty pages or full-page writes. settings (e.g.

@@ -111,7 +111,8 @@ def running_cluster(durable: bool = False, settings: str = "") -> Iterator[Syste
             cluster.remove()
 
 
-CITUS_SETTINGS = "-c shared_preload_libraries=citus -c max_prepared_transactions=100"
+# wal_level=logical: Citus moves a shard without blocking its writes by logical replication (rebalancing).
+CITUS_SETTINGS = "-c shared_preload_libraries=citus -c max_prepared_transactions=100 -c wal_level=logical"
 
 
 def citus_installed() -> bool:
@@ -131,6 +132,7 @@ class CitusCluster:
     coordinator: Server
     workers: list[Server] = field(default_factory=list)
     dbname: str = "posledger"
+    spares: list[Server] = field(default_factory=list)   # started, with the extension, not yet in the cluster
 
     def dsn(self) -> str:
         """The coordinator's DSN for the Citus database, as its superuser."""
@@ -138,23 +140,25 @@ class CitusCluster:
 
 
 @contextmanager
-def running_citus_cluster(workers: int = 2, dbname: str = "posledger") -> Iterator[CitusCluster]:
+def running_citus_cluster(workers: int = 2, dbname: str = "posledger", spares: int = 0) -> Iterator[CitusCluster]:
     """A coordinator and `workers` workers of the system binaries on loopback (as the `postgres` OS user when
     run as root), with Citus loaded, `dbname` created with the extension on each, and the workers added to
-    the coordinator's metadata; all of them stopped and removed at the end. Needs scripts/citus first."""
+    the coordinator's metadata; `spares` more nodes are ready to be added (citus_add_node), as a cluster
+    that outgrows its workers adds one. All of them stopped and removed at the end. Needs scripts/citus."""
     with ExitStack() as stack:
-        nodes = [stack.enter_context(running_cluster(settings=CITUS_SETTINGS)).server for _ in range(workers + 1)]
+        nodes = [stack.enter_context(running_cluster(settings=CITUS_SETTINGS)).server
+                 for _ in range(workers + 1 + spares)]
         for node in nodes:
             with psycopg.connect(node.dsn(), autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{dbname}"')
             with psycopg.connect(node.dsn(dbname), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION citus")
-        coordinator, *worker_nodes = nodes
+        coordinator, worker_nodes, spare_nodes = nodes[0], nodes[1:workers + 1], nodes[workers + 1:]
         with psycopg.connect(coordinator.dsn(dbname), autocommit=True) as conn:
             conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (coordinator.host, coordinator.port))
             for worker in worker_nodes:
                 conn.execute("SELECT citus_add_node(%s, %s)", (worker.host, worker.port))
-        yield CitusCluster(coordinator, worker_nodes, dbname)
+        yield CitusCluster(coordinator, worker_nodes, dbname, spare_nodes)
 
 
 @contextmanager
