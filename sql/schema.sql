@@ -1281,10 +1281,13 @@ BEGIN
     v_reversed := least(v_due, coalesce(v_balance, 0));
     UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
     WHERE store_id = p_order.store_id AND user_id = p_order.user_id AND v_reversed > 0;
-    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
-                                             balance_after)
-    SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
-    WHERE v_reversed > 0;
+    -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
+    IF v_reversed > 0 THEN
+        INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
+                                                 balance_after)
+        VALUES (p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
+                v_balance - v_reversed);
+    END IF;
     UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
                               'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
@@ -1355,9 +1358,11 @@ BEGIN
     ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
     RETURNING a.points INTO v_balance;
 
-    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
-    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
-    WHERE v_points <> 0;
+    -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
+    IF v_points <> 0 THEN
+        INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+        VALUES (p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance);
+    END IF;
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
 END $$;

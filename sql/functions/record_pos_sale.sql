@@ -560,9 +560,11 @@ BEGIN
     ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
     RETURNING a.points INTO v_balance;
 
-    INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
-    SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
-    WHERE v_points <> 0;
+    -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
+    IF v_points <> 0 THEN
+        INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
+        VALUES (p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance);
+    END IF;
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
 END $$;
