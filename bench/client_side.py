@@ -39,8 +39,8 @@ def one_sale(conn: psycopg.Connection, skus: list[str], user_id: str) -> None:
             conn.execute("INSERT INTO pos_order_lines (store_id, order_id, line_no, sku, batch_lot, inventory_id,"
                          " quantity) VALUES (%s, %s, %s, %s, %s, %s, 1)",
                          [STORE_ID, order_id, line_no, sku, batch_lot, inventory_id])
-        conn.execute("INSERT INTO profiles AS p (user_id, loyalty_points) VALUES (%s, 25) ON CONFLICT (user_id)"
-                     " DO UPDATE SET loyalty_points = p.loyalty_points + 25", [user_id])
+        conn.execute("INSERT INTO loyalty_accounts AS p (store_id, user_id, points) VALUES (%s, %s, 25)"
+                     " ON CONFLICT (store_id, user_id) DO UPDATE SET points = p.points + 25", [STORE_ID, user_id])
 
 
 def run(dsn: str, clients: int, seconds: float, lines: int, skus: int, customers: int) -> dict[str, object]:

@@ -122,7 +122,9 @@ def load(dsn: str, skus: int, customers: int) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(GENERATE, {"store": STORE_ID, "skus": skus, "stock": STOCK_PER_BATCH})
         conn.execute(CATALOGUE, {"skus": skus, "product_class": "dried"})
-        conn.execute(CUSTOMERS, {"customers": customers})
+        accounts = "loyalty_accounts" if conn.execute("SELECT to_regclass('loyalty_accounts')").fetchone() != (None,) \
+            else "profiles"
+        conn.execute(CUSTOMERS[accounts], {"store": STORE_ID, "customers": customers})
         conn.execute("VACUUM ANALYZE")
         row = conn.execute("SELECT sum(quantity_on_hand) FROM ocs_inventory").fetchone()
     assert row is not None

@@ -130,9 +130,6 @@ BEGIN
             HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
     END IF;
 
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'adjustment', 'reason_code', p_header.reason_code, 'reference_type', 'inventory_adjustment',
-        'reference_id', p_header.id, 'notes', p_header.note, 'actor', p_header.actor)::text, true);
     WITH adjusted AS (
         UPDATE public.ocs_inventory i
         SET quantity_on_hand = i.quantity_on_hand + coalesce(d.sellable, 0) + coalesce(d.quarantined, 0),
@@ -144,7 +141,11 @@ BEGIN
             quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
                                      ELSE 0 END,
-            updated_at = now()
+            updated_at = now(),
+            -- The ledger trigger labels its rows for this adjustment with this (_triggers.sql).
+            movement = jsonb_build_object('type', 'adjustment', 'reason_code', p_header.reason_code,
+                                          'reference_type', 'inventory_adjustment', 'reference_id', p_header.id,
+                                          'notes', p_header.note, 'actor', p_header.actor)
         FROM unnest(p_deltas) d
         WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
@@ -157,7 +158,6 @@ BEGIN
                                                  'quantity_available', quantity_available,
                                                  'quantity_quarantined', quantity_quarantined) ORDER BY id), '[]')
     INTO v_adjusted FROM adjusted;
-    PERFORM set_config('posledger.movement', '', true);
     v_dated := posledger_private.adjustment_expiry_dates(p_header);
 
     v_result := jsonb_build_object(
@@ -343,6 +343,7 @@ CREATE TABLE public.ocs_inventory (
     status text DEFAULT 'active'::text NOT NULL,
     quantity_quarantined integer DEFAULT 0 NOT NULL,
     expiry_date date,
+    movement jsonb,
     CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
     CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
     CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
@@ -365,6 +366,8 @@ COMMENT ON COLUMN public.ocs_inventory.status IS 'active (sellable), quarantined
 COMMENT ON COLUMN public.ocs_inventory.quantity_quarantined IS 'Units on hand that may never be sold (defective returns) until destroyed or sent back.';
 
 COMMENT ON COLUMN public.ocs_inventory.expiry_date IS 'The batch''s expiry date (GS1 AI 17): sold on it, not after it. NULL: unknown.';
+
+COMMENT ON COLUMN public.ocs_inventory.movement IS 'The label (type, reason_code, reference, notes, actor) of the posledger movement that last changed this row, written by that movement''s own statement; the ledger trigger labels a change with it only when the changing statement wrote it anew (else opening or manual_adjustment).';
 
 CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1097,10 +1100,6 @@ DECLARE
     v_restocked jsonb;
     v_result    jsonb;
 BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
-        'actor', p_return.actor)::text, true);
     WITH line AS (
         SELECT * FROM unnest(p_lines)
     ), per_row AS (
@@ -1114,7 +1113,12 @@ BEGIN
             quantity_available = i.quantity_available
                                  -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
                                  + CASE WHEN i.status = 'active' THEN r.total - r.defective ELSE 0 END,
-            updated_at = now()
+            updated_at = now(),
+            -- The ledger trigger labels its rows for this return with this (_triggers.sql).
+            movement = jsonb_build_object('type', p_return.kind, 'reference_type', 'pos_order',
+                                          'reference_id', p_order.id, 'actor', p_return.actor,
+                                          'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference,
+                                                          p_order.receipt_number))
         FROM per_row r
         WHERE i.store_id = v_store_id AND i.id = r.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
@@ -1126,7 +1130,6 @@ BEGIN
                                         'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
                                         'quantity_quarantined', quantity_quarantined) ORDER BY id)
     INTO v_restocked FROM restocked;
-    PERFORM set_config('posledger.movement', '', true);
 
     UPDATE public.pos_orders SET status = 'voided'
     WHERE p_return.kind = 'void' AND store_id = v_store_id AND id = p_order.id;
@@ -1316,10 +1319,11 @@ BEGIN
          (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
           WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
 
-    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
+    SELECT points INTO v_balance FROM public.loyalty_accounts
+    WHERE store_id = p_order.store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
-    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
-    WHERE user_id = p_order.user_id AND v_reversed > 0;
+    UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
+    WHERE store_id = p_order.store_id AND user_id = p_order.user_id AND v_reversed > 0;
     INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
                                              balance_after)
     SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
@@ -1390,10 +1394,9 @@ BEGIN
     SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
     FROM public.stores s WHERE s.id = p_order.store_id;
 
-    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
-    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
-                                        updated_at = now()
-    RETURNING p.loyalty_points INTO v_balance;
+    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (p_order.store_id, p_order.user_id, v_points)
+    ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
+    RETURNING a.points INTO v_balance;
 
     INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
     SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance
@@ -1451,10 +1454,6 @@ DECLARE
     v_successful jsonb;
     v_result     jsonb;
 BEGIN
-    -- The ledger trigger reads this to label the rows it writes for the deduction below.
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
     -- A batch without a known expiry learns it from a scan of a unit of it (the earliest, if scans differ).
     WITH taken AS (
         SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
@@ -1466,7 +1465,11 @@ BEGIN
         SET quantity_available = i.quantity_available - t.quantity,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
             expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
-            last_sold = now(), updated_at = now()
+            last_sold = now(), updated_at = now(),
+            -- The ledger trigger labels its rows for this deduction with this (_triggers.sql).
+            movement = jsonb_build_object('type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
+                                          'notes', 'POS sale - ' || p_order.receipt_number,
+                                          'actor', p_order.cashier_id)
         FROM taken t
         WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
@@ -1474,7 +1477,6 @@ BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
                                                  'remaining', quantity_available) ORDER BY id), '[]')
     INTO v_successful FROM deducted;
-    PERFORM set_config('posledger.movement', '', true);
 
     -- Each part of a line split across batches carries its share of the line's discount and tax, to the
     -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
@@ -1888,9 +1890,6 @@ DECLARE
     v_store_id uuid := p_shipment.store_id;
     v_result jsonb;
 BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
-        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
     WITH line AS (
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
@@ -1915,9 +1914,13 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, quantity_on_hand, quantity_available, status)
+                                             expiry_date, quantity_on_hand, quantity_available, status, movement)
         SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
+               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
+               -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
+               jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+                                  'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
+                                  'actor', p_shipment.received_by)
         FROM batch b ORDER BY b.sku, b.batch_lot
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
         SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
@@ -1928,7 +1931,8 @@ BEGIN
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            updated_at = excluded.updated_at   -- the column's default, now(): Citus refuses now() here
+            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+            movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
                   i.xmax = 0 AS created
@@ -1965,7 +1969,6 @@ BEGIN
                       FROM recorded WHERE quantity_received <> quantity_shipped),
         'units_received', (SELECT sum(quantity_received) FROM recorded))
     INTO v_result;
-    PERFORM set_config('posledger.movement', '', true);
     UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;
@@ -2291,13 +2294,14 @@ CREATE FUNCTION public.ocs_inventory_write_ledger() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
-    v_movement jsonb := nullif(current_setting('posledger.movement', true), '')::jsonb;
+    v_movement jsonb := CASE WHEN TG_OP = 'INSERT' OR NEW.movement IS DISTINCT FROM OLD.movement
+                             THEN NEW.movement END;
 BEGIN
     INSERT INTO public.ocs_inventory_transactions
         (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
          reference_type, reference_id, notes, actor)
     VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
-            coalesce(v_movement->>'type', CASE TG_OP WHEN 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
+            coalesce(v_movement->>'type', CASE WHEN TG_OP = 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
             v_movement->>'reason_code',
             NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
             v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',
@@ -2731,6 +2735,17 @@ CREATE VIEW public.inventory_movements_monthly AS
 
 COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month: opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
 
+CREATE TABLE public.loyalty_accounts (
+    store_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    points bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT loyalty_accounts_points_check CHECK ((points >= 0))
+);
+
+COMMENT ON TABLE public.loyalty_accounts IS 'A customer''s loyalty points at one store; equals the sum of that store''s loyalty_transactions for the customer. The customer''s balance is the sum over stores (the view profiles).';
+
 CREATE TABLE public.loyalty_transactions (
     id bigint NOT NULL,
     user_id uuid NOT NULL,
@@ -2747,6 +2762,8 @@ CREATE TABLE public.loyalty_transactions (
 );
 
 COMMENT ON TABLE public.loyalty_transactions IS 'The loyalty ledger: earn, reversal (by a return) and redemption. Append-only (IV403).';
+
+COMMENT ON COLUMN public.loyalty_transactions.balance_after IS 'The customer''s points at this store after this row (before migration 0018: their balance over all stores).';
 
 ALTER TABLE public.loyalty_transactions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.loyalty_transactions_id_seq
@@ -2906,15 +2923,15 @@ CREATE TABLE public.products (
 
 COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
 
-CREATE TABLE public.profiles (
-    user_id uuid NOT NULL,
-    loyalty_points bigint DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT profiles_loyalty_points_check CHECK ((loyalty_points >= 0))
-);
+CREATE VIEW public.profiles AS
+ SELECT loyalty_accounts.user_id,
+    (sum(loyalty_accounts.points))::bigint AS loyalty_points,
+    min(loyalty_accounts.created_at) AS created_at,
+    max(loyalty_accounts.updated_at) AS updated_at
+   FROM public.loyalty_accounts
+  GROUP BY loyalty_accounts.user_id;
 
-COMMENT ON TABLE public.profiles IS 'Loyalty customers and their balance; the balance equals the sum of their loyalty_transactions.';
+COMMENT ON VIEW public.profiles IS 'Loyalty customers and their balance: the sum of their accounts at every store (loyalty_accounts), which equals the sum of their loyalty_transactions.';
 
 CREATE VIEW public.recall_report AS
  SELECT i.store_id,
@@ -3027,6 +3044,9 @@ ALTER TABLE ONLY public.inventory_adjustments
 ALTER TABLE ONLY public.inventory_exceptions
     ADD CONSTRAINT inventory_exceptions_pkey PRIMARY KEY (store_id, id);
 
+ALTER TABLE ONLY public.loyalty_accounts
+    ADD CONSTRAINT loyalty_accounts_pkey PRIMARY KEY (store_id, user_id);
+
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_pkey PRIMARY KEY (store_id, id);
 
@@ -3075,15 +3095,14 @@ ALTER TABLE ONLY public.product_gtins
 ALTER TABLE ONLY public.products
     ADD CONSTRAINT products_pkey PRIMARY KEY (sku);
 
-ALTER TABLE ONLY public.profiles
-    ADD CONSTRAINT profiles_pkey PRIMARY KEY (user_id);
-
 ALTER TABLE ONLY public.stores
     ADD CONSTRAINT stores_pkey PRIMARY KEY (id);
 
 CREATE INDEX batch_status_changes_by_row ON public.batch_status_changes USING btree (store_id, inventory_id, id);
 
 CREATE INDEX inventory_exceptions_open ON public.inventory_exceptions USING btree (store_id, sku) WHERE (status = 'open'::text);
+
+CREATE INDEX loyalty_accounts_by_user ON public.loyalty_accounts USING btree (user_id);
 
 CREATE INDEX loyalty_transactions_by_order ON public.loyalty_transactions USING btree (store_id, order_id);
 
@@ -3148,14 +3167,14 @@ ALTER TABLE ONLY public.inventory_exceptions
 ALTER TABLE ONLY public.inventory_exceptions
     ADD CONSTRAINT inventory_exceptions_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
 
+ALTER TABLE ONLY public.loyalty_accounts
+    ADD CONSTRAINT loyalty_accounts_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_return_fk FOREIGN KEY (store_id, return_id) REFERENCES public.pos_returns(store_id, id);
 
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
-
-ALTER TABLE ONLY public.loyalty_transactions
-    ADD CONSTRAINT loyalty_transactions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.profiles(user_id);
 
 ALTER TABLE ONLY public.ocs_inventory
     ADD CONSTRAINT ocs_inventory_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
@@ -3457,6 +3476,8 @@ GRANT SELECT ON TABLE public.inventory_discrepancies TO posledger_readonly;
 GRANT SELECT ON TABLE public.inventory_exceptions TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.inventory_movements_monthly TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.loyalty_accounts TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.loyalty_transactions TO posledger_readonly;
 

@@ -13,7 +13,7 @@ from conftest import batches_of, catalogue, count_rows, item, new_store, readme_
 from posledger.distribution import DISTRIBUTE_SQL
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
-REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds", "profiles",
+REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds",
                     "product_classes", "dried_equivalency_factors", "catalogue_categories", "products", "product_gtins"}
 
 TABLES = """

@@ -160,8 +160,9 @@ def test_loyalty_points_come_back_in_proportion_and_a_void_takes_the_rest(db):
 
 def test_points_already_spent_are_never_taken_below_zero_and_the_shortfall_is_reported(db):
     store, order = fefo_split_sale(db, user_id=CUSTOMER, total=80.0)
-    with db.transaction():   # the customer spends 70 points elsewhere (a redemption, as a loyalty system records it)
-        db.execute("UPDATE profiles SET loyalty_points = loyalty_points - 70 WHERE user_id = %s", [CUSTOMER])
+    with db.transaction():   # the customer spends 70 of these points (a redemption, as a loyalty system records it)
+        db.execute("UPDATE loyalty_accounts SET points = points - 70 WHERE store_id = %s AND user_id = %s",
+                   [store, CUSTOMER])
         db.execute("INSERT INTO loyalty_transactions (user_id, store_id, order_id, transaction_type, points,"
                    " balance_after) VALUES (%s, %s, %s, 'redemption', -70, 10)", [CUSTOMER, store, order["id"]])
     result = return_sale(db, a_return(store, order, void=True))

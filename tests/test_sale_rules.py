@@ -15,7 +15,7 @@ CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 def snapshot(db):
     """Everything a refused sale must leave as it was."""
     tables = ["ocs_inventory", "ocs_inventory_transactions", "pos_orders", "pos_order_lines",
-              "inventory_exceptions", "profiles", "loyalty_transactions"]
+              "inventory_exceptions", "loyalty_accounts", "loyalty_transactions"]
     state = {t: db.execute(f"SELECT to_jsonb(x) FROM {t} x ORDER BY to_jsonb(x)::text").fetchall() for t in tables}
     db.commit()
     return state

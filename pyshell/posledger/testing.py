@@ -48,11 +48,11 @@ INVARIANT_CHECKS = {
             SELECT inventory_id, -sum(quantity) AS sold FROM ocs_inventory_transactions
             WHERE transaction_type = 'sale' GROUP BY inventory_id) t USING (inventory_id)
         WHERE o.sold IS DISTINCT FROM t.sold""",
-    "loyalty balance differs from the loyalty ledger": """
-        SELECT p.user_id FROM profiles p
-        LEFT JOIN (SELECT user_id, sum(points) AS points FROM loyalty_transactions GROUP BY user_id) l
-            USING (user_id)
-        WHERE p.loyalty_points <> coalesce(l.points, 0)""",
+    "a store's loyalty account differs from its loyalty ledger": """
+        SELECT store_id, user_id FROM loyalty_accounts a
+        FULL JOIN (SELECT store_id, user_id, sum(points) AS points FROM loyalty_transactions
+                   GROUP BY store_id, user_id) l USING (store_id, user_id)
+        WHERE coalesce(a.points, 0) <> coalesce(l.points, 0)""",
     "a committed order without its stored result": """
         SELECT id FROM pos_orders WHERE result IS NULL""",
     "units on return lines differ from the return and void ledger": """

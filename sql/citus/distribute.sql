@@ -15,9 +15,9 @@ SET citus.enable_local_reference_table_foreign_keys = off;
 
 -- Reference tables first (a copy on every node): the distributed tables' foreign keys point at them.
 SELECT create_reference_table(t)
-FROM unnest(ARRAY['stores', 'adjustment_reasons', 'batch_status_requests', 'batch_lot_holds', 'profiles',
-                  'product_classes', 'dried_equivalency_factors', 'catalogue_categories', 'products',
-                  'product_gtins']) WITH ORDINALITY AS r(t, n)
+FROM unnest(ARRAY['stores', 'adjustment_reasons', 'batch_status_requests', 'batch_lot_holds', 'product_classes',
+                  'dried_equivalency_factors', 'catalogue_categories', 'products', 'product_gtins'])
+     WITH ORDINALITY AS r(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;
 
@@ -26,7 +26,8 @@ ORDER BY n;
 SELECT create_distributed_table(t, 'store_id', colocate_with => CASE WHEN n = 1 THEN 'none' ELSE 'ocs_inventory' END)
 FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', 'pos_order_lines',
                   'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
-                  'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines', 'batch_status_changes'])
+                  'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
+                  'batch_status_changes'])
      WITH ORDINALITY AS d(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;

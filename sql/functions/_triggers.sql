@@ -7,20 +7,23 @@
 
 -- The ledger invariant, whatever path stock takes: every change of a stock row's quantity_on_hand is
 -- ledgered here, once per changed row. Our functions describe their movement (type, reason, reference,
--- notes, actor) in the transaction-local setting posledger.movement before they write; a write without
--- one is an 'opening' balance (INSERT) or a 'manual_adjustment' (UPDATE) by the role that made it.
+-- notes, actor) in the row's column movement, written by the same statement that moves the units: the
+-- label reaches whichever node holds the row, as a transaction-local setting would not on Citus (issue
+-- 16). A statement that leaves the column as it was is not ours: an 'opening' balance (INSERT) or a
+-- 'manual_adjustment' (UPDATE) by the role that made it, never a stale label of the movement before.
 CREATE OR REPLACE FUNCTION ocs_inventory_write_ledger() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
-    v_movement jsonb := nullif(current_setting('posledger.movement', true), '')::jsonb;
+    v_movement jsonb := CASE WHEN TG_OP = 'INSERT' OR NEW.movement IS DISTINCT FROM OLD.movement
+                             THEN NEW.movement END;
 BEGIN
     INSERT INTO public.ocs_inventory_transactions
         (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
          reference_type, reference_id, notes, actor)
     VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
-            coalesce(v_movement->>'type', CASE TG_OP WHEN 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
+            coalesce(v_movement->>'type', CASE WHEN TG_OP = 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
             v_movement->>'reason_code',
             NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
             v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',

@@ -204,9 +204,6 @@ BEGIN
             HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
     END IF;
 
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'adjustment', 'reason_code', p_header.reason_code, 'reference_type', 'inventory_adjustment',
-        'reference_id', p_header.id, 'notes', p_header.note, 'actor', p_header.actor)::text, true);
     WITH adjusted AS (
         UPDATE public.ocs_inventory i
         SET quantity_on_hand = i.quantity_on_hand + coalesce(d.sellable, 0) + coalesce(d.quarantined, 0),
@@ -218,7 +215,11 @@ BEGIN
             quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
                                      ELSE 0 END,
-            updated_at = now()
+            updated_at = now(),
+            -- The ledger trigger labels its rows for this adjustment with this (_triggers.sql).
+            movement = jsonb_build_object('type', 'adjustment', 'reason_code', p_header.reason_code,
+                                          'reference_type', 'inventory_adjustment', 'reference_id', p_header.id,
+                                          'notes', p_header.note, 'actor', p_header.actor)
         FROM unnest(p_deltas) d
         WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
@@ -231,7 +232,6 @@ BEGIN
                                                  'quantity_available', quantity_available,
                                                  'quantity_quarantined', quantity_quarantined) ORDER BY id), '[]')
     INTO v_adjusted FROM adjusted;
-    PERFORM set_config('posledger.movement', '', true);
     v_dated := posledger_private.adjustment_expiry_dates(p_header);
 
     v_result := jsonb_build_object(

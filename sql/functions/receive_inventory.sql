@@ -173,9 +173,6 @@ DECLARE
     v_store_id uuid := p_shipment.store_id;
     v_result jsonb;
 BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
-        'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by)::text, true);
     WITH line AS (
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
@@ -200,9 +197,13 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, quantity_on_hand, quantity_available, status)
+                                             expiry_date, quantity_on_hand, quantity_available, status, movement)
         SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active')
+               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
+               -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
+               jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+                                  'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
+                                  'actor', p_shipment.received_by)
         FROM batch b ORDER BY b.sku, b.batch_lot
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
         SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
@@ -213,7 +214,8 @@ BEGIN
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            updated_at = excluded.updated_at   -- the column's default, now(): Citus refuses now() here
+            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+            movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
                   i.xmax = 0 AS created
@@ -250,7 +252,6 @@ BEGIN
                       FROM recorded WHERE quantity_received <> quantity_shipped),
         'units_received', (SELECT sum(quantity_received) FROM recorded))
     INTO v_result;
-    PERFORM set_config('posledger.movement', '', true);
     UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;

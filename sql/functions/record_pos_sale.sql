@@ -491,10 +491,6 @@ DECLARE
     v_successful jsonb;
     v_result     jsonb;
 BEGIN
-    -- The ledger trigger reads this to label the rows it writes for the deduction below.
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', 'POS sale - ' || p_order.receipt_number, 'actor', p_order.cashier_id)::text, true);
     -- A batch without a known expiry learns it from a scan of a unit of it (the earliest, if scans differ).
     WITH taken AS (
         SELECT a.inventory_id, sum(a.quantity)::integer AS quantity,
@@ -506,7 +502,11 @@ BEGIN
         SET quantity_available = i.quantity_available - t.quantity,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
             expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
-            last_sold = now(), updated_at = now()
+            last_sold = now(), updated_at = now(),
+            -- The ledger trigger labels its rows for this deduction with this (_triggers.sql).
+            movement = jsonb_build_object('type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
+                                          'notes', 'POS sale - ' || p_order.receipt_number,
+                                          'actor', p_order.cashier_id)
         FROM taken t
         WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
@@ -514,7 +514,6 @@ BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
                                                  'remaining', quantity_available) ORDER BY id), '[]')
     INTO v_successful FROM deducted;
-    PERFORM set_config('posledger.movement', '', true);
 
     -- Each part of a line split across batches carries its share of the line's discount and tax, to the
     -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
@@ -550,7 +549,9 @@ BEGIN
 END $$;
 
 -- Points for a completed sale with a customer, awarded only here, after the stock was deducted:
--- a sale that did not happen rolls back before it gets this far. Creates a missing profile.
+-- a sale that did not happen rolls back before it gets this far. They go to the customer's account at
+-- this store (opened if missing), so the sale writes only its own store's rows: on Citus one worker,
+-- no two-phase commit (docs/decisions.md, "Loyalty by store"). The balance returned is that account's.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_award_points(p_order pos_orders) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -563,10 +564,9 @@ BEGIN
     SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
     FROM public.stores s WHERE s.id = p_order.store_id;
 
-    INSERT INTO public.profiles AS p (user_id, loyalty_points) VALUES (p_order.user_id, v_points)
-    ON CONFLICT (user_id) DO UPDATE SET loyalty_points = p.loyalty_points + excluded.loyalty_points,
-                                        updated_at = now()
-    RETURNING p.loyalty_points INTO v_balance;
+    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (p_order.store_id, p_order.user_id, v_points)
+    ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
+    RETURNING a.points INTO v_balance;
 
     INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
     SELECT p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance

@@ -236,10 +236,6 @@ DECLARE
     v_restocked jsonb;
     v_result    jsonb;
 BEGIN
-    PERFORM set_config('posledger.movement', jsonb_build_object(
-        'type', p_return.kind, 'reference_type', 'pos_order', 'reference_id', p_order.id,
-        'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference, p_order.receipt_number),
-        'actor', p_return.actor)::text, true);
     WITH line AS (
         SELECT * FROM unnest(p_lines)
     ), per_row AS (
@@ -253,7 +249,12 @@ BEGIN
             quantity_available = i.quantity_available
                                  -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
                                  + CASE WHEN i.status = 'active' THEN r.total - r.defective ELSE 0 END,
-            updated_at = now()
+            updated_at = now(),
+            -- The ledger trigger labels its rows for this return with this (_triggers.sql).
+            movement = jsonb_build_object('type', p_return.kind, 'reference_type', 'pos_order',
+                                          'reference_id', p_order.id, 'actor', p_return.actor,
+                                          'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference,
+                                                          p_order.receipt_number))
         FROM per_row r
         WHERE i.store_id = v_store_id AND i.id = r.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
@@ -265,7 +266,6 @@ BEGIN
                                         'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
                                         'quantity_quarantined', quantity_quarantined) ORDER BY id)
     INTO v_restocked FROM restocked;
-    PERFORM set_config('posledger.movement', '', true);
 
     UPDATE public.pos_orders SET status = 'voided'
     WHERE p_return.kind = 'void' AND store_id = v_store_id AND id = p_order.id;
@@ -283,8 +283,9 @@ BEGIN
 END $$;
 
 -- The order's points come back in proportion to the units returned so far, less what earlier returns
--- already took (floor, so rounding never takes back a point too many); a void takes back the rest. A
--- balance never goes below zero: what the customer already spent is reported as the shortfall.
+-- already took (floor, so rounding never takes back a point too many); a void takes back the rest. They
+-- come off the customer's account at the order's store, which never goes below zero: what the customer
+-- already spent of it is reported as the shortfall.
 CREATE OR REPLACE FUNCTION posledger_private.pos_return_reverse_points(p_order public.pos_orders, p_return public.pos_returns)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -309,10 +310,11 @@ BEGIN
          (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
           WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
 
-    SELECT loyalty_points INTO v_balance FROM public.profiles WHERE user_id = p_order.user_id FOR NO KEY UPDATE;
+    SELECT points INTO v_balance FROM public.loyalty_accounts
+    WHERE store_id = p_order.store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
-    UPDATE public.profiles SET loyalty_points = loyalty_points - v_reversed, updated_at = now()
-    WHERE user_id = p_order.user_id AND v_reversed > 0;
+    UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
+    WHERE store_id = p_order.store_id AND user_id = p_order.user_id AND v_reversed > 0;
     INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
                                              balance_after)
     SELECT p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed, v_balance - v_reversed
