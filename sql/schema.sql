@@ -277,20 +277,26 @@ CREATE FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) RETURNS 
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_header public.inventory_adjustments;
+    v_header   public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas   public.inventory_delta[];
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
     v_header := posledger_private.adjustment_claim(p_adjustment, 'adjustment');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
-        GROUP BY i.id));
+        GROUP BY i.id) INTO v_deltas;
+    RETURN posledger_private.adjustment_complete(v_header, v_deltas);
 END $$;
 
 CREATE FUNCTION posledger_private.apply_lock_timeout() RETURNS text
@@ -761,6 +767,8 @@ CREATE FUNCTION posledger_private.count_record(p_count jsonb) RETURNS jsonb
     AS $$
 DECLARE
     v_header public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas public.inventory_delta[];
     v_result jsonb;
     v_settled integer;
 BEGIN
@@ -769,20 +777,24 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
-                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot) INTO v_deltas;
+    v_result := posledger_private.adjustment_complete(v_header, v_deltas);
 
     -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
     UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
-    WHERE e.store_id = v_header.store_id AND e.status = 'open'
+    WHERE e.store_id = v_store_id AND e.status = 'open'
       AND EXISTS (SELECT FROM posledger_private.adjustment_lines(v_header) l
                   WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
     GET DIAGNOSTICS v_settled = ROW_COUNT;
     v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
-    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_store_id AND id = v_header.id;
     RETURN v_result;
 END $$;
 
@@ -1705,6 +1717,7 @@ CREATE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
     AS $$
 DECLARE
     v_store   public.stores;
+    v_store_id uuid;   -- v_store.id: Citus prunes shards by a plain variable only
     v_today   date;
     v_lines   posledger_private.pos_sale_line[];
     v_order   public.pos_orders;
@@ -1727,7 +1740,8 @@ BEGIN
     PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    v_store_id := v_store.id;
+    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -1750,7 +1764,7 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
         'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
@@ -1766,13 +1780,13 @@ BEGIN
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
     SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store.id
+        WHERE i.store_id = v_store_id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store.id
+                                WHERE c.store_id = v_store_id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);

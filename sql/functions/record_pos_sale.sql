@@ -50,6 +50,7 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETUR
 LANGUAGE plpgsql AS $$
 DECLARE
     v_store   public.stores;
+    v_store_id uuid;   -- v_store.id: Citus prunes shards by a plain variable only
     v_today   date;
     v_lines   posledger_private.pos_sale_line[];
     v_order   public.pos_orders;
@@ -72,7 +73,8 @@ BEGIN
     PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    v_store_id := v_store.id;
+    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -95,7 +97,7 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
         'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
@@ -111,13 +113,13 @@ BEGIN
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
     SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store.id
+        WHERE i.store_id = v_store_id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store.id
+                                WHERE c.store_id = v_store_id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
