@@ -67,3 +67,6 @@ DROP FUNCTION IF EXISTS posledger_private.pos_sale_allocate(ocs_inventory[], pos
 DROP FUNCTION IF EXISTS posledger_private.pos_sale_shortfalls(pos_sale_line[], pos_sale_allocation[]);
 DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, pos_sale_line[], pos_sale_allocation[], jsonb);
 DROP TYPE IF EXISTS public.pos_sale_line;
+
+-- Issue 16: the catalogue's grams for the skus asked only, in PL/pgSQL (Citus could not plan the inlined set).
+DROP FUNCTION IF EXISTS posledger_private.catalogue_grams(date);

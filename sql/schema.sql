@@ -109,6 +109,8 @@ CREATE FUNCTION posledger_private.adjustment_complete(p_header public.inventory_
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
     v_short    jsonb;
     v_adjusted jsonb;
     v_dated    jsonb;
@@ -118,7 +120,7 @@ BEGIN
                                                  'requested', b.delta, 'available', b.units) ORDER BY i.id), '[]')
     INTO v_short
     FROM unnest(p_deltas) d
-    JOIN public.ocs_inventory i ON i.store_id = p_header.store_id AND i.id = d.inventory_id,
+    JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.id = d.inventory_id,
     LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
                     ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
     WHERE b.units + b.delta < 0;
@@ -135,7 +137,8 @@ BEGIN
             -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
             -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
             -- reservations yet, an active row's available units are all its units on hand not quarantined.
-            quantity_available = CASE i.status WHEN 'active'
+            -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+            quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
                                      ELSE 0 END,
             updated_at = now(),
@@ -144,7 +147,7 @@ BEGIN
                                           'reference_type', 'inventory_adjustment', 'reference_id', p_header.id,
                                           'notes', p_header.note, 'actor', p_header.actor)
         FROM unnest(p_deltas) d
-        WHERE i.store_id = p_header.store_id AND i.id = d.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
                OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
         RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
@@ -158,10 +161,10 @@ BEGIN
     v_dated := posledger_private.adjustment_expiry_dates(p_header);
 
     v_result := jsonb_build_object(
-        'id', p_header.id, 'store_id', p_header.store_id, 'reference', p_header.reference, 'kind', p_header.kind,
+        'id', p_header.id, 'store_id', v_store_id, 'reference', p_header.reference, 'kind', p_header.kind,
         'reason_code', p_header.reason_code, 'timestamp', p_header.created_at, 'replayed', false,
         'adjustments', v_adjusted) || jsonb_strip_nulls(jsonb_build_object('expiry_dates', v_dated));
-    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_store_id AND id = p_header.id;
     RETURN v_result;
 END $$;
 
@@ -169,13 +172,23 @@ CREATE FUNCTION posledger_private.adjustment_expiry_dates(p_header public.invent
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_dated jsonb;
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_skus     text[];
+    v_lots     text[];
+    v_dates    date[];
+    v_dated    jsonb;
 BEGIN
+    -- The dates are read before the UPDATE: Citus refuses a STABLE function (the text-to-date cast) of a
+    -- column inside one.
+    SELECT array_agg(l->>'sku'), array_agg(l->>'batch_lot'), array_agg((l->>'expiry_date')::date)
+    INTO v_skus, v_lots, v_dates
+    FROM jsonb_array_elements(p_header.payload->'lines') l
+    WHERE posledger_private.json_is_given(l->'expiry_date');
     WITH dated AS (
-        UPDATE public.ocs_inventory i SET expiry_date = (l->>'expiry_date')::date, updated_at = now()
-        FROM jsonb_array_elements(p_header.payload->'lines') l
-        WHERE posledger_private.json_is_given(l->'expiry_date') AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
-          AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'
+        UPDATE public.ocs_inventory i SET expiry_date = d.expiry_date, updated_at = now()
+        FROM unnest(v_skus, v_lots, v_dates) AS d(sku, batch_lot, expiry_date)
+        WHERE i.store_id = v_store_id AND i.sku = d.sku AND i.batch_lot IS NOT DISTINCT FROM d.batch_lot
         RETURNING i.id, i.sku, i.batch_lot, i.expiry_date)
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'expiry_date', expiry_date) ORDER BY id)
     INTO v_dated FROM dated;
@@ -264,20 +277,26 @@ CREATE FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) RETURNS 
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_header public.inventory_adjustments;
+    v_header   public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas   public.inventory_delta[];
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
     v_header := posledger_private.adjustment_claim(p_adjustment, 'adjustment');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
-        GROUP BY i.id));
+        GROUP BY i.id) INTO v_deltas;
+    RETURN posledger_private.adjustment_complete(v_header, v_deltas);
 END $$;
 
 CREATE FUNCTION posledger_private.apply_lock_timeout() RETURNS text
@@ -368,7 +387,8 @@ BEGIN
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
-            quantity_available = CASE v_status WHEN 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+            quantity_available = CASE WHEN v_status = 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
             updated_at = now()
         FROM target t
         WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status
@@ -430,14 +450,24 @@ CREATE FUNCTION posledger_private.batch_status_record(p_change jsonb) RETURNS js
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_request public.batch_status_requests;
-    v_rows    public.ocs_inventory[];
+    v_request  public.batch_status_requests;
+    v_targets  public.ocs_inventory[];
+    v_rows     public.ocs_inventory[];   -- NULL || an array is that array
+    v_locked   public.ocs_inventory[];
+    v_store_id uuid;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
+    -- On Citus a recall writes reference tables (the request, the holds) after reading and writing the
+    -- stores' shards in one transaction, which Citus allows over one connection per worker only. The
+    -- setting exists only where Citus is loaded.
+    IF current_setting('citus.multi_shard_modify_mode', true) IS NOT NULL THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
     -- The lot's rows, read once: its advisory lock keeps a receipt from adding one until this call ends.
-    v_rows := ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t);
-    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_rows) = 0
+    -- SELECT ... INTO, not v := ARRAY(...): Citus cannot type the latter's parameter (42P18).
+    SELECT ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t) INTO v_targets;
+    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_targets) = 0
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
@@ -446,25 +476,31 @@ BEGIN
     IF v_request.result IS NOT NULL THEN
         RETURN v_request.result || '{"replayed": true}';
     END IF;
-    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
-    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
-    -- inventory row was read (docs/benchmarks.md, growth). The condition is on the row alone, keys
-    -- computed beforehand, as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
-    v_rows := ARRAY(SELECT i FROM public.ocs_inventory i
-                    WHERE i.store_id = ANY (ARRAY(SELECT r.store_id FROM unnest(v_rows) r))
-                      AND i.id = ANY (ARRAY(SELECT r.id FROM unnest(v_rows) r))
-                    ORDER BY i.id FOR NO KEY UPDATE);
+    -- Locked store by store in store_id order, each store's rows in id order: a sale locks one store's
+    -- rows in id order, so no two calls lock in opposite orders; on Citus each store is a single-shard
+    -- statement (a lock across shards is refused). Rows are matched by their whole key (store_id, id): by
+    -- id alone no index serves the match. The condition is on the row alone, keys computed beforehand,
+    -- as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
+    FOR v_store_id IN SELECT DISTINCT t.store_id FROM unnest(v_targets) t ORDER BY t.store_id LOOP
+        SELECT ARRAY(SELECT i FROM public.ocs_inventory i
+                     WHERE i.store_id = v_store_id
+                       AND i.id = ANY (ARRAY(SELECT t.id FROM unnest(v_targets) t WHERE t.store_id = v_store_id))
+                     ORDER BY i.id FOR NO KEY UPDATE) INTO v_locked;
+        v_rows := v_rows || v_locked;
+    END LOOP;
     RETURN posledger_private.batch_status_complete(v_request, v_rows);
 END $$;
 
 CREATE FUNCTION posledger_private.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT * FROM public.ocs_inventory i
     WHERE i.batch_lot = p_change->>'batch_lot'
       AND (p_change->>'sku' IS NULL OR i.sku = p_change->>'sku')
-      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
-$$;
+      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid);
+END $$;
 
 CREATE FUNCTION posledger_private.catalogue_amount(p_value jsonb) RETURNS numeric
     LANGUAGE sql IMMUTABLE
@@ -519,9 +555,11 @@ CREATE FUNCTION posledger_private.catalogue_given(p_value jsonb) RETURNS boolean
            AND NOT (jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') = '')
 $$;
 
-CREATE FUNCTION posledger_private.catalogue_grams(p_day date) RETURNS TABLE(sku text, product_class text, counts_toward text, dried_grams_per_unit numeric)
-    LANGUAGE sql STABLE
+CREATE FUNCTION posledger_private.catalogue_grams(p_day date, p_skus text[]) RETURNS TABLE(sku text, product_class text, counts_toward text, dried_grams_per_unit numeric)
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.sku, p.product_class, c.counts_toward,
            CASE WHEN c.counts_toward <> 'dried_grams' THEN 0
                 ELSE coalesce(p.stated_dried_grams, p.net_content / f.amount_per_dried_gram) END
@@ -530,7 +568,8 @@ CREATE FUNCTION posledger_private.catalogue_grams(p_day date) RETURNS TABLE(sku 
     LEFT JOIN LATERAL (SELECT f.amount_per_dried_gram FROM public.dried_equivalency_factors f
                        WHERE f.product_class = p.product_class AND f.net_unit = p.net_unit AND f.in_force_from <= p_day
                        ORDER BY f.in_force_from DESC LIMIT 1) f ON true
-$$;
+    WHERE p.sku = ANY (p_skus);
+END $$;
 
 CREATE FUNCTION posledger_private.catalogue_load_problems(p_load jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
@@ -728,6 +767,8 @@ CREATE FUNCTION posledger_private.count_record(p_count jsonb) RETURNS jsonb
     AS $$
 DECLARE
     v_header public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas public.inventory_delta[];
     v_result jsonb;
     v_settled integer;
 BEGIN
@@ -736,20 +777,24 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
-                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot) INTO v_deltas;
+    v_result := posledger_private.adjustment_complete(v_header, v_deltas);
 
     -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
     UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
-    WHERE e.store_id = v_header.store_id AND e.status = 'open'
+    WHERE e.store_id = v_store_id AND e.status = 'open'
       AND EXISTS (SELECT FROM posledger_private.adjustment_lines(v_header) l
                   WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
     GET DIAGNOSTICS v_settled = ROW_COUNT;
     v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
-    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_store_id AND id = v_header.id;
     RETURN v_result;
 END $$;
 
@@ -1039,19 +1084,21 @@ CREATE FUNCTION posledger_private.pos_return_claim(p_order public.pos_orders, p_
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_return public.pos_returns;
 BEGIN
     INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
-    VALUES (p_order.store_id, p_order.id, p_return->>'reference',
+    VALUES (v_store_id, p_order.id, p_return->>'reference',
             CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
             p_return->>'reason', p_return->>'cashier_id', p_return)
     ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
     RETURNING * INTO v_return;
     IF NOT FOUND THEN
         SELECT * INTO v_return FROM public.pos_returns
-        WHERE store_id = p_order.store_id AND reference = p_return->>'reference';
+        WHERE store_id = v_store_id AND reference = p_return->>'reference';
         PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
-            'store_id', p_order.store_id, 'reference', v_return.reference, 'id', v_return.id));
+            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
     END IF;
     RETURN v_return;
 END $$;
@@ -1060,6 +1107,8 @@ CREATE FUNCTION posledger_private.pos_return_complete(p_order public.pos_orders,
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_restocked jsonb;
     v_result    jsonb;
 BEGIN
@@ -1074,7 +1123,8 @@ BEGIN
         SET quantity_on_hand = i.quantity_on_hand + r.total,
             quantity_quarantined = i.quantity_quarantined + r.defective,
             quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
+                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+                                 + CASE WHEN i.status = 'active' THEN r.total - r.defective ELSE 0 END,
             updated_at = now(),
             -- The ledger trigger labels its rows for this return with this (_triggers.sql).
             movement = jsonb_build_object('type', p_return.kind, 'reference_type', 'pos_order',
@@ -1082,11 +1132,11 @@ BEGIN
                                           'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference,
                                                           p_order.receipt_number))
         FROM per_row r
-        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = r.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
     ), recorded AS (
         INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
-        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
+        SELECT v_store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
     )
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
                                         'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
@@ -1094,9 +1144,9 @@ BEGIN
     INTO v_restocked FROM restocked;
 
     UPDATE public.pos_orders SET status = 'voided'
-    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
+    WHERE p_return.kind = 'void' AND store_id = v_store_id AND id = p_order.id;
     v_result := jsonb_build_object(
-        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
+        'id', p_return.id, 'store_id', v_store_id, 'reference', p_return.reference, 'kind', p_return.kind,
         'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
         'replayed', false,
         'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'batch', l.batch_lot,
@@ -1104,14 +1154,19 @@ BEGIN
                   FROM unnest(p_lines) l),
         'restocked', v_restocked,
         'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
-    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
+    UPDATE public.pos_returns SET result = v_result WHERE store_id = v_store_id AND id = p_return.id;
     RETURN v_result;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb) RETURNS posledger_private.pos_return_plan
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    WITH request AS (
+DECLARE
+    -- Plain variables, not p_order's fields: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
+    v_order_id uuid := p_order.id;
+BEGIN
+    RETURN (WITH request AS (
         SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
                (r.line->>'quantity')::numeric::integer AS quantity,
                coalesce((r.line->>'defective')::boolean, false) AS defective
@@ -1125,7 +1180,7 @@ CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_r
                                   i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
         FROM public.pos_order_lines ol
         LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
-        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
+        WHERE ol.store_id = v_store_id AND ol.order_id = v_order_id
     ), wanted AS (
         SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
                least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
@@ -1152,10 +1207,10 @@ CREATE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_r
                                                                 'requested', quantity, 'returnable', returnable)
                                              ORDER BY line_no), '[]')
                    FROM matched WHERE known > 0 AND quantity > returnable),
-        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', v_order_id, 'line_no', line_no,
                                                                  'batch', batch_lot) ORDER BY line_no), '[]')
-                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan
-$$;
+                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan);
+END $$;
 
 CREATE FUNCTION posledger_private.pos_return_problems(p_return jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
@@ -1411,6 +1466,8 @@ CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_successful jsonb;
     v_result     jsonb;
 BEGIN
@@ -1431,7 +1488,7 @@ BEGIN
                                           'notes', 'POS sale - ' || p_order.receipt_number,
                                           'actor', p_order.cashier_id)
         FROM taken t
-        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
@@ -1442,7 +1499,7 @@ BEGIN
     -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
     INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity,
                                         product_class, dried_grams_per_unit, unit_price, discount, tax)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
+    SELECT v_store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
            l.product_class, l.dried_grams_per_unit, l.unit_price,
            round(l.discount * a.upto / l.quantity, 2) - round(l.discount * (a.upto - a.quantity) / l.quantity, 2),
            round(l.tax * a.upto / l.quantity, 2) - round(l.tax * (a.upto - a.quantity) / l.quantity, 2)
@@ -1454,12 +1511,12 @@ BEGIN
     IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
         INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
                                                  authorized_by)
-        SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
 
     v_result := jsonb_build_object(
-        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+        'id', p_order.id, 'store_id', v_store_id, 'receipt_number', p_order.receipt_number,
         'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
@@ -1467,39 +1524,44 @@ BEGIN
         'purchase_limit', p_limits,
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
-    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
     RETURN v_result;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date) RETURNS SETOF posledger_private.pos_sale_line
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT i.n::integer,
-           k.sku,
-           i.item->'product'->>'name',
-           coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
-           s.quantity,
-           s.unit_price,
-           CASE WHEN i.item->>'discount_type' = 'percentage'
-                THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
-                ELSE round((i.item->>'discount')::numeric, 2) END,
-           round((i.item->>'tax')::numeric, 2),
-           s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
+BEGIN
+    RETURN QUERY
+    WITH line AS (
+        SELECT i.n, i.item, k.sku, s.quantity, s.unit_price, s.scan, g.sku AS scanned_sku
+        FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+        CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
+                                   round((i.item->>'unit_price')::numeric, 2) AS unit_price,
+                                   CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
+                                        THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
+        -- Each line looks its GTIN up by the key. OFFSET 0 keeps the planner from flattening this into a
+        -- join, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
+        -- guesses has a hundred lines.
+        LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE s.scan IS NOT NULL AND g.gtin = s.scan->>'gtin'
+                           OFFSET 0) g ON true
+        CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
+    )
+    SELECT l.n::integer,
+           l.sku,
+           l.item->'product'->>'name',
+           coalesce(l.item->'batch'->>'batch_lot', l.scan->>'batch_lot'),
+           l.quantity,
+           l.unit_price,
+           CASE WHEN l.item->>'discount_type' = 'percentage'
+                THEN round(l.quantity * l.unit_price * (l.item->>'discount')::numeric / 100, 2)
+                ELSE round((l.item->>'discount')::numeric, 2) END,
+           round((l.item->>'tax')::numeric, 2),
+           l.scan->>'gtin', l.scanned_sku, l.scan->>'batch_lot', (l.scan->>'expiry_date')::date,
            c.product_class, c.counts_toward, c.dried_grams_per_unit
-    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
-    CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
-                               round((i.item->>'unit_price')::numeric, 2) AS unit_price,
-                               CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
-                                    THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
-    -- Each line looks its GTIN and sku up by the key. OFFSET 0 keeps the planner from flattening these into
-    -- joins, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
-    -- guesses has a hundred lines.
-    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE s.scan IS NOT NULL AND g.gtin = s.scan->>'gtin'
-                       OFFSET 0) g ON true
-    CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
-    LEFT JOIN LATERAL (SELECT c.* FROM posledger_private.catalogue_grams(p_today) c WHERE c.sku = k.sku OFFSET 0) c
-        ON true
-$$;
+    FROM line l
+    LEFT JOIN posledger_private.catalogue_grams(p_today, ARRAY(SELECT l.sku FROM line l)) c ON c.sku = l.sku;
+END $$;
 
 CREATE TABLE public.stores (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1660,6 +1722,7 @@ CREATE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETURNS jsonb
     AS $$
 DECLARE
     v_store   public.stores;
+    v_store_id uuid;   -- v_store.id: Citus prunes shards by a plain variable only
     v_today   date;
     v_lines   posledger_private.pos_sale_line[];
     v_order   public.pos_orders;
@@ -1682,7 +1745,8 @@ BEGIN
     PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    v_store_id := v_store.id;
+    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -1705,7 +1769,7 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
         'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
@@ -1721,13 +1785,13 @@ BEGIN
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
     SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store.id
+        WHERE i.store_id = v_store_id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store.id
+                                WHERE c.store_id = v_store_id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
@@ -1841,6 +1905,8 @@ CREATE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipm
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    -- A plain variable, not p_shipment.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_shipment.store_id;
     v_result jsonb;
 BEGIN
     WITH line AS (
@@ -1860,7 +1926,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
             WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
-              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
+              AND (h.store_id IS NULL OR h.store_id = v_store_id)
             ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
             LIMIT 1) h ON true
     ), stocked AS (
@@ -1868,7 +1934,7 @@ BEGIN
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
                                              expiry_date, quantity_on_hand, quantity_available, status, movement)
-        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
+        SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
                b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
                -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
                jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
@@ -1878,12 +1944,14 @@ BEGIN
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
         SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
             quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+                                 + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
             case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            updated_at = now(), movement = excluded.movement
+            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+            movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
                   i.xmax = 0 AS created
@@ -1899,12 +1967,12 @@ BEGIN
     ), recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
                                                quantity_shipped, quantity_received)
-        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
         FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
     SELECT jsonb_build_object(
-        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
+        'id', p_shipment.id, 'store_id', v_store_id, 'shipment_id', p_shipment.ocs_shipment_id,
         'timestamp', p_shipment.created_at, 'replayed', false,
         'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                                          'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
@@ -1920,7 +1988,7 @@ BEGIN
                       FROM recorded WHERE quantity_received <> quantity_shipped),
         'units_received', (SELECT sum(quantity_received) FROM recorded))
     INTO v_result;
-    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
+    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;
 
@@ -2119,7 +2187,6 @@ $$;
 CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2170,8 +2237,8 @@ BEGIN
         'counts_toward', (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = v_product.product_class),
         'net_content', v_product.net_content, 'net_unit', v_product.net_unit,
         'stated_dried_grams', v_product.stated_dried_grams,
-        'dried_grams_per_unit', (SELECT g.dried_grams_per_unit FROM posledger_private.catalogue_grams(current_date) g
-                                 WHERE g.sku = v_product.sku), 'as_of', current_date,
+        'dried_grams_per_unit', (SELECT g.dried_grams_per_unit
+                                 FROM posledger_private.catalogue_grams(current_date, ARRAY[v_product.sku]) g), 'as_of', current_date,
         'gtins', ARRAY(SELECT g.gtin FROM public.product_gtins g WHERE g.sku = v_product.sku ORDER BY g.gtin),
         'created_at', v_product.created_at, 'updated_at', v_product.updated_at);
 END $$;
@@ -2181,7 +2248,6 @@ COMMENT ON FUNCTION public.catalogue_product(p_key text) IS 'One product of the 
 CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2208,9 +2274,11 @@ END $$;
 COMMENT ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
 
 CREATE FUNCTION public.ledger_digest(p_as_of timestamp with time zone DEFAULT now(), p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(store_id uuid, as_of timestamp with time zone, chains bigint, ledger_rows bigint, digest text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT h.store_id, p_as_of, count(*), sum(h.rows_before)::bigint,
            encode(sha256(convert_to(string_agg(h.inventory_id || ':' || encode(h.row_hash, 'hex'), ','
                                                ORDER BY h.inventory_id), 'UTF8')), 'hex')
@@ -2220,15 +2288,14 @@ CREATE FUNCTION public.ledger_digest(p_as_of timestamp with time zone DEFAULT no
           WHERE t.created_at < p_as_of AND (p_store_id IS NULL OR t.store_id = p_store_id)
           ORDER BY t.store_id, t.inventory_id, t.id DESC) h
     GROUP BY h.store_id
-    ORDER BY h.store_id
-$$;
+    ORDER BY h.store_id;
+END $$;
 
 COMMENT ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) IS 'Per store, sha256 over its ledger chains'' heads as of a moment: keep it outside the database to make a later rewrite evident.';
 
 CREATE FUNCTION public.load_catalogue(p_load jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2328,14 +2395,15 @@ BEGIN
     NEW.prev_hash := (SELECT t.row_hash FROM public.ocs_inventory_transactions t
                       WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id
                       ORDER BY t.id DESC LIMIT 1);
-    NEW.row_hash := public.ocs_ledger_hash(NEW);
+    -- On a Citus shard NEW is the shard's row type (ocs_inventory_transactions_102008), which
+    -- ocs_ledger_hash does not take: the same row, as the table's type.
+    NEW.row_hash := public.ocs_ledger_hash(ROW(NEW.*)::public.ocs_inventory_transactions);
     RETURN NEW;
 END $$;
 
 CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2368,7 +2436,6 @@ COMMENT ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) 
 CREATE FUNCTION public.record_pos_sale(p_sale jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2422,7 +2489,6 @@ END $$;
 CREATE FUNCTION public.return_pos_sale(p_return jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2455,7 +2521,6 @@ COMMENT ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) IS '
 CREATE FUNCTION public.set_batch_status(p_change jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2469,12 +2534,14 @@ END $$;
 COMMENT ON FUNCTION public.set_batch_status(p_change jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
 
 CREATE FUNCTION public.verify_ledger(p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(kind text, store_id uuid, inventory_id bigint, transaction_id bigint, problem text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
+BEGIN
+    RETURN QUERY
     WITH link AS (
         SELECT t.store_id, t.inventory_id, t.id, t.origin,
-               CASE WHEN t.row_hash IS DISTINCT FROM public.ocs_ledger_hash(t)
+               CASE WHEN t.row_hash IS DISTINCT FROM public.ocs_ledger_hash(ROW(t.*)::public.ocs_inventory_transactions)
                         THEN 'altered: the row no longer matches its hash'
                     WHEN t.prev_hash IS DISTINCT FROM lag(t.row_hash) OVER w
                         THEN 'unlinked: the row before it in the chain was removed, added or changed'
@@ -2502,8 +2569,8 @@ CREATE FUNCTION public.verify_ledger(p_store_id uuid DEFAULT NULL::uuid) RETURNS
     FROM guard g
     LEFT JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = ('public.' || g.table_name)::regclass
                                       AND tg.tgname = g.trigger_name
-    WHERE tg.oid IS NULL OR tg.tgenabled NOT IN ('O', 'A')
-$$;
+    WHERE tg.oid IS NULL OR tg.tgenabled NOT IN ('O', 'A');
+END $$;
 
 COMMENT ON FUNCTION public.verify_ledger(p_store_id uuid) IS 'What is wrong with the stock ledger (empty when nothing): each chain''s first broken link and any guard missing or disabled (broken), rows written directly (review).';
 
@@ -3224,7 +3291,7 @@ REVOKE ALL ON FUNCTION posledger_private.catalogue_clashes(p_load jsonb, p_seen 
 
 REVOKE ALL ON FUNCTION posledger_private.catalogue_given(p_value jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.catalogue_grams(p_day date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.catalogue_grams(p_day date, p_skus text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.catalogue_load_problems(p_load jsonb) FROM PUBLIC;
 

@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from posledger import receive_inventory, record_sale, return_sale
 from posledger.migrations import MIGRATE_LOCK_KEY
-from posledger.pgserver import Server
+from posledger.pgserver import Server, server_kind
 from posledger.testing import INVARIANT_CHECKS, broken_invariants, new_store
 
 # Figures of this run for docs/reliability.md, written at the end of the run to .posledger/figures-SERVER.txt
@@ -126,6 +126,47 @@ def check_invariants(conninfo: str | psycopg.Connection) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tampers: the test breaks the books on purpose, as an attacker would;"
                                        " the books are not checked after it")
+    config.addinivalue_line("markers", "whole_database: the test reads or changes what belongs to no store of its"
+                                       " own; not in the distributed pass, whose tests share one database")
+
+
+# The distributed pass (POSLEDGER_TEST_SERVER=citus) runs these through the coordinator of a local Citus
+# cluster: the fix plan's cases, the races, the lifecycle and the DBA views.
+DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
+                    "test_receiving.py", "test_holds.py", "test_dba_views.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if server_kind() != "citus":
+        return
+    kept = [item for item in items if item.path.name in DISTRIBUTED_PASS
+            and not item.get_closest_marker("whole_database") and not item.get_closest_marker("tampers")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+# Rows in each table when the test began: the distributed pass shares one database, so count_rows counts
+# what the test itself added (on a database of the test's own, the baseline is empty).
+_BASELINE: dict[str, int] = {}
+
+
+@pytest.fixture(autouse=True)
+def shared_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In the distributed pass: count_rows' baseline, and afterwards no hold left in force, since a lot's
+    hold reaches stores that later tests create (a hold of a store of this test's own binds nothing later)."""
+    _BASELINE.clear()
+    if server_kind() != "citus" or "posledger_db" not in request.fixturenames:
+        yield
+        return
+    conn = request.getfixturevalue("posledger_db")
+    tables = [name for (name,) in conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+        " AND relname NOT LIKE '%yoyo%'")]
+    _BASELINE.update({table: _count(conn, table) for table in tables})
+    yield
+    conn.rollback()   # on the test's own connection: a transaction it left open may hold the rows
+    conn.execute("DELETE FROM batch_lot_holds")
+    conn.commit()
 
 
 @pytest.fixture(autouse=True)
@@ -236,11 +277,16 @@ def readme_sql(marker, doc="README.md"):
     return readme_block(marker, "sql", doc)
 
 
-def count_rows(conn: psycopg.Connection, table: str) -> int:
+def _count(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     conn.commit()
     assert row is not None
     return int(row[0])
+
+
+def count_rows(conn: psycopg.Connection, table: str) -> int:
+    """The rows of `table` this test added (all of them, on a database of the test's own)."""
+    return _count(conn, table) - _BASELINE.get(table, 0)
 
 
 def stock_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | None, tuple[int, int]]:

@@ -3,7 +3,10 @@ system PostgreSQL 15 with Citus built by scripts/citus) starts, and a table dist
 has its shards on both workers. Skipped, with one line saying how to enable it, where no Citus source is
 given; it runs in the system-server pass only, since the cluster is of the system binaries either way."""
 
+import json
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import psycopg
@@ -60,3 +63,31 @@ def test_a_distributed_table_is_placed_on_both_workers(citus_cluster):
             assert shards, f"no shard of probe on the worker at port {worker.port}"
             rows += sum(conn.execute(f"SELECT count(*) FROM {shard}").fetchone()[0] for shard in shards)
     assert rows == 100
+    with psycopg.connect(citus_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("DROP TABLE probe")   # posledger's own tables come next
+
+
+def posledger_command(*args):
+    return subprocess.run([sys.executable, "-m", "posledger", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_posledger_distribute_runs_twice_and_every_function_reaches_every_worker(citus_cluster):
+    dsn = citus_cluster.dsn()
+    assert posledger_command("migrate", "--dsn", dsn).returncode == 0
+    runs = [posledger_command("distribute", "--dsn", dsn, "--shard-count", "4", "--json") for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    layouts = [json.loads(run.stdout) for run in runs]
+    assert layouts[0] == layouts[1] == {"reference_tables": 9, "distributed_tables": 13,
+                                        "distributed_functions": 5, "workers": 2}
+    ours = ("SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.pronamespace IN ('public'::regnamespace, 'posledger_private'::regnamespace)")
+    with psycopg.connect(dsn) as conn:
+        functions = {row[0] for row in conn.execute(ours)}
+        shards = conn.execute("SELECT DISTINCT shard_count FROM citus_tables WHERE citus_table_type = 'distributed'"
+                              ).fetchall()
+    assert shards == [(4,)]
+    for worker in citus_cluster.workers:
+        with psycopg.connect(worker.dsn(citus_cluster.dbname)) as conn:
+            assert {row[0] for row in conn.execute(ours)} == functions
+            # The ledger's triggers run on the shards: the database's setting reached the worker.
+            assert conn.execute("SHOW citus.enable_unsafe_triggers").fetchone() == ("on",)

@@ -32,9 +32,11 @@ def a_busy_day(db):
     return stores
 
 
+@pytest.mark.whole_database
 def test_inventory_discrepancies_is_empty_on_a_healthy_database_where_the_old_query_is_not(db):
-    a_busy_day(db)
-    assert db.execute("SELECT * FROM inventory_discrepancies").fetchall() == []
+    stores = a_busy_day(db)
+    assert db.execute("SELECT * FROM inventory_discrepancies WHERE store_id = ANY(%s::uuid[])",
+                      [stores]).fetchall() == []
     # Two stores share sku and lots: the old join fans out and reports healthy rows; NULL lots it cannot see.
     assert db.execute(OLD_RUNBOOK_QUERY).fetchall() != []
 
@@ -44,14 +46,15 @@ def test_inventory_discrepancies_shows_a_row_changed_behind_the_ledgers_back(db)
     db.execute("ALTER TABLE ocs_inventory DISABLE TRIGGER ocs_inventory_ledger_change")
     db.execute("UPDATE ocs_inventory SET quantity_on_hand = quantity_on_hand + 5,"
                " quantity_available = quantity_available + 5 WHERE store_id = %s AND batch_lot IS NULL", [store])
-    rows = db.execute("SELECT store_id::text, sku, batch_lot, difference FROM inventory_discrepancies").fetchall()
+    rows = db.execute("SELECT store_id::text, sku, batch_lot, difference FROM inventory_discrepancies"
+                      " WHERE store_id = %s", [store]).fetchall()
     assert rows == [(store, "SKU-1", None, 5)]
     db.rollback()
 
 
 def test_negative_inventory_is_empty_and_the_constraints_keep_it_so(db):
-    a_busy_day(db)
-    assert db.execute("SELECT * FROM negative_inventory").fetchall() == []
+    stores = a_busy_day(db)
+    assert db.execute("SELECT * FROM negative_inventory WHERE store_id = ANY(%s::uuid[])", [stores]).fetchall() == []
     with pytest.raises(Exception) as refused:  # noqa: B017 - asserted by its SQLSTATE
         db.execute("UPDATE ocs_inventory SET quantity_available = -1")
     assert refused.value.sqlstate == "23514"
@@ -60,7 +63,7 @@ def test_negative_inventory_is_empty_and_the_constraints_keep_it_so(db):
 
 def test_stock_by_batch_lists_batches_in_fefo_order_with_status_and_age(db):
     store = a_busy_day(db)[0]
-    set_batch_status(db, {"reference": "H1", "store_id": store, "batch_lot": "LOT-B", "status": "quarantined",
+    set_batch_status(db, {"reference": f"H1-{store}", "store_id": store, "batch_lot": "LOT-B", "status": "quarantined",
                           "reason": "r", "actor": "a"})
     rows = db.execute("SELECT batch_lot, fefo_rank, status, sellable, quantity_on_hand, age_days, last_sold IS NOT NULL"
                       " FROM stock_by_batch WHERE store_id = %s ORDER BY fefo_rank", [store]).fetchall()
@@ -71,21 +74,23 @@ def test_stock_by_batch_lists_batches_in_fefo_order_with_status_and_age(db):
 
 
 def test_sales_per_hour_counts_orders_units_and_totals(db):
-    a_busy_day(db)
-    rows = db.execute("SELECT orders, voided, units, total FROM sales_per_hour").fetchall()
+    stores = a_busy_day(db)
+    rows = db.execute("SELECT orders, voided, units, total FROM sales_per_hour WHERE store_id = ANY(%s::uuid[])",
+                      [stores]).fetchall()
     assert rows == [(1, 0, 16, 50)] * 2
 
 
 def test_recall_report_shows_where_a_lot_is_and_how_much_was_sold_and_returned(db):
-    a_busy_day(db)
-    set_batch_status(db, {"reference": "RC", "batch_lot": "LOT-A", "status": "recalled", "reason": "r", "actor": "a"})
+    stores = a_busy_day(db)
+    recall = f"RC-{stores[0]}"   # a recall's reference is global
+    set_batch_status(db, {"reference": recall, "batch_lot": "LOT-A", "status": "recalled", "reason": "r", "actor": "a"})
     rows = db.execute("SELECT store_name, status, quantity_on_hand, received, sold, returned,"
-                      " status_changed_at IS NOT NULL FROM recall_report WHERE batch_lot = 'LOT-A' ORDER BY store_name"
-                      ).fetchall()
+                      " status_changed_at IS NOT NULL FROM recall_report WHERE batch_lot = 'LOT-A'"
+                      " AND store_id = ANY(%s::uuid[]) ORDER BY store_name", [stores]).fetchall()
     assert rows == [("north", "recalled", 0, 10, 10, 0, True), ("south", "recalled", 0, 10, 10, 0, True)]
     # Only lots that are or were held, each with the latest status change's reference and reason.
-    assert db.execute("SELECT DISTINCT batch_lot, reference, reason FROM recall_report").fetchall() == [
-        ("LOT-A", "RC", "r")]
+    assert db.execute("SELECT DISTINCT batch_lot, reference, reason FROM recall_report"
+                      " WHERE store_id = ANY(%s::uuid[])", [stores]).fetchall() == [("LOT-A", recall, "r")]
 
 
 @pytest.mark.tampers
@@ -106,6 +111,7 @@ def test_monthly_movements_balance_and_each_month_opens_at_the_last_closing(db):
     assert rows == [(0, 20, -16, 2, 0, 0, -1, 4, 9, {"loss_theft": -1})]
 
 
+@pytest.mark.whole_database
 def test_monthly_movements_over_several_months_of_imported_history(db):
     store = new_store(db)
     # History imported as it stood (the trigger is bypassed; the ledger rows carry their own dates).
@@ -120,5 +126,5 @@ def test_monthly_movements_over_several_months_of_imported_history(db):
                    " %s, %s::timestamptz)", [store, inventory_id, kind, reason, quantity, after, f"{day} 12:00Z"])
     db.commit()
     rows = db.execute("SELECT month::text, opening, received, lost, destroyed, manual, closing"
-                      " FROM inventory_movements_monthly ORDER BY month").fetchall()
+                      " FROM inventory_movements_monthly WHERE store_id = %s ORDER BY month", [store]).fetchall()
     assert rows == [("2026-01-01", 0, 10, -3, 0, 0, 7), ("2026-03-01", 7, 0, 0, -2, 1, 6)]

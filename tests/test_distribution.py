@@ -10,6 +10,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import batches_of, catalogue, count_rows, item, new_store, readme_sql, sale_payload, shipment_line
+from posledger.distribution import DISTRIBUTE_SQL
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
 REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds",
@@ -60,20 +61,26 @@ def test_foreign_keys_join_colocated_rows_or_point_at_reference_tables(db):
     assert broken == []
 
 
-def test_the_calls_in_docs_scaling_distribute_every_table_and_entry_the_catalog_has(db):
-    """No cluster here to run them on; this keeps the documented calls and the schema from drifting apart."""
-    calls = readme_sql("SELECT create_reference_table", doc="docs/scaling.md")
-    reference = set(re.findall(r"create_reference_table\('(\w+)'\)", calls))
-    first = re.findall(r"create_distributed_table\('(\w+)', 'store_id'\)", calls)
-    colocated, functions = (set(re.findall(r"'(\w+)'", array))
-                            for array in re.findall(r"unnest\(ARRAY\[(.*?)\]\)", calls, re.S))
-    assert reference == REFERENCE_TABLES
-    assert first == ["ocs_inventory"] and colocated | {"ocs_inventory"} == classified(db)
+def test_docs_scaling_shows_exactly_the_calls_posledger_distribute_runs():
+    shown = readme_sql("-- Distribute a migrated posledger database", doc="docs/scaling.md")
+    assert shown == DISTRIBUTE_SQL.read_text()
+
+
+def test_posledger_distribute_distributes_every_table_and_entry_the_catalog_has(db):
+    """The cluster runs them (tests/test_citus_cluster.py); this keeps them and the schema from drifting apart."""
+    reference, distributed, functions = (re.findall(r"'(\w+)'", array) for array in re.findall(
+        r"unnest\(ARRAY\[(.*?)\]\)", DISTRIBUTE_SQL.read_text(), re.S))
+    assert set(reference) == REFERENCE_TABLES
+    assert distributed[0] == "ocs_inventory" and set(distributed) == classified(db)
+    # Foreign-key order: a colocated table comes after every store-scoped table it points at.
+    for table, _, kind, _, target, _ in db.execute(KEYS):
+        if kind == "f" and table in distributed and target in distributed and target != table:
+            assert distributed.index(target) < distributed.index(table), (table, target)
     two_argument = {row[0] for row in db.execute(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
         " AND proargtypes = '2950 3802'::oidvector"   # (uuid, jsonb)
         " AND has_function_privilege('posledger_app', oid, 'EXECUTE')")}   # an entry, not a helper
-    assert functions == two_argument and "record_pos_sale" in functions
+    assert set(functions) == two_argument and "record_pos_sale" in functions
 
 
 def test_function_bodies_schema_qualify_every_table_and_function_of_ours(db):

@@ -72,12 +72,13 @@ def test_6_ledger_rows_reference_the_order_and_receipt(db, store):
 
 def test_7_last_sold_and_updated_at_are_set(db, store):
     add_stock(db, store, "TEST_SKU_008", 10)
-    assert db.execute("SELECT last_sold FROM ocs_inventory WHERE sku = 'TEST_SKU_008'").fetchone() == (None,)
+    assert db.execute("SELECT last_sold FROM ocs_inventory WHERE store_id = %s AND sku = 'TEST_SKU_008'",
+                      [store]).fetchone() == (None,)
     db.commit()
     record_sale(db, sale_payload(store, item("TEST_SKU_008", 1)))
     last_sold, updated_at, order_time = db.execute(
-        "SELECT i.last_sold, i.updated_at, o.created_at FROM ocs_inventory i, pos_orders o"
-        " WHERE i.sku = 'TEST_SKU_008'").fetchone()
+        "SELECT i.last_sold, i.updated_at, o.created_at FROM ocs_inventory i JOIN pos_orders o USING (store_id)"
+        " WHERE i.store_id = %s AND i.sku = 'TEST_SKU_008'", [store]).fetchone()
     assert last_sold == updated_at == order_time
 
 

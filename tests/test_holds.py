@@ -2,6 +2,7 @@
 refused (IV423), FEFO passes it by, and a release makes its units available again."""
 
 import threading
+import uuid
 
 import psycopg
 import pytest
@@ -20,15 +21,27 @@ from conftest import (
     shipment_line,
 )
 from posledger import BatchBlocked, InsufficientStock, InvalidSale, NotFound, set_batch_status
+from posledger.pgserver import server_kind
+
+# A status change's reference is global (a recall spans stores), and the distributed pass shares one
+# database: each test has references of its own.
+REF: dict[str, str] = {}
 
 
-def status_change(batch_lot, status, reference="RECALL-1", **fields):
-    payload = {"reference": reference, "batch_lot": batch_lot, "status": status,
+@pytest.fixture(autouse=True)
+def fresh_references():
+    token = uuid.uuid4().hex[:8]
+    REF.update({name: f"{name}-{token}" for name in ("RECALL-1", "RELEASE-1", "RECALL-2")})
+
+
+def status_change(batch_lot, status, reference=None, **fields):
+    payload = {"reference": reference or REF["RECALL-1"], "batch_lot": batch_lot, "status": status,
                "reason": "Health Canada recall 2026-11", "actor": "compliance-1"}
     payload.update(fields)
     return payload
 
 
+@pytest.mark.whole_database
 def test_a_recall_holds_the_lot_in_every_store_and_records_who_and_why(db):
     stores = [new_store(db), new_store(db)]
     for store in stores:
@@ -71,17 +84,19 @@ def test_a_release_makes_the_units_available_again_but_not_the_quarantined_ones(
     quarantine_by_return(db, store, "SKU-1", 1)
     set_batch_status(db, status_change("LOT-A", "quarantined"))
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (0, 5, 1, "quarantined")}
-    result = set_batch_status(db, status_change("LOT-A", "active", reference="RELEASE-1", reason="lab retest passed"))
+    result = set_batch_status(db, status_change("LOT-A", "active", reference=REF["RELEASE-1"],
+                                                reason="lab retest passed"))
     assert result["changed"][0]["from"] == "quarantined"
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (4, 5, 1, "active")}
 
 
+@pytest.mark.whole_database
 def test_a_status_change_reference_counts_once_and_a_no_change_is_recorded_as_none(db):
     store = new_store(db)
     add_stock(db, store, "SKU-1", 5, "LOT-A")
     first = set_batch_status(db, status_change("LOT-A", "recalled"))
     assert set_batch_status(db, status_change("LOT-A", "recalled")) == {**first, "replayed": True}
-    again = set_batch_status(db, status_change("LOT-A", "recalled", reference="RECALL-2"))
+    again = set_batch_status(db, status_change("LOT-A", "recalled", reference=REF["RECALL-2"]))
     assert again["changed_count"] == 0
     assert count_rows(db, "batch_status_changes") == 1
 
@@ -120,6 +135,7 @@ def test_a_recall_committed_while_a_sale_waits_for_its_lock_refuses_that_sale(ds
     assert outcome == ["IV423"]
 
 
+@pytest.mark.whole_database
 def test_a_recalled_lot_received_later_anywhere_is_received_held_and_cannot_be_sold(db):
     first, later = new_store(db), new_store(db)
     receive(db, first, shipment_line("SKU-1", 5, "LOT-BAD"))
@@ -128,7 +144,7 @@ def test_a_recalled_lot_received_later_anywhere_is_received_held_and_cannot_be_s
     other_sku = receive(db, first, shipment_line("SKU-2", 3, "LOT-BAD"))
     assert other_store["batches"] == [
         {"sku": "SKU-1", "batch": "LOT-BAD", "status": "recalled", "quantity_on_hand": 4, "quantity_available": 0,
-         "held_by": "RECALL-1"},
+         "held_by": REF["RECALL-1"]},
         {"sku": "SKU-1", "batch": "LOT-OK", "status": "active", "quantity_on_hand": 6, "quantity_available": 6}]
     assert other_sku["batches"][0]["status"] == "recalled"
     with pytest.raises(BatchBlocked):
@@ -137,9 +153,9 @@ def test_a_recalled_lot_received_later_anywhere_is_received_held_and_cannot_be_s
         record_sale(db, sale_payload(first, item("SKU-2", 1)))   # FEFO passes the held row by
     history = db.execute("SELECT from_status, to_status, reference, quantity_on_hand FROM batch_status_changes"
                          " WHERE store_id = %s", [later]).fetchall()
-    assert history == [("active", "recalled", "RECALL-1", 4)]
+    assert history == [("active", "recalled", REF["RECALL-1"], 4)]
 
-    released = set_batch_status(db, status_change("LOT-BAD", "active", reference="RELEASE-1", reason="lab retest"))
+    released = set_batch_status(db, status_change("LOT-BAD", "active", reference=REF["RELEASE-1"], reason="lab retest"))
     assert released["changed_count"] == 3
     assert batches_of(db, later, "SKU-1")["LOT-BAD"] == (4, 4, 0, "active")
     assert receive(db, later, shipment_line("SKU-1", 1, "LOT-BAD"))["batches"][0]["status"] == "active"
@@ -161,12 +177,15 @@ def test_a_release_in_one_store_leaves_the_lots_recall_in_force_for_new_stock(db
     store = new_store(db)
     receive(db, store, shipment_line("SKU-1", 5, "LOT-A"))
     set_batch_status(db, status_change("LOT-A", "recalled"))
-    set_batch_status(db, status_change("LOT-A", "active", reference="RELEASE-1", store_id=store))
+    set_batch_status(db, status_change("LOT-A", "active", reference=REF["RELEASE-1"], store_id=store))
     receive(db, store, shipment_line("SKU-1", 1, "LOT-A"), shipment_line("SKU-2", 1, "LOT-A"))
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (6, 6, 0, "active")}   # released on purpose, topped up
     assert batches_of(db, store, "SKU-2") == {"LOT-A": (0, 1, 0, "recalled")}  # new stock of the lot: recalled
 
 
+@pytest.mark.xfail(server_kind() == "citus", strict=True,
+                   reason="on Citus the lot's advisory lock is node-local: a receipt delegated to a worker does not "
+                          "wait for a recall on the coordinator (docs/scaling.md)")
 def test_a_receipt_racing_a_recall_of_its_lot_is_received_held(dsn, db):
     store = new_store(db)
     receive(db, store, shipment_line("SKU-1", 5, "LOT-A"))

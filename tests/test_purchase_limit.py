@@ -90,7 +90,7 @@ def test_the_beverage_factor_is_the_one_in_force_on_the_day(db):
                " VALUES ('DRINK', 'Drink', 'beverage', 355, 'mL')")
     per_unit = db.execute(
         "SELECT g.dried_grams_per_unit FROM unnest(ARRAY['2022-12-01', '2022-12-02']) d,"
-        " posledger_private.catalogue_grams(d::date) g WHERE g.sku = 'DRINK' ORDER BY d").fetchall()
+        " posledger_private.catalogue_grams(d::date, ARRAY['DRINK']) g ORDER BY d").fetchall()
     db.rollback()
     assert [round(g, 6) for (g,) in per_unit] == [round(Decimal(355) / 70, 6), round(Decimal(355) / 570, 6)]
 

@@ -13,6 +13,7 @@ UPC_12 = "036000291452"
 EAN_8 = "96385074"
 
 
+@pytest.mark.whole_database
 def test_a_shipment_creates_batches_and_ledgers_each_as_a_receipt(db):
     store = new_store(db)
     result = receive(db, store, shipment_line("SKU-1", 12, "LOT-A", "2025-09-01", each_gtin=EACH_GTIN_13,

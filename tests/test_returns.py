@@ -39,6 +39,7 @@ def a_return(store, order, *lines, **fields):
     return payload
 
 
+@pytest.mark.whole_database
 def test_a_partial_return_goes_back_to_the_newest_batch_of_a_fefo_split_first(db):
     store, order = fefo_split_sale(db)
     result = return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 6}, cashier_id="cashier-2"))
@@ -85,6 +86,7 @@ def test_returns_are_capped_at_what_was_sold_minus_already_returned_and_a_refusa
     assert batches_of(db, store, "SKU-1") == {"OLD": (3, 3, 0, "active"), "NEW": (10, 10, 0, "active")}
 
 
+@pytest.mark.whole_database
 def test_a_void_returns_everything_left_marks_the_order_and_cannot_be_repeated(db):
     store, order = fefo_split_sale(db)
     return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 2}))
@@ -145,6 +147,7 @@ def test_malformed_returns_name_every_problem_and_change_nothing(db):
     assert count_rows(db, "pos_returns") == 0
 
 
+@pytest.mark.whole_database
 def test_loyalty_points_come_back_in_proportion_and_a_void_takes_the_rest(db):
     store, order = fefo_split_sale(db, user_id=CUSTOMER, total=99.0)   # 8 units, 99 points
     first = return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 3}))

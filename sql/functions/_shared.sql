@@ -208,15 +208,17 @@ LANGUAGE sql IMMUTABLE AS $$
                FROM generate_series(1, 14) AS n) % 10 = 0) END
 $$;
 
--- Every product with what it counts toward and the dried-equivalent grams of one unit on a day (the
--- store's calendar date): the label's stated grams when given, else its net content over the factor of
--- its class and unit in force that day, so a changed factor applies from its date on and never to an
--- earlier sale. Zero for a class that counts toward plants or nothing; NULL when neither is known (no
--- factor for its class and unit). A set, LANGUAGE sql and STABLE so that PostgreSQL inlines it into the
--- caller's query: joined by sku, a sale's lines are weighed in its one statement, no call per line.
-CREATE OR REPLACE FUNCTION posledger_private.catalogue_grams(p_day date)
+-- The products p_skus names, each with what it counts toward and the dried-equivalent grams of one unit
+-- on a day (the store's calendar date): the label's stated grams when given, else its net content over
+-- the factor of its class and unit in force that day, so a changed factor applies from its date on and
+-- never to an earlier sale. Zero for a class that counts toward plants or nothing; NULL when neither is
+-- known (no factor for its class and unit). Called once with all of a sale's skus, joined by sku: no call
+-- per line. PL/pgSQL, not an inlinable LANGUAGE sql set: on Citus the inlined form read nothing.
+CREATE OR REPLACE FUNCTION posledger_private.catalogue_grams(p_day date, p_skus text[])
 RETURNS TABLE (sku text, product_class text, counts_toward text, dried_grams_per_unit numeric)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.sku, p.product_class, c.counts_toward,
            CASE WHEN c.counts_toward <> 'dried_grams' THEN 0
                 ELSE coalesce(p.stated_dried_grams, p.net_content / f.amount_per_dried_gram) END
@@ -225,7 +227,8 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN LATERAL (SELECT f.amount_per_dried_gram FROM public.dried_equivalency_factors f
                        WHERE f.product_class = p.product_class AND f.net_unit = p.net_unit AND f.in_force_from <= p_day
                        ORDER BY f.in_force_from DESC LIMIT 1) f ON true
-$$;
+    WHERE p.sku = ANY (p_skus);
+END $$;
 
 -- A store's calendar date now: expiry and the factors in force are judged by it.
 CREATE OR REPLACE FUNCTION posledger_private.store_today(p_store stores) RETURNS date

@@ -90,6 +90,8 @@ BEGIN
     NEW.prev_hash := (SELECT t.row_hash FROM public.ocs_inventory_transactions t
                       WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id
                       ORDER BY t.id DESC LIMIT 1);
-    NEW.row_hash := public.ocs_ledger_hash(NEW);
+    -- On a Citus shard NEW is the shard's row type (ocs_inventory_transactions_102008), which
+    -- ocs_ledger_hash does not take: the same row, as the table's type.
+    NEW.row_hash := public.ocs_ledger_hash(ROW(NEW.*)::public.ocs_inventory_transactions);
     RETURN NEW;
 END $$;

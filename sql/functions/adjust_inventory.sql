@@ -4,7 +4,6 @@
 CREATE OR REPLACE FUNCTION adjust_inventory(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
@@ -43,20 +42,26 @@ COMMENT ON FUNCTION adjust_inventory(uuid, jsonb) IS 'adjust_inventory routed by
 CREATE OR REPLACE FUNCTION posledger_private.adjustment_record(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_header public.inventory_adjustments;
+    v_header   public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas   public.inventory_delta[];
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.adjustment_problems(p_adjustment, 'quantity'), 'adjustment');
     v_header := posledger_private.adjustment_claim(p_adjustment, 'adjustment');
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    RETURN posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, sum(l.quantity) FILTER (WHERE NOT l.quarantined),
                    sum(l.quantity) FILTER (WHERE l.quarantined))::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
                                    AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot
-        GROUP BY i.id));
+        GROUP BY i.id) INTO v_deltas;
+    RETURN posledger_private.adjustment_complete(v_header, v_deltas);
 END $$;
 
 -- Every problem of an adjustment or a count at once, as [{field, problem}]. p_quantity names the
@@ -184,6 +189,8 @@ CREATE OR REPLACE FUNCTION posledger_private.adjustment_complete(p_header public
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
     v_short    jsonb;
     v_adjusted jsonb;
     v_dated    jsonb;
@@ -193,7 +200,7 @@ BEGIN
                                                  'requested', b.delta, 'available', b.units) ORDER BY i.id), '[]')
     INTO v_short
     FROM unnest(p_deltas) d
-    JOIN public.ocs_inventory i ON i.store_id = p_header.store_id AND i.id = d.inventory_id,
+    JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.id = d.inventory_id,
     LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
                     ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
     WHERE b.units + b.delta < 0;
@@ -210,7 +217,8 @@ BEGIN
             -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
             -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
             -- reservations yet, an active row's available units are all its units on hand not quarantined.
-            quantity_available = CASE i.status WHEN 'active'
+            -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+            quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
                                      ELSE 0 END,
             updated_at = now(),
@@ -219,7 +227,7 @@ BEGIN
                                           'reference_type', 'inventory_adjustment', 'reference_id', p_header.id,
                                           'notes', p_header.note, 'actor', p_header.actor)
         FROM unnest(p_deltas) d
-        WHERE i.store_id = p_header.store_id AND i.id = d.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
                OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
         RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
@@ -233,10 +241,10 @@ BEGIN
     v_dated := posledger_private.adjustment_expiry_dates(p_header);
 
     v_result := jsonb_build_object(
-        'id', p_header.id, 'store_id', p_header.store_id, 'reference', p_header.reference, 'kind', p_header.kind,
+        'id', p_header.id, 'store_id', v_store_id, 'reference', p_header.reference, 'kind', p_header.kind,
         'reason_code', p_header.reason_code, 'timestamp', p_header.created_at, 'replayed', false,
         'adjustments', v_adjusted) || jsonb_strip_nulls(jsonb_build_object('expiry_dates', v_dated));
-    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = p_header.store_id AND id = p_header.id;
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_store_id AND id = p_header.id;
     RETURN v_result;
 END $$;
 
@@ -247,13 +255,23 @@ CREATE OR REPLACE FUNCTION posledger_private.adjustment_expiry_dates(p_header pu
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_dated jsonb;
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_skus     text[];
+    v_lots     text[];
+    v_dates    date[];
+    v_dated    jsonb;
 BEGIN
+    -- The dates are read before the UPDATE: Citus refuses a STABLE function (the text-to-date cast) of a
+    -- column inside one.
+    SELECT array_agg(l->>'sku'), array_agg(l->>'batch_lot'), array_agg((l->>'expiry_date')::date)
+    INTO v_skus, v_lots, v_dates
+    FROM jsonb_array_elements(p_header.payload->'lines') l
+    WHERE posledger_private.json_is_given(l->'expiry_date');
     WITH dated AS (
-        UPDATE public.ocs_inventory i SET expiry_date = (l->>'expiry_date')::date, updated_at = now()
-        FROM jsonb_array_elements(p_header.payload->'lines') l
-        WHERE posledger_private.json_is_given(l->'expiry_date') AND i.store_id = p_header.store_id AND i.sku = l->>'sku'
-          AND i.batch_lot IS NOT DISTINCT FROM l->>'batch_lot'
+        UPDATE public.ocs_inventory i SET expiry_date = d.expiry_date, updated_at = now()
+        FROM unnest(v_skus, v_lots, v_dates) AS d(sku, batch_lot, expiry_date)
+        WHERE i.store_id = v_store_id AND i.sku = d.sku AND i.batch_lot IS NOT DISTINCT FROM d.batch_lot
         RETURNING i.id, i.sku, i.batch_lot, i.expiry_date)
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'expiry_date', expiry_date) ORDER BY id)
     INTO v_dated FROM dated;

@@ -25,8 +25,8 @@ BEGIN
         'counts_toward', (SELECT c.counts_toward FROM public.product_classes c WHERE c.product_class = v_product.product_class),
         'net_content', v_product.net_content, 'net_unit', v_product.net_unit,
         'stated_dried_grams', v_product.stated_dried_grams,
-        'dried_grams_per_unit', (SELECT g.dried_grams_per_unit FROM posledger_private.catalogue_grams(current_date) g
-                                 WHERE g.sku = v_product.sku), 'as_of', current_date,
+        'dried_grams_per_unit', (SELECT g.dried_grams_per_unit
+                                 FROM posledger_private.catalogue_grams(current_date, ARRAY[v_product.sku]) g), 'as_of', current_date,
         'gtins', ARRAY(SELECT g.gtin FROM public.product_gtins g WHERE g.sku = v_product.sku ORDER BY g.gtin),
         'created_at', v_product.created_at, 'updated_at', v_product.updated_at);
 END $$;

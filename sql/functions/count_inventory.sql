@@ -5,7 +5,6 @@
 CREATE OR REPLACE FUNCTION count_inventory(p_count jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
@@ -43,6 +42,8 @@ CREATE OR REPLACE FUNCTION posledger_private.count_record(p_count jsonb) RETURNS
 LANGUAGE plpgsql AS $$
 DECLARE
     v_header public.inventory_adjustments;
+    v_store_id uuid;
+    v_deltas public.inventory_delta[];
     v_result jsonb;
     v_settled integer;
 BEGIN
@@ -51,19 +52,23 @@ BEGIN
     IF v_header.result IS NOT NULL THEN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    v_result := posledger_private.adjustment_complete(v_header, ARRAY(
+    -- Read by a plain store id, apart from the call: Citus sends a statement it cannot prune (by a field
+    -- of v_header) to every shard, the function it calls with it.
+    v_store_id := v_header.store_id;
+    SELECT ARRAY(
         SELECT ROW(i.id, l.quantity - i.quantity_on_hand, 0)::public.inventory_delta
         FROM posledger_private.adjustment_lines(v_header) l
-        JOIN public.ocs_inventory i ON i.store_id = v_header.store_id AND i.sku = l.sku
-                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot));
+        JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku
+                                   AND i.batch_lot IS NOT DISTINCT FROM l.batch_lot) INTO v_deltas;
+    v_result := posledger_private.adjustment_complete(v_header, v_deltas);
 
     -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
     UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
-    WHERE e.store_id = v_header.store_id AND e.status = 'open'
+    WHERE e.store_id = v_store_id AND e.status = 'open'
       AND EXISTS (SELECT FROM posledger_private.adjustment_lines(v_header) l
                   WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
     GET DIAGNOSTICS v_settled = ROW_COUNT;
     v_result := v_result || jsonb_build_object('exceptions_resolved', v_settled);
-    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_header.store_id AND id = v_header.id;
+    UPDATE public.inventory_adjustments SET result = v_result WHERE store_id = v_store_id AND id = v_header.id;
     RETURN v_result;
 END $$;

@@ -6,7 +6,6 @@
 CREATE OR REPLACE FUNCTION receive_inventory(p_shipment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
@@ -170,6 +169,8 @@ $$;
 CREATE OR REPLACE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- A plain variable, not p_shipment.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_shipment.store_id;
     v_result jsonb;
 BEGIN
     WITH line AS (
@@ -189,7 +190,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
             WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
-              AND (h.store_id IS NULL OR h.store_id = p_shipment.store_id)
+              AND (h.store_id IS NULL OR h.store_id = v_store_id)
             ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
             LIMIT 1) h ON true
     ), stocked AS (
@@ -197,7 +198,7 @@ BEGIN
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
                                              expiry_date, quantity_on_hand, quantity_available, status, movement)
-        SELECT p_shipment.store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
+        SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
                b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
                -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
                jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
@@ -207,12 +208,14 @@ BEGIN
         ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
         SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
             quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+                                 + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
             case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            updated_at = now(), movement = excluded.movement
+            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+            movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
         RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
                   i.xmax = 0 AS created
@@ -228,12 +231,12 @@ BEGIN
     ), recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
                                                quantity_shipped, quantity_received)
-        SELECT p_shipment.store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
         FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
     SELECT jsonb_build_object(
-        'id', p_shipment.id, 'store_id', p_shipment.store_id, 'shipment_id', p_shipment.ocs_shipment_id,
+        'id', p_shipment.id, 'store_id', v_store_id, 'shipment_id', p_shipment.ocs_shipment_id,
         'timestamp', p_shipment.created_at, 'replayed', false,
         'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                                          'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
@@ -249,6 +252,6 @@ BEGIN
                       FROM recorded WHERE quantity_received <> quantity_shipped),
         'units_received', (SELECT sum(quantity_received) FROM recorded))
     INTO v_result;
-    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = p_shipment.store_id AND id = p_shipment.id;
+    UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;

@@ -5,13 +5,13 @@
 -- pinned search_path, so nothing a caller plants in its own search_path is called instead of ours;
 -- pg_temp is named last because unnamed it would be searched first. Its lock wait is bounded: a caller
 -- never hangs behind a stuck till, and gets IV503, safe to retry since the receipt makes it idempotent.
--- Generic plans, as in every entry function: each statement is keyed by store and sku through an index,
--- so planning it afresh for each call's values buys nothing and cost the helpers most of their time
--- (docs/benchmarks.md).
+-- PostgreSQL's own plan cache chooses custom or generic plans, as in every entry function: Citus plans
+-- a statement on a distributed table only with its parameters' values (a forced generic plan fails
+-- with "could not create distributed plan"), and forcing generic plans bought nothing measurable on
+-- one server (docs/benchmarks.md).
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 -- This clause only scopes apply_lock_timeout() to this call; see _shared.sql.
 SET lock_timeout = '3s'
 AS $$
@@ -50,6 +50,7 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_record(p_sale jsonb) RETUR
 LANGUAGE plpgsql AS $$
 DECLARE
     v_store   public.stores;
+    v_store_id uuid;   -- v_store.id: Citus prunes shards by a plain variable only
     v_today   date;
     v_lines   posledger_private.pos_sale_line[];
     v_order   public.pos_orders;
@@ -72,7 +73,8 @@ BEGIN
     PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
-    v_order := posledger_private.pos_sale_claim(v_store.id, p_sale);
+    v_store_id := v_store.id;
+    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
@@ -95,7 +97,7 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store.id, v_lines),
+    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
         'Stock a sku or batch in this store (receive it) before selling it.');
     IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
        OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
@@ -111,13 +113,13 @@ BEGIN
     -- from two index-driven selects: as one OR, PostgreSQL filters every row of the store.
     SELECT ARRAY(
         SELECT i FROM public.ocs_inventory i
-        WHERE i.store_id = v_store.id
+        WHERE i.store_id = v_store_id
           AND i.id = ANY (ARRAY(SELECT c.id FROM public.ocs_inventory c
-                                WHERE c.store_id = v_store.id
+                                WHERE c.store_id = v_store_id
                                   AND c.sku = ANY (ARRAY(SELECT l.sku FROM unnest(v_lines) l WHERE l.batch_lot IS NULL))
                                 UNION ALL
                                 SELECT c.id FROM public.ocs_inventory c JOIN unnest(v_lines) l
-                                    ON c.store_id = v_store.id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
+                                    ON c.store_id = v_store_id AND c.sku = l.sku AND c.batch_lot = l.batch_lot))
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
@@ -220,36 +222,42 @@ END $$;
 -- The lines of a valid sale, numbered from 1 in payload order: a scan gives the sku (through the
 -- catalogue's GTINs) and batch a line does not name itself; money is rounded to cents, so a till's
 -- float noise (4.550000000000001) is not refused; a percentage discount becomes its amount; the class
--- and grams of a unit are the catalogue's on p_today (NULL for a sku it does not know).
+-- and grams of a unit are the catalogue's on p_today (NULL for a sku it does not know). PL/pgSQL, not an
+-- inlinable LANGUAGE sql function: Citus cannot plan a SQL function's parameterised query on its tables.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date)
 RETURNS SETOF posledger_private.pos_sale_line
-LANGUAGE sql STABLE AS $$
-    SELECT i.n::integer,
-           k.sku,
-           i.item->'product'->>'name',
-           coalesce(i.item->'batch'->>'batch_lot', s.scan->>'batch_lot'),
-           s.quantity,
-           s.unit_price,
-           CASE WHEN i.item->>'discount_type' = 'percentage'
-                THEN round(s.quantity * s.unit_price * (i.item->>'discount')::numeric / 100, 2)
-                ELSE round((i.item->>'discount')::numeric, 2) END,
-           round((i.item->>'tax')::numeric, 2),
-           s.scan->>'gtin', g.sku, s.scan->>'batch_lot', (s.scan->>'expiry_date')::date,
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    WITH line AS (
+        SELECT i.n, i.item, k.sku, s.quantity, s.unit_price, s.scan, g.sku AS scanned_sku
+        FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
+        CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
+                                   round((i.item->>'unit_price')::numeric, 2) AS unit_price,
+                                   CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
+                                        THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
+        -- Each line looks its GTIN up by the key. OFFSET 0 keeps the planner from flattening this into a
+        -- join, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
+        -- guesses has a hundred lines.
+        LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE s.scan IS NOT NULL AND g.gtin = s.scan->>'gtin'
+                           OFFSET 0) g ON true
+        CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
+    )
+    SELECT l.n::integer,
+           l.sku,
+           l.item->'product'->>'name',
+           coalesce(l.item->'batch'->>'batch_lot', l.scan->>'batch_lot'),
+           l.quantity,
+           l.unit_price,
+           CASE WHEN l.item->>'discount_type' = 'percentage'
+                THEN round(l.quantity * l.unit_price * (l.item->>'discount')::numeric / 100, 2)
+                ELSE round((l.item->>'discount')::numeric, 2) END,
+           round((l.item->>'tax')::numeric, 2),
+           l.scan->>'gtin', l.scanned_sku, l.scan->>'batch_lot', (l.scan->>'expiry_date')::date,
            c.product_class, c.counts_toward, c.dried_grams_per_unit
-    FROM jsonb_array_elements(p_sale->'items') WITH ORDINALITY AS i(item, n)
-    CROSS JOIN LATERAL (SELECT (i.item->>'quantity')::numeric::integer AS quantity,
-                               round((i.item->>'unit_price')::numeric, 2) AS unit_price,
-                               CASE WHEN jsonb_typeof(i.item->'scan') = 'string'
-                                    THEN posledger_private.gs1_parse(i.item->>'scan') END AS scan) s
-    -- Each line looks its GTIN and sku up by the key. OFFSET 0 keeps the planner from flattening these into
-    -- joins, which it hashes over the whole catalogue (5 ms a sale at 5,000 products) for a cart it
-    -- guesses has a hundred lines.
-    LEFT JOIN LATERAL (SELECT g.sku FROM public.product_gtins g WHERE s.scan IS NOT NULL AND g.gtin = s.scan->>'gtin'
-                       OFFSET 0) g ON true
-    CROSS JOIN LATERAL (SELECT coalesce(i.item->'product'->>'sku', i.item->'product'->>'id', g.sku) AS sku) k
-    LEFT JOIN LATERAL (SELECT c.* FROM posledger_private.catalogue_grams(p_today) c WHERE c.sku = k.sku OFFSET 0) c
-        ON true
-$$;
+    FROM line l
+    LEFT JOIN posledger_private.catalogue_grams(p_today, ARRAY(SELECT l.sku FROM line l)) c ON c.sku = l.sku;
+END $$;
 
 -- The problems only the read lines show, as [{field, problem}]: too many lines for the store, a
 -- scanned GTIN the catalogue does not know, a scan that contradicts the line's sku or batch, and line
@@ -480,6 +488,8 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_sale_complete(p_order pos_order
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_successful jsonb;
     v_result     jsonb;
 BEGIN
@@ -500,7 +510,7 @@ BEGIN
                                           'notes', 'POS sale - ' || p_order.receipt_number,
                                           'actor', p_order.cashier_id)
         FROM taken t
-        WHERE i.store_id = p_order.store_id AND i.id = t.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_deducted', quantity,
@@ -511,7 +521,7 @@ BEGIN
     -- cent, the rounding carried forward so the shares add up to the line's amounts exactly.
     INSERT INTO public.pos_order_lines (store_id, order_id, line_no, sku, product_name, batch_lot, inventory_id, quantity,
                                         product_class, dried_grams_per_unit, unit_price, discount, tax)
-    SELECT p_order.store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
+    SELECT v_store_id, p_order.id, a.line_no, a.sku, l.product_name, a.batch_lot, a.inventory_id, a.quantity,
            l.product_class, l.dried_grams_per_unit, l.unit_price,
            round(l.discount * a.upto / l.quantity, 2) - round(l.discount * (a.upto - a.quantity) / l.quantity, 2),
            round(l.tax * a.upto / l.quantity, 2) - round(l.tax * (a.upto - a.quantity) / l.quantity, 2)
@@ -523,12 +533,12 @@ BEGIN
     IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
         INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
                                                  authorized_by)
-        SELECT p_order.store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
 
     v_result := jsonb_build_object(
-        'id', p_order.id, 'store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+        'id', p_order.id, 'store_id', v_store_id, 'receipt_number', p_order.receipt_number,
         'status', p_order.status, 'timestamp', p_order.created_at, 'replayed', false,
         'inventory_updates', jsonb_build_object(
             'successful', v_successful, 'failed', p_short, 'total_items', cardinality(p_lines),
@@ -536,7 +546,7 @@ BEGIN
         'purchase_limit', p_limits,
         'loyalty', posledger_private.pos_sale_award_points(p_order),
         'requires_manual_inventory_adjustment', p_short <> '[]');
-    UPDATE public.pos_orders SET result = v_result WHERE store_id = p_order.store_id AND id = p_order.id;
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
     RETURN v_result;
 END $$;
 

@@ -5,7 +5,6 @@
 CREATE OR REPLACE FUNCTION return_pos_sale(p_return jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
@@ -92,19 +91,21 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_return_claim(p_order public.pos
 RETURNS public.pos_returns
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_return public.pos_returns;
 BEGIN
     INSERT INTO public.pos_returns (store_id, order_id, reference, kind, reason, actor, payload)
-    VALUES (p_order.store_id, p_order.id, p_return->>'reference',
+    VALUES (v_store_id, p_order.id, p_return->>'reference',
             CASE WHEN (p_return->>'void')::boolean THEN 'void' ELSE 'return' END,
             p_return->>'reason', p_return->>'cashier_id', p_return)
     ON CONFLICT ON CONSTRAINT pos_returns_reference_once DO NOTHING
     RETURNING * INTO v_return;
     IF NOT FOUND THEN
         SELECT * INTO v_return FROM public.pos_returns
-        WHERE store_id = p_order.store_id AND reference = p_return->>'reference';
+        WHERE store_id = v_store_id AND reference = p_return->>'reference';
         PERFORM posledger_private.refuse_other_payload(v_return.payload, p_return, jsonb_build_object(
-            'store_id', p_order.store_id, 'reference', v_return.reference, 'id', v_return.id));
+            'store_id', v_store_id, 'reference', v_return.reference, 'id', v_return.id));
     END IF;
     RETURN v_return;
 END $$;
@@ -167,11 +168,17 @@ $$;
 -- minus what earlier returns took. A return line takes from the line's newest batch first (the reverse
 -- of the sale's FEFO order), or only from the batch it names; a void takes everything left. excess
 -- lists the return lines asking for more than is left; unknown the line numbers (and batches) this
--- order does not have.
+-- order does not have. PL/pgSQL: Citus cannot plan a LANGUAGE sql function's parameterised query on its
+-- tables.
 CREATE OR REPLACE FUNCTION posledger_private.pos_return_plan(p_order public.pos_orders, p_return jsonb)
 RETURNS posledger_private.pos_return_plan
-LANGUAGE sql STABLE AS $$
-    WITH request AS (
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    -- Plain variables, not p_order's fields: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
+    v_order_id uuid := p_order.id;
+BEGIN
+    RETURN (WITH request AS (
         SELECT (r.line->>'line_no')::numeric::integer AS line_no, r.line->>'batch_lot' AS batch_lot,
                (r.line->>'quantity')::numeric::integer AS quantity,
                coalesce((r.line->>'defective')::boolean, false) AS defective
@@ -185,7 +192,7 @@ LANGUAGE sql STABLE AS $$
                                   i.packaged_on_date DESC NULLS LAST, i.id DESC) AS newest_first
         FROM public.pos_order_lines ol
         LEFT JOIN public.ocs_inventory i ON i.store_id = ol.store_id AND i.id = ol.inventory_id
-        WHERE ol.store_id = p_order.store_id AND ol.order_id = p_order.id
+        WHERE ol.store_id = v_store_id AND ol.order_id = v_order_id
     ), wanted AS (
         SELECT s.id, s.line_no, s.sku, s.batch_lot, s.inventory_id, s.left_, r.defective,
                least(s.left_, greatest(r.quantity - (sum(s.left_) OVER w - s.left_), 0)) AS quantity
@@ -212,10 +219,10 @@ LANGUAGE sql STABLE AS $$
                                                                 'requested', quantity, 'returnable', returnable)
                                              ORDER BY line_no), '[]')
                    FROM matched WHERE known > 0 AND quantity > returnable),
-        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', p_order.id, 'line_no', line_no,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', v_order_id, 'line_no', line_no,
                                                                  'batch', batch_lot) ORDER BY line_no), '[]')
-                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan
-$$;
+                    FROM matched WHERE known = 0))::posledger_private.pos_return_plan);
+END $$;
 
 -- The writes, under the locks: units back on hand (sellable in an active batch, quarantined when
 -- defective), one return line per order line row, the void's order status, points, and the result.
@@ -224,6 +231,8 @@ CREATE OR REPLACE FUNCTION posledger_private.pos_return_complete(p_order public.
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- A plain variable, not p_order.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_order.store_id;
     v_restocked jsonb;
     v_result    jsonb;
 BEGIN
@@ -238,7 +247,8 @@ BEGIN
         SET quantity_on_hand = i.quantity_on_hand + r.total,
             quantity_quarantined = i.quantity_quarantined + r.defective,
             quantity_available = i.quantity_available
-                                 + CASE i.status WHEN 'active' THEN r.total - r.defective ELSE 0 END,
+                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+                                 + CASE WHEN i.status = 'active' THEN r.total - r.defective ELSE 0 END,
             updated_at = now(),
             -- The ledger trigger labels its rows for this return with this (_triggers.sql).
             movement = jsonb_build_object('type', p_return.kind, 'reference_type', 'pos_order',
@@ -246,11 +256,11 @@ BEGIN
                                           'notes', format('%s %s of receipt %s', p_return.kind, p_return.reference,
                                                           p_order.receipt_number))
         FROM per_row r
-        WHERE i.store_id = p_order.store_id AND i.id = r.inventory_id
+        WHERE i.store_id = v_store_id AND i.id = r.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, i.status, i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
     ), recorded AS (
         INSERT INTO public.pos_return_lines (store_id, return_id, order_line_id, inventory_id, quantity, defective)
-        SELECT p_order.store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
+        SELECT v_store_id, p_return.id, order_line_id, inventory_id, quantity, defective FROM line
     )
     SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'status', status,
                                         'quantity_on_hand', quantity_on_hand, 'quantity_available', quantity_available,
@@ -258,9 +268,9 @@ BEGIN
     INTO v_restocked FROM restocked;
 
     UPDATE public.pos_orders SET status = 'voided'
-    WHERE p_return.kind = 'void' AND store_id = p_order.store_id AND id = p_order.id;
+    WHERE p_return.kind = 'void' AND store_id = v_store_id AND id = p_order.id;
     v_result := jsonb_build_object(
-        'id', p_return.id, 'store_id', p_order.store_id, 'reference', p_return.reference, 'kind', p_return.kind,
+        'id', p_return.id, 'store_id', v_store_id, 'reference', p_return.reference, 'kind', p_return.kind,
         'order_id', p_order.id, 'receipt_number', p_order.receipt_number, 'timestamp', p_return.created_at,
         'replayed', false,
         'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'batch', l.batch_lot,
@@ -268,7 +278,7 @@ BEGIN
                   FROM unnest(p_lines) l),
         'restocked', v_restocked,
         'loyalty', posledger_private.pos_return_reverse_points(p_order, p_return));
-    UPDATE public.pos_returns SET result = v_result WHERE store_id = p_order.store_id AND id = p_return.id;
+    UPDATE public.pos_returns SET result = v_result WHERE store_id = v_store_id AND id = p_return.id;
     RETURN v_result;
 END $$;
 

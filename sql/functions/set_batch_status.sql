@@ -6,7 +6,6 @@
 CREATE OR REPLACE FUNCTION set_batch_status(p_change jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN
@@ -24,14 +23,24 @@ COMMENT ON FUNCTION set_batch_status(jsonb) IS 'Hold, recall or release a lot, i
 CREATE OR REPLACE FUNCTION posledger_private.batch_status_record(p_change jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_request public.batch_status_requests;
-    v_rows    public.ocs_inventory[];
+    v_request  public.batch_status_requests;
+    v_targets  public.ocs_inventory[];
+    v_rows     public.ocs_inventory[];   -- NULL || an array is that array
+    v_locked   public.ocs_inventory[];
+    v_store_id uuid;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.batch_status_problems(p_change), 'status change');
+    -- On Citus a recall writes reference tables (the request, the holds) after reading and writing the
+    -- stores' shards in one transaction, which Citus allows over one connection per worker only. The
+    -- setting exists only where Citus is loaded.
+    IF current_setting('citus.multi_shard_modify_mode', true) IS NOT NULL THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     PERFORM posledger_private.lock_lots(ARRAY[p_change->>'batch_lot'], true);
     -- The lot's rows, read once: its advisory lock keeps a receipt from adding one until this call ends.
-    v_rows := ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t);
-    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_rows) = 0
+    -- SELECT ... INTO, not v := ARRAY(...): Citus cannot type the latter's parameter (42P18).
+    SELECT ARRAY(SELECT t FROM posledger_private.batch_status_targets(p_change) t) INTO v_targets;
+    PERFORM posledger_private.refuse_missing(CASE WHEN cardinality(v_targets) = 0
         THEN jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'store_id', p_change->'store_id', 'sku', p_change->'sku', 'batch', p_change->'batch_lot')))
         ELSE '[]' END, 'Name a batch_lot (and optionally sku and store_id) that some store has stocked.');
@@ -40,14 +49,18 @@ BEGIN
     IF v_request.result IS NOT NULL THEN
         RETURN v_request.result || '{"replayed": true}';
     END IF;
-    -- Inventory ids are unique across stores, so one id order serves a recall that spans them. Rows are
-    -- matched by their whole key (store_id, id): by id alone no index serves the match, and every
-    -- inventory row was read (docs/benchmarks.md, growth). The condition is on the row alone, keys
-    -- computed beforehand, as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
-    v_rows := ARRAY(SELECT i FROM public.ocs_inventory i
-                    WHERE i.store_id = ANY (ARRAY(SELECT r.store_id FROM unnest(v_rows) r))
-                      AND i.id = ANY (ARRAY(SELECT r.id FROM unnest(v_rows) r))
-                    ORDER BY i.id FOR NO KEY UPDATE);
+    -- Locked store by store in store_id order, each store's rows in id order: a sale locks one store's
+    -- rows in id order, so no two calls lock in opposite orders; on Citus each store is a single-shard
+    -- statement (a lock across shards is refused). Rows are matched by their whole key (store_id, id): by
+    -- id alone no index serves the match. The condition is on the row alone, keys computed beforehand,
+    -- as the sale's lock (docs/decisions.md, "What is locked"): its rows are used.
+    FOR v_store_id IN SELECT DISTINCT t.store_id FROM unnest(v_targets) t ORDER BY t.store_id LOOP
+        SELECT ARRAY(SELECT i FROM public.ocs_inventory i
+                     WHERE i.store_id = v_store_id
+                       AND i.id = ANY (ARRAY(SELECT t.id FROM unnest(v_targets) t WHERE t.store_id = v_store_id))
+                     ORDER BY i.id FOR NO KEY UPDATE) INTO v_locked;
+        v_rows := v_rows || v_locked;
+    END LOOP;
     RETURN posledger_private.batch_status_complete(v_request, v_rows);
 END $$;
 
@@ -96,14 +109,17 @@ LANGUAGE sql IMMUTABLE AS $$
     WHERE p.failed
 $$;
 
--- The batch rows a valid status change is about.
+-- The batch rows a valid status change is about. PL/pgSQL: Citus cannot plan a LANGUAGE sql function's
+-- parameterised query on its tables (inlined on the coordinator, it read the empty shell).
 CREATE OR REPLACE FUNCTION posledger_private.batch_status_targets(p_change jsonb) RETURNS SETOF public.ocs_inventory
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT * FROM public.ocs_inventory i
     WHERE i.batch_lot = p_change->>'batch_lot'
       AND (p_change->>'sku' IS NULL OR i.sku = p_change->>'sku')
-      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid)
-$$;
+      AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid);
+END $$;
 
 -- The writes to the rows p_rows, under their locks: the status, what is available (none while held;
 -- on release, every unit on hand that is not quarantined - there are no reservations yet), one history
@@ -121,7 +137,8 @@ BEGIN
     ), changed AS (
         UPDATE public.ocs_inventory i
         SET status = v_status,
-            quantity_available = CASE v_status WHEN 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+            quantity_available = CASE WHEN v_status = 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
             updated_at = now()
         FROM target t
         WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status

@@ -7,15 +7,19 @@
 -- inside the chain, a running balance that does not follow). Not the order of times: created_at is
 -- its transaction's start, and a transaction that began earlier may write after one that held the lock; every row written
 -- into the ledger directly rather than by the stock trigger, kind 'review' (the runbook's correction is
--- one; so is a forgery); and any protective trigger missing or disabled, kind 'broken'.
+-- one; so is a forgery); and any protective trigger missing or disabled, kind 'broken'. PL/pgSQL, as
+-- ledger_digest: Citus cannot plan a LANGUAGE sql function's parameterised query on its tables; and each
+-- row is hashed as ROW(t.*) of the table's type, which a Citus shard's own row type is not.
 CREATE OR REPLACE FUNCTION verify_ledger(p_store_id uuid DEFAULT NULL)
 RETURNS TABLE (kind text, store_id uuid, inventory_id bigint, transaction_id bigint, problem text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH link AS (
         SELECT t.store_id, t.inventory_id, t.id, t.origin,
-               CASE WHEN t.row_hash IS DISTINCT FROM public.ocs_ledger_hash(t)
+               CASE WHEN t.row_hash IS DISTINCT FROM public.ocs_ledger_hash(ROW(t.*)::public.ocs_inventory_transactions)
                         THEN 'altered: the row no longer matches its hash'
                     WHEN t.prev_hash IS DISTINCT FROM lag(t.row_hash) OVER w
                         THEN 'unlinked: the row before it in the chain was removed, added or changed'
@@ -43,8 +47,8 @@ AS $$
     FROM guard g
     LEFT JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = ('public.' || g.table_name)::regclass
                                       AND tg.tgname = g.trigger_name
-    WHERE tg.oid IS NULL OR tg.tgenabled NOT IN ('O', 'A')
-$$;
+    WHERE tg.oid IS NULL OR tg.tgenabled NOT IN ('O', 'A');
+END $$;
 
 -- Per store, a digest of its ledger as of a moment: sha256 over the head of every chain (the hash of each
 -- stock row's newest ledger row written before p_as_of), in stock row order. Printed in the daily report
@@ -54,9 +58,11 @@ $$;
 -- ended: take the day's digest a few minutes after midnight, not at it.
 CREATE OR REPLACE FUNCTION ledger_digest(p_as_of timestamptz DEFAULT now(), p_store_id uuid DEFAULT NULL)
 RETURNS TABLE (store_id uuid, as_of timestamptz, chains bigint, ledger_rows bigint, digest text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT h.store_id, p_as_of, count(*), sum(h.rows_before)::bigint,
            encode(sha256(convert_to(string_agg(h.inventory_id || ':' || encode(h.row_hash, 'hex'), ','
                                                ORDER BY h.inventory_id), 'UTF8')), 'hex')
@@ -66,8 +72,8 @@ AS $$
           WHERE t.created_at < p_as_of AND (p_store_id IS NULL OR t.store_id = p_store_id)
           ORDER BY t.store_id, t.inventory_id, t.id DESC) h
     GROUP BY h.store_id
-    ORDER BY h.store_id
-$$;
+    ORDER BY h.store_id;
+END $$;
 
 REVOKE ALL ON FUNCTION verify_ledger(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger_digest(timestamptz, uuid) FROM PUBLIC;

@@ -1,0 +1,40 @@
+-- Distribute a migrated posledger database on a Citus coordinator (docs/scaling.md shows this file).
+-- Run by `posledger distribute`, which runs `posledger migrate` again afterwards. Idempotent: a table
+-- or function that is distributed already is left as it is.
+
+-- The ledger is written by triggers on ocs_inventory; Citus runs triggers on shards only with this on.
+-- Safe here: each trigger writes the ledger row of the same store, in the colocated ledger shard. Set
+-- for the database, so every session and every worker's connection has it.
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET citus.enable_unsafe_triggers = on', current_database());
+END $$;
+SET citus.enable_unsafe_triggers = on;
+-- Otherwise the first reference table turns every table with a foreign key to it into a Citus local
+-- table, which cannot be distributed afterwards (its identity column).
+SET citus.enable_local_reference_table_foreign_keys = off;
+
+-- Reference tables first (a copy on every node): the distributed tables' foreign keys point at them.
+SELECT create_reference_table(t)
+FROM unnest(ARRAY['stores', 'adjustment_reasons', 'batch_status_requests', 'batch_lot_holds', 'product_classes',
+                  'dried_equivalency_factors', 'catalogue_categories', 'products', 'product_gtins'])
+     WITH ORDINALITY AS r(t, n)
+WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
+ORDER BY n;
+
+-- Then every store-scoped table by store_id, colocated with ocs_inventory, in foreign-key order (a
+-- table after every table it points at).
+SELECT create_distributed_table(t, 'store_id', colocate_with => CASE WHEN n = 1 THEN 'none' ELSE 'ocs_inventory' END)
+FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', 'pos_order_lines',
+                  'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
+                  'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
+                  'batch_status_changes'])
+     WITH ORDINALITY AS d(t, n)
+WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
+ORDER BY n;
+
+-- Each store-scoped call is delegated to the worker that holds its store: Citus routes a call by a
+-- parameter of the function, never by a field inside its jsonb, hence the two-argument forms.
+SELECT create_distributed_function((f || '(uuid, jsonb)')::regprocedure, 'p_store_id',
+                                   colocate_with => 'ocs_inventory')
+FROM unnest(ARRAY['record_pos_sale', 'receive_inventory', 'return_pos_sale', 'adjust_inventory',
+                  'count_inventory']) AS f;
