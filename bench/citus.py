@@ -83,8 +83,10 @@ def main() -> None:
         migrate(single.server.dsn("posledger"))
         migrate(citus.dsn())
         distribute(citus.dsn())
-        targets: dict[str, tuple[Target, str, int]] = {"one server": (single, single.server.dsn("posledger"), load(single.server.dsn("posledger"))),
-                   "Citus": (Coordinator(citus.coordinator, single.bindir), citus.dsn(), load(citus.dsn()))}
+        one_server = single.server.dsn("posledger")
+        targets: dict[str, tuple[Target, str, int]] = {
+            "one server": (single, one_server, load(one_server)),
+            "Citus": (Coordinator(citus.coordinator, single.bindir), citus.dsn(), load(citus.dsn()))}
         rows = {
             ("one server", "with a customer"): ("one server", script(True)),
             ("one server", "no customer"): ("one server", script(False)),

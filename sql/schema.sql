@@ -1314,6 +1314,7 @@ DECLARE
     v_due      bigint;
     v_balance  bigint;
     v_reversed bigint;
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
     IF p_order.user_id IS NULL THEN
         RETURN NULL;
@@ -1322,28 +1323,28 @@ BEGIN
             - d.already)::bigint
     INTO v_due
     FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
+          WHERE store_id = v_store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
          (SELECT sum(quantity) AS sold FROM public.pos_order_lines
-          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
+          WHERE store_id = v_store_id AND order_id = p_order.id) s,
          (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
           JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
-          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
+          WHERE pr.store_id = v_store_id AND pr.order_id = p_order.id) r,
          (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
+          WHERE store_id = v_store_id AND order_id = p_order.id AND id <> p_return.id) d;
 
     SELECT points INTO v_balance FROM public.loyalty_accounts
-    WHERE store_id = p_order.store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
+    WHERE store_id = v_store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
     UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
-    WHERE store_id = p_order.store_id AND user_id = p_order.user_id AND v_reversed > 0;
+    WHERE store_id = v_store_id AND user_id = p_order.user_id AND v_reversed > 0;
     -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
     IF v_reversed > 0 THEN
         INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
                                                  balance_after)
-        VALUES (p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
+        VALUES (p_order.user_id, v_store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
                 v_balance - v_reversed);
     END IF;
-    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
+    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = v_store_id AND id = p_return.id;
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
                               'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
 END $$;
@@ -1402,21 +1403,22 @@ CREATE FUNCTION posledger_private.pos_sale_award_points(p_order public.pos_order
 DECLARE
     v_points  bigint;
     v_balance bigint;
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
     IF p_order.user_id IS NULL THEN
         RETURN NULL;
     END IF;
     SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
-    FROM public.stores s WHERE s.id = p_order.store_id;
+    FROM public.stores s WHERE s.id = v_store_id;
 
-    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (p_order.store_id, p_order.user_id, v_points)
+    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (v_store_id, p_order.user_id, v_points)
     ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
     RETURNING a.points INTO v_balance;
 
     -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
     IF v_points <> 0 THEN
         INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
-        VALUES (p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance);
+        VALUES (p_order.user_id, v_store_id, p_order.id, 'earn', v_points, v_balance);
     END IF;
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);
@@ -2591,6 +2593,8 @@ CREATE TABLE public.batch_lot_holds (
     CONSTRAINT batch_lot_holds_batch_lot_check CHECK ((batch_lot <> ''::text)),
     CONSTRAINT batch_lot_holds_status_check CHECK ((status = ANY (ARRAY['quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
 );
+
+ALTER TABLE ONLY public.batch_lot_holds REPLICA IDENTITY FULL;
 
 COMMENT ON TABLE public.batch_lot_holds IS 'The holds in force, per lot (and optionally sku and store): stock of a held lot received later arrives held.';
 

@@ -133,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # The distributed pass (POSLEDGER_TEST_SERVER=citus) runs these through the coordinator of a local Citus
 # cluster: the fix plan's cases, the races, the lifecycle and the DBA views.
 DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
-                    "test_receiving.py", "test_holds.py", "test_dba_views.py"}
+                    "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

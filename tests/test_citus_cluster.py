@@ -1,18 +1,27 @@
 """The distributed pass's ground: a local Citus cluster (a coordinator and two workers on loopback, the
-system PostgreSQL 15 with Citus built by scripts/citus) starts, and a table distributed on the coordinator
-has its shards on both workers. Skipped, with one line saying how to enable it, where no Citus source is
-given; it runs in the system-server pass only, since the cluster is of the system binaries either way."""
+system PostgreSQL 15 with Citus built by scripts/citus) starts, a table distributed on the coordinator
+has its shards on both workers, and `posledger distribute` lays posledger out on it; then a cluster
+outgrows its two workers: a third joins and takes shards while the tills sell. Skipped, with one line
+saying how to enable it, where no Citus source is given; it runs in the system-server pass only, since
+the cluster is of the system binaries either way."""
 
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import psycopg
 import pytest
 
+from conftest import FIGURES
+from posledger import receive_inventory, record_sale
+from posledger.distribution import distribute
+from posledger.migrations import migrate
 from posledger.pgserver import citus_installed, running_citus_cluster, server_kind
+from posledger.testing import check_invariants, new_store
 
 if not os.environ.get("POSLEDGER_CITUS_SOURCE"):
     pytest.skip("set POSLEDGER_CITUS_SOURCE to the Citus source tarball (e.g. ../shared/citus) to run the"
@@ -22,13 +31,17 @@ if server_kind() != "system":
                 allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def citus_cluster():
+def citus_required():
     if not citus_installed():
         if os.environ.get("CI"):
             pytest.fail("CI gave a Citus source but Citus is not installed: scripts/citus failed (see its lines)")
         pytest.skip("Citus is not installed for the system PostgreSQL: run scripts/citus as root with "
                     "POSLEDGER_CITUS_SOURCE set")
+
+
+@pytest.fixture(scope="module")
+def citus_cluster():
+    citus_required()
     with running_citus_cluster() as cluster:
         yield cluster
 
@@ -91,3 +104,76 @@ def test_posledger_distribute_runs_twice_and_every_function_reaches_every_worker
             assert {row[0] for row in conn.execute(ours)} == functions
             # The ledger's triggers run on the shards: the database's setting reached the worker.
             assert conn.execute("SHOW citus.enable_unsafe_triggers").fetchone() == ("on",)
+
+
+CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
+STORES = 6
+
+
+@pytest.fixture(scope="module")
+def outgrown_cluster():
+    """Two workers holding six stocked stores, and a third node ready to join; distributed by the command
+    users run, with 8 shards so that a third worker has some to take."""
+    citus_required()
+    with running_citus_cluster(workers=2, spares=1) as cluster:
+        migrate(cluster.dsn())
+        distribute(cluster.dsn(), shard_count=8)
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("INSERT INTO products (sku, name, product_class)"
+                         " VALUES ('SKU', 'Rolling papers', 'accessory')")
+            stores = [new_store(conn) for _ in range(STORES)]
+            for store in stores:
+                receive_inventory(conn, {"store_id": store, "shipment_id": f"ASN-{store[:8]}", "lines": [
+                    {"sku": "SKU", "batch_lot": "LOT", "quantity_shipped": 100000, "quantity_received": 100000}]})
+        yield cluster, stores
+
+
+def test_a_third_worker_takes_shards_while_sales_run_and_no_acknowledged_sale_is_lost(outgrown_cluster):
+    cluster, stores = outgrown_cluster
+    dsn, spare = cluster.dsn(), cluster.spares[0]
+    stop, acknowledged, refused = threading.Event(), [], Counter()
+
+    def till(n):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                store = stores[(n + len(acknowledged)) % STORES]
+                sale = {"store_id": store, "receipt_number": f"T{n}-{time.monotonic_ns()}", "total": 1,
+                        "user_id": CUSTOMER, "items": [{"product": {"sku": "SKU"}, "quantity": 1}]}
+                try:
+                    acknowledged.append((store, record_sale(conn, sale)["receipt_number"]))
+                except psycopg.Error as error:   # an outcome to count, not to hide: asserted below
+                    refused[type(error).__name__] += 1
+
+    tills = [threading.Thread(target=till, args=(n,)) for n in range(4)]
+    for thread in tills:
+        thread.start()
+    try:
+        time.sleep(1)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT citus_add_node(%s, %s)", (spare.host, spare.port))
+            before = len(acknowledged)
+            conn.execute("SELECT citus_rebalance_start()")
+            conn.execute("SELECT citus_rebalance_wait()")
+            during = len(acknowledged) - before
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in tills:
+            thread.join()
+
+    with psycopg.connect(dsn) as conn:
+        moved = conn.execute("SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)"
+                             " WHERE n.nodeport = %s", [spare.port]).fetchone()[0]
+        found = set(conn.execute("SELECT store_id::text, receipt_number FROM pos_orders"
+                                 " WHERE result IS NOT NULL").fetchall())
+        points = conn.execute("SELECT loyalty_points FROM profiles WHERE user_id = %s", [CUSTOMER]).fetchone()
+    FIGURES["rebalance: sales acknowledged (before, while and after the shards moved)"] += len(acknowledged)
+    FIGURES["rebalance: sales acknowledged while the shards moved"] += during
+    for name, count in refused.items():
+        FIGURES[f"rebalance: sales refused ({name})"] += count
+    assert moved > 0, "the rebalance moved no shard to the new worker"
+    assert during > 0, "no sale was acknowledged while the shards moved"
+    assert set(acknowledged) <= found, f"acknowledged sales missing: {set(acknowledged) - found}"
+    assert len(acknowledged) > 10 * sum(refused.values()), f"too many sales refused: {refused}"
+    assert points == (len(found),)   # one point per sale, at whichever store
+    check_invariants(dsn)

@@ -61,6 +61,18 @@ def test_foreign_keys_join_colocated_rows_or_point_at_reference_tables(db):
     assert broken == []
 
 
+def test_every_table_has_a_replica_identity_so_citus_can_copy_and_move_it(db):
+    """Citus copies reference tables to a joining worker and moves shards by logical replication, which
+    needs a primary key or an explicit replica identity (migration 0019)."""
+    missing = db.execute("""
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname NOT LIKE '%yoyo%'
+          AND c.relreplident <> 'f'
+          AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident))
+        ORDER BY 1""").fetchall()
+    assert missing == []
+
+
 def test_docs_scaling_shows_exactly_the_calls_posledger_distribute_runs():
     shown = readme_sql("-- Distribute a migrated posledger database", doc="docs/scaling.md")
     assert shown == DISTRIBUTE_SQL.read_text()

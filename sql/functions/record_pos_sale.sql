@@ -559,21 +559,22 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_points  bigint;
     v_balance bigint;
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
     IF p_order.user_id IS NULL THEN
         RETURN NULL;
     END IF;
     SELECT floor(p_order.total * s.loyalty_points_per_unit)::bigint INTO v_points
-    FROM public.stores s WHERE s.id = p_order.store_id;
+    FROM public.stores s WHERE s.id = v_store_id;
 
-    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (p_order.store_id, p_order.user_id, v_points)
+    INSERT INTO public.loyalty_accounts AS a (store_id, user_id, points) VALUES (v_store_id, p_order.user_id, v_points)
     ON CONFLICT (store_id, user_id) DO UPDATE SET points = a.points + excluded.points, updated_at = excluded.updated_at
     RETURNING a.points INTO v_balance;
 
     -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
     IF v_points <> 0 THEN
         INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, transaction_type, points, balance_after)
-        VALUES (p_order.user_id, p_order.store_id, p_order.id, 'earn', v_points, v_balance);
+        VALUES (p_order.user_id, v_store_id, p_order.id, 'earn', v_points, v_balance);
     END IF;
 
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_earned', v_points, 'balance', v_balance);

@@ -293,6 +293,7 @@ DECLARE
     v_due      bigint;
     v_balance  bigint;
     v_reversed bigint;
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
     IF p_order.user_id IS NULL THEN
         RETURN NULL;
@@ -301,28 +302,28 @@ BEGIN
             - d.already)::bigint
     INTO v_due
     FROM (SELECT coalesce(sum(points), 0) AS earned FROM public.loyalty_transactions
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
+          WHERE store_id = v_store_id AND order_id = p_order.id AND transaction_type = 'earn') e,
          (SELECT sum(quantity) AS sold FROM public.pos_order_lines
-          WHERE store_id = p_order.store_id AND order_id = p_order.id) s,
+          WHERE store_id = v_store_id AND order_id = p_order.id) s,
          (SELECT coalesce(sum(rl.quantity), 0) AS returned FROM public.pos_return_lines rl
           JOIN public.pos_returns pr ON pr.store_id = rl.store_id AND pr.id = rl.return_id
-          WHERE pr.store_id = p_order.store_id AND pr.order_id = p_order.id) r,
+          WHERE pr.store_id = v_store_id AND pr.order_id = p_order.id) r,
          (SELECT coalesce(sum(points_due), 0) AS already FROM public.pos_returns
-          WHERE store_id = p_order.store_id AND order_id = p_order.id AND id <> p_return.id) d;
+          WHERE store_id = v_store_id AND order_id = p_order.id AND id <> p_return.id) d;
 
     SELECT points INTO v_balance FROM public.loyalty_accounts
-    WHERE store_id = p_order.store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
+    WHERE store_id = v_store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
     UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
-    WHERE store_id = p_order.store_id AND user_id = p_order.user_id AND v_reversed > 0;
+    WHERE store_id = v_store_id AND user_id = p_order.user_id AND v_reversed > 0;
     -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
     IF v_reversed > 0 THEN
         INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
                                                  balance_after)
-        VALUES (p_order.user_id, p_order.store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
+        VALUES (p_order.user_id, v_store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
                 v_balance - v_reversed);
     END IF;
-    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = p_order.store_id AND id = p_return.id;
+    UPDATE public.pos_returns SET points_due = v_due WHERE store_id = v_store_id AND id = p_return.id;
     RETURN jsonb_build_object('user_id', p_order.user_id, 'points_due', v_due, 'points_reversed', v_reversed,
                               'shortfall', v_due - v_reversed, 'balance', coalesce(v_balance, 0) - v_reversed);
 END $$;
