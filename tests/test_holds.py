@@ -21,7 +21,6 @@ from conftest import (
     shipment_line,
 )
 from posledger import BatchBlocked, InsufficientStock, InvalidSale, NotFound, set_batch_status
-from posledger.pgserver import server_kind
 
 # A status change's reference is global (a recall spans stores), and the distributed pass shares one
 # database: each test has references of its own.
@@ -183,9 +182,6 @@ def test_a_release_in_one_store_leaves_the_lots_recall_in_force_for_new_stock(db
     assert batches_of(db, store, "SKU-2") == {"LOT-A": (0, 1, 0, "recalled")}  # new stock of the lot: recalled
 
 
-@pytest.mark.xfail(server_kind() == "citus", strict=True,
-                   reason="on Citus the lot's advisory lock is node-local: a receipt delegated to a worker does not "
-                          "wait for a recall on the coordinator (docs/scaling.md)")
 def test_a_receipt_racing_a_recall_of_its_lot_is_received_held(dsn, db):
     store = new_store(db)
     receive(db, store, shipment_line("SKU-1", 5, "LOT-A"))

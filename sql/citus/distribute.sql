@@ -33,8 +33,9 @@ WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass
 ORDER BY n;
 
 -- Each store-scoped call is delegated to the worker that holds its store: Citus routes a call by a
--- parameter of the function, never by a field inside its jsonb, hence the two-argument forms.
+-- parameter of the function, never by a field inside its jsonb, hence the two-argument forms. Not
+-- receive_inventory: a receipt takes turns with a recall of its lot on an advisory lock, which holds on
+-- one node only, and a recall runs on the coordinator; so a receipt runs there too (docs/scaling.md).
 SELECT create_distributed_function((f || '(uuid, jsonb)')::regprocedure, 'p_store_id',
                                    colocate_with => 'ocs_inventory')
-FROM unnest(ARRAY['record_pos_sale', 'receive_inventory', 'return_pos_sale', 'adjust_inventory',
-                  'count_inventory']) AS f;
+FROM unnest(ARRAY['record_pos_sale', 'return_pos_sale', 'adjust_inventory', 'count_inventory']) AS f;
