@@ -2189,6 +2189,7 @@ $$;
 CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2250,6 +2251,7 @@ COMMENT ON FUNCTION public.catalogue_product(p_key text) IS 'One product of the 
 CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2298,6 +2300,7 @@ COMMENT ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_sto
 CREATE FUNCTION public.load_catalogue(p_load jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2406,6 +2409,7 @@ END $$;
 CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2438,6 +2442,7 @@ COMMENT ON FUNCTION public.receive_inventory(p_store_id uuid, p_shipment jsonb) 
 CREATE FUNCTION public.record_pos_sale(p_sale jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2491,6 +2496,7 @@ END $$;
 CREATE FUNCTION public.return_pos_sale(p_return jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN
@@ -2523,6 +2529,7 @@ COMMENT ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) IS '
 CREATE FUNCTION public.set_batch_status(p_change jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET lock_timeout TO '3s'
     AS $$
 BEGIN

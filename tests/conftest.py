@@ -20,8 +20,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+import posledger.migrations
 from posledger import receive_inventory, record_sale, return_sale
-from posledger.migrations import MIGRATE_LOCK_KEY
+from posledger.migrations import MIGRATE_LOCK_KEY, migrate
 from posledger.pgserver import Server, server_kind
 from posledger.testing import INVARIANT_CHECKS, broken_invariants, new_store
 
@@ -30,6 +31,7 @@ from posledger.testing import INVARIANT_CHECKS, broken_invariants, new_store
 # committed and rejected by reason in the race, fault and stateful tests, faults injected, invariant
 # checks and violations, and the deadlocks the server itself counted.
 FIGURES: Counter[str] = Counter()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +95,20 @@ def empty_dsn(pg_server: Server) -> Iterator[str]:
     yield pg_server.dsn(name)
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def migrate_as_released(dsn: str, revision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrate `dsn` by the SQL of an earlier commit (its sql/ from git), with today's migrate(). Files
+    that migrate() reads and that release did not have are given empty: it did not have their steps."""
+    subprocess.run(f"git -C {ROOT} archive {revision} sql | tar -x -C {tmp_path}", shell=True, check=True)
+    for later in ("retired.sql", "citus/plan_cache.sql"):
+        path = tmp_path / "sql" / later
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("")
+    with monkeypatch.context() as patch:
+        patch.setattr(posledger.migrations, "SQL_DIR", tmp_path / "sql")
+        migrate(dsn)
 
 
 def login_as(dsn: str, group: str) -> str:

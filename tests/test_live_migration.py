@@ -2,31 +2,24 @@
 sales running, and no sale ever finds the helper it calls gone. The old copies are dropped only once every
 transaction that began before the new functions committed has ended (migrations.retire)."""
 
-import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-import posledger.migrations
+from conftest import migrate_as_released
 from posledger.migrations import migrate
 
-ROOT = Path(__file__).resolve().parents[1]
 BEFORE_THE_MOVE = "d73310a"   # the last commit whose helpers live in public
 
 
 @pytest.fixture
 def released_before_the_move(empty_dsn, tmp_path, monkeypatch):
     """empty_dsn migrated by the posledger of BEFORE_THE_MOVE (its sql/ from git), with one stocked store."""
-    subprocess.run(f"git -C {ROOT} archive {BEFORE_THE_MOVE} sql | tar -x -C {tmp_path}", shell=True, check=True)
-    (tmp_path / "sql" / "retired.sql").write_text("")   # that release retired its helpers in its own files
-    with monkeypatch.context() as patch:
-        patch.setattr(posledger.migrations, "SQL_DIR", tmp_path / "sql")
-        migrate(empty_dsn)
+    migrate_as_released(empty_dsn, BEFORE_THE_MOVE, tmp_path, monkeypatch)
     with psycopg.connect(empty_dsn) as conn:
         store = conn.execute("INSERT INTO stores DEFAULT VALUES RETURNING id").fetchone()[0]
         conn.execute("INSERT INTO ocs_inventory (store_id, sku, batch_lot, quantity_on_hand, quantity_available)"

@@ -3,19 +3,15 @@ store, so a sale writes its store's rows alone (one Citus worker, no two-phase c
 balance is the sum of their accounts (the view profiles), exact; a return takes points back from the
 order's store only. Databases migrated before 0018 keep every point, or refuse to migrate."""
 
-import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest
 
-import posledger.migrations
-from conftest import add_stock, item, new_store, record_sale, sale_payload
+from conftest import add_stock, item, migrate_as_released, new_store, record_sale, sale_payload
 from posledger import return_sale
 from posledger.migrations import migrate
 from posledger.testing import check_invariants
 
-ROOT = Path(__file__).resolve().parents[1]
 BEFORE_ACCOUNTS = "4ca8dbf"   # the last commit whose balances live in the table profiles
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
 
@@ -60,10 +56,7 @@ def test_a_return_takes_points_from_the_orders_store_only(db):
 def released_with_profiles(empty_dsn, tmp_path, monkeypatch):
     """empty_dsn migrated by the posledger of BEFORE_ACCOUNTS (its sql/ from git), where two stores sold
     to the customer."""
-    subprocess.run(f"git -C {ROOT} archive {BEFORE_ACCOUNTS} sql | tar -x -C {tmp_path}", shell=True, check=True)
-    with monkeypatch.context() as patch:
-        patch.setattr(posledger.migrations, "SQL_DIR", tmp_path / "sql")
-        migrate(empty_dsn)
+    migrate_as_released(empty_dsn, BEFORE_ACCOUNTS, tmp_path, monkeypatch)
     with psycopg.connect(empty_dsn) as conn:
         north, south = two_stores(conn)
         record_sale(conn, sale_payload(north, item("SKU", 1), user_id=CUSTOMER, total=30))

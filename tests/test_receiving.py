@@ -13,7 +13,6 @@ UPC_12 = "036000291452"
 EAN_8 = "96385074"
 
 
-@pytest.mark.whole_database
 def test_a_shipment_creates_batches_and_ledgers_each_as_a_receipt(db):
     store = new_store(db)
     result = receive(db, store, shipment_line("SKU-1", 12, "LOT-A", "2025-09-01", each_gtin=EACH_GTIN_13,
@@ -21,11 +20,11 @@ def test_a_shipment_creates_batches_and_ledgers_each_as_a_receipt(db):
                      shipment_line("SKU-1", 5, "LOT-B"), received_by="receiver-3")
     assert batches_of(db, store, "SKU-1") == {"LOT-A": (12, 12, 0, "active"), "LOT-B": (5, 5, 0, "active")}
     assert result["units_received"] == 17 and result["variances"] == [] and result["replayed"] is False
-    row = db.execute("SELECT each_gtin, case_gtin, packaged_on_date::text FROM ocs_inventory WHERE batch_lot = 'LOT-A'"
-                     ).fetchone()
+    row = db.execute("SELECT each_gtin, case_gtin, packaged_on_date::text FROM ocs_inventory"
+                     " WHERE store_id = %s AND batch_lot = 'LOT-A'", [store]).fetchone()
     assert row == ("0" + EACH_GTIN_13, CASE_GTIN_14, "2025-09-01")
     ledger = db.execute("SELECT transaction_type, quantity, reference_type, reference_id, actor, notes"
-                        " FROM ocs_inventory_transactions ORDER BY id").fetchall()
+                        " FROM ocs_inventory_transactions WHERE store_id = %s ORDER BY id", [store]).fetchall()
     assert [(t, q, rt, str(rid), a) for t, q, rt, rid, a, _ in ledger] == [
         ("receipt", 12, "ocs_shipment", result["id"], "receiver-3"),
         ("receipt", 5, "ocs_shipment", result["id"], "receiver-3")]

@@ -39,14 +39,14 @@ def a_return(store, order, *lines, **fields):
     return payload
 
 
-@pytest.mark.whole_database
 def test_a_partial_return_goes_back_to_the_newest_batch_of_a_fefo_split_first(db):
     store, order = fefo_split_sale(db)
     result = return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 6}, cashier_id="cashier-2"))
     assert batches_of(db, store, "SKU-1") == {"OLD": (1, 1, 0, "active"), "NEW": (10, 10, 0, "active")}
     assert sorted((line["batch"], line["quantity"]) for line in result["lines"]) == [("NEW", 5), ("OLD", 1)]
     rows = db.execute("SELECT transaction_type, quantity, reference_type, reference_id, actor FROM"
-                      " ocs_inventory_transactions WHERE transaction_type = 'return' ORDER BY id").fetchall()
+                      " ocs_inventory_transactions WHERE store_id = %s AND transaction_type = 'return' ORDER BY id",
+                      [store]).fetchall()
     assert {(t, q, rt, str(rid), a) for t, q, rt, rid, a in rows} == {
         ("return", 5, "pos_order", order["id"], "cashier-2"), ("return", 1, "pos_order", order["id"], "cashier-2")}
 
@@ -86,14 +86,13 @@ def test_returns_are_capped_at_what_was_sold_minus_already_returned_and_a_refusa
     assert batches_of(db, store, "SKU-1") == {"OLD": (3, 3, 0, "active"), "NEW": (10, 10, 0, "active")}
 
 
-@pytest.mark.whole_database
 def test_a_void_returns_everything_left_marks_the_order_and_cannot_be_repeated(db):
     store, order = fefo_split_sale(db)
     return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 2}))
     result = return_sale(db, a_return(store, order, void=True, reason="customer changed mind"))
     assert result["kind"] == "void" and sum(line["quantity"] for line in result["lines"]) == 6
     assert batches_of(db, store, "SKU-1") == {"OLD": (3, 3, 0, "active"), "NEW": (10, 10, 0, "active")}
-    assert db.execute("SELECT status FROM pos_orders").fetchone() == ("voided",)
+    assert db.execute("SELECT status FROM pos_orders WHERE store_id = %s", [store]).fetchone() == ("voided",)
     assert [row[1] for row in ledger_of(db, store, "SKU-1")][-2:] == ["void", "void"]
     with pytest.raises(ReturnExceedsSale):
         return_sale(db, a_return(store, order, void=True))
@@ -147,7 +146,6 @@ def test_malformed_returns_name_every_problem_and_change_nothing(db):
     assert count_rows(db, "pos_returns") == 0
 
 
-@pytest.mark.whole_database
 def test_loyalty_points_come_back_in_proportion_and_a_void_takes_the_rest(db):
     store, order = fefo_split_sale(db, user_id=CUSTOMER, total=99.0)   # 8 units, 99 points
     first = return_sale(db, a_return(store, order, {"line_no": 1, "quantity": 3}))
@@ -157,7 +155,8 @@ def test_loyalty_points_come_back_in_proportion_and_a_void_takes_the_rest(db):
     assert second["loyalty"]["points_reversed"] == 12   # floor(99 * 4 / 8) - 37: no rounding drift
     void = return_sale(db, a_return(store, order, void=True))
     assert void["loyalty"]["points_reversed"] == 50 and void["loyalty"]["balance"] == 0
-    kinds = db.execute("SELECT transaction_type, points FROM loyalty_transactions ORDER BY id").fetchall()
+    kinds = db.execute("SELECT transaction_type, points FROM loyalty_transactions WHERE store_id = %s ORDER BY id",
+                       [store]).fetchall()
     assert kinds == [("earn", 99), ("reversal", -37), ("reversal", -12), ("reversal", -50)]
 
 

@@ -4,6 +4,7 @@
 CREATE OR REPLACE FUNCTION adjust_inventory(p_adjustment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN

@@ -6,6 +6,7 @@
 CREATE OR REPLACE FUNCTION receive_inventory(p_shipment jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 SET lock_timeout = '3s'
 AS $$
 BEGIN

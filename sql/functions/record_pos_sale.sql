@@ -5,13 +5,14 @@
 -- pinned search_path, so nothing a caller plants in its own search_path is called instead of ours;
 -- pg_temp is named last because unnamed it would be searched first. Its lock wait is bounded: a caller
 -- never hangs behind a stuck till, and gets IV503, safe to retry since the receipt makes it idempotent.
--- PostgreSQL's own plan cache chooses custom or generic plans, as in every entry function: Citus plans
--- a statement on a distributed table only with its parameters' values (a forced generic plan fails
--- with "could not create distributed plan"), and forcing generic plans bought nothing measurable on
--- one server (docs/benchmarks.md).
+-- Generic plans, as in every entry function: each statement is keyed by store and sku through an index,
+-- so planning it afresh for each call's values buys nothing and cost the helpers most of their time
+-- (docs/benchmarks.md: without, a sale ran at 0.72). On Citus, which plans a distributed statement only
+-- with its parameters' values, migrate takes the setting off again (sql/citus/plan_cache.sql).
 CREATE OR REPLACE FUNCTION record_pos_sale(p_sale jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 -- This clause only scopes apply_lock_timeout() to this call; see _shared.sql.
 SET lock_timeout = '3s'
 AS $$
