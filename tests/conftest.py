@@ -98,14 +98,11 @@ def empty_dsn(pg_server: Server) -> Iterator[str]:
 
 
 def migrate_as_released(dsn: str, revision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Migrate `dsn` by the SQL of an earlier commit (its sql/ from git), with today's migrate(). Files
-    that migrate() reads and that release did not have are given empty: it did not have their steps."""
+    """Migrate `dsn` by the SQL of an earlier commit (its sql/ from git), with today's migrate(). A release
+    without sql/retired.sql retired its helpers in its own files: it gets an empty one."""
     subprocess.run(f"git -C {ROOT} archive {revision} sql | tar -x -C {tmp_path}", shell=True, check=True)
-    for later in ("retired.sql", "citus/plan_cache.sql"):
-        path = tmp_path / "sql" / later
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            path.write_text("")
+    if not (retired := tmp_path / "sql" / "retired.sql").exists():
+        retired.write_text("")
     with monkeypatch.context() as patch:
         patch.setattr(posledger.migrations, "SQL_DIR", tmp_path / "sql")
         migrate(dsn)
