@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import catalogue, item, sale_payload, shipment_line
+from conftest import add_stock, catalogue, item, sale_payload, shipment_line
 from posledger import record_sale
 from posledger.pgserver import server_kind
 
@@ -88,3 +88,19 @@ def test_the_shell_calls_a_store_scoped_entry_so_that_citus_delegates_it(dsn, st
             record_sale(conn, sale(store, "D-2"))
     assert delegated == 1, notices
     assert notices.count("pushing down the function call") == 1, "a call inside a transaction was delegated"
+
+
+def test_a_ledger_row_written_below_its_chains_last_id_is_refused(db, store):
+    """The chain orders a stock row's movements by id. On Citus a row inserted into the ledger through the
+    coordinator draws the coordinator's id, below the worker's; on one server only an explicit id can. Such a
+    row is refused (IV403), never chained where verify_ledger() would read the chain as broken."""
+    row = add_stock(db, store, "SKU", 5)
+    explicit = server_kind() != "citus"
+    with pytest.raises(psycopg.Error) as refused:
+        db.execute("INSERT INTO ocs_inventory_transactions (store_id, inventory_id, sku, transaction_type, quantity,"
+                   " quantity_after, notes" + (", id) OVERRIDING SYSTEM VALUE" if explicit else ")")
+                   + " VALUES (%s, %s, 'SKU', 'manual_adjustment', 1, 6, 'found one'" + (", 0)" if explicit else ")"),
+                   [store, row])
+    db.rollback()
+    assert refused.value.sqlstate == "IV403"
+    assert json.loads(refused.value.diag.message_detail or "{}")["inventory_id"] == row

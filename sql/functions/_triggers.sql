@@ -86,6 +86,18 @@ BEGIN
     IF NEW.origin = 'direct' THEN
         PERFORM FROM public.ocs_inventory i WHERE i.store_id = NEW.store_id AND i.id = NEW.inventory_id
         FOR NO KEY UPDATE;
+        -- The chain orders a stock row's movements by id. A direct row with an id below its chain's last
+        -- (on Citus, drawn by the coordinator, whose range lies below the workers': docs/scaling.md) would
+        -- be chained last yet sorted first: the chain would read as broken. Refused instead.
+        IF EXISTS (SELECT FROM public.ocs_inventory_transactions t
+                   WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id AND t.id > NEW.id) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'IV403',
+                MESSAGE = 'ocs_inventory_transactions: a ledger row must come after its chain''s last row',
+                DETAIL = jsonb_build_object('table', 'ocs_inventory_transactions', 'operation', TG_OP, 'id', NEW.id,
+                                            'store_id', NEW.store_id, 'inventory_id', NEW.inventory_id)::text,
+                HINT = 'Record the correction with adjust_inventory; on Citus, a direct ledger row draws its id on the coordinator.';
+        END IF;
     END IF;
     NEW.prev_hash := (SELECT t.row_hash FROM public.ocs_inventory_transactions t
                       WHERE t.store_id = NEW.store_id AND t.inventory_id = NEW.inventory_id
