@@ -144,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # The distributed pass (POSLEDGER_TEST_SERVER=citus) runs these through the coordinator of a local Citus
-# cluster: the fix plan's cases, the races, the lifecycle and the DBA views.
+# cluster: the fix plan's cases, the races, the lifecycle, the DBA views and every route of a call.
 DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
                     "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py"}
 

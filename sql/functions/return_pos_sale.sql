@@ -315,10 +315,10 @@ BEGIN
     SELECT points INTO v_balance FROM public.loyalty_accounts
     WHERE store_id = v_store_id AND user_id = p_order.user_id FOR NO KEY UPDATE;
     v_reversed := least(v_due, coalesce(v_balance, 0));
-    UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
-    WHERE store_id = v_store_id AND user_id = p_order.user_id AND v_reversed > 0;
     -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator's INSERT/SELECT path.
     IF v_reversed > 0 THEN
+        UPDATE public.loyalty_accounts SET points = points - v_reversed, updated_at = now()
+        WHERE store_id = v_store_id AND user_id = p_order.user_id;
         INSERT INTO public.loyalty_transactions (user_id, store_id, order_id, return_id, transaction_type, points,
                                                  balance_after)
         VALUES (p_order.user_id, v_store_id, p_order.id, p_return.id, 'reversal', -v_reversed,
