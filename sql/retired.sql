@@ -70,3 +70,8 @@ DROP TYPE IF EXISTS public.pos_sale_line;
 
 -- Issue 16: the catalogue's grams for the skus asked only, in PL/pgSQL (Citus could not plan the inlined set).
 DROP FUNCTION IF EXISTS posledger_private.catalogue_grams(date);
+
+-- Issue 17: the claim reads the store's reservation times, and the writes of a sale learn to complete a
+-- reservation (its units were held, not available).
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_claim(uuid, jsonb);
+DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, posledger_private.pos_sale_line[], pos_sale_allocation[], jsonb, jsonb);

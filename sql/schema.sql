@@ -121,13 +121,14 @@ BEGIN
     INTO v_short
     FROM unnest(p_deltas) d
     JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.id = d.inventory_id,
-    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
+    -- Units held by reservations are promised: an adjustment cannot take them (cancel the reservation).
+    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved),
                     ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
     WHERE b.units + b.delta < 0;
     IF v_short <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the adjustment would go below zero',
             DETAIL = jsonb_build_object('short_lines', v_short)::text,
-            HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
+            HINT = 'Take out at most the units each batch holds (sellable or quarantined); units reserved are not sellable until their reservation is completed, cancelled or expires.';
     END IF;
 
     WITH adjusted AS (
@@ -136,10 +137,11 @@ BEGIN
             quantity_quarantined = i.quantity_quarantined + coalesce(d.quarantined, 0),
             -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
             -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
-            -- reservations yet, an active row's available units are all its units on hand not quarantined.
+            -- An active row's available units are its units on hand neither quarantined nor reserved.
             -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
             quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
+                                          - i.quantity_reserved
                                      ELSE 0 END,
             updated_at = now(),
             -- The ledger trigger labels its rows for this adjustment with this (_triggers.sql).
@@ -149,7 +151,8 @@ BEGIN
         FROM unnest(p_deltas) d
         WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
-               OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
+               OR (i.status = 'active'
+                   AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved))
         RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
                   i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
     )
@@ -350,11 +353,13 @@ CREATE TABLE public.ocs_inventory (
     quantity_quarantined integer DEFAULT 0 NOT NULL,
     expiry_date date,
     movement jsonb,
+    quantity_reserved integer DEFAULT 0 NOT NULL,
     CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
     CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
     CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
     CONSTRAINT ocs_inventory_quantity_on_hand_check CHECK ((quantity_on_hand >= 0)),
     CONSTRAINT ocs_inventory_quarantine_within_on_hand CHECK (((quantity_quarantined >= 0) AND ((quantity_available + quantity_quarantined) <= quantity_on_hand))),
+    CONSTRAINT ocs_inventory_reserved_within_on_hand CHECK (((quantity_reserved >= 0) AND (((quantity_available + quantity_quarantined) + quantity_reserved) <= quantity_on_hand))),
     CONSTRAINT ocs_inventory_sku_check CHECK ((sku <> ''::text)),
     CONSTRAINT ocs_inventory_status_known CHECK ((status = ANY (ARRAY['active'::text, 'quarantined'::text, 'recalled'::text, 'awaiting_destruction'::text])))
 );
@@ -375,6 +380,8 @@ COMMENT ON COLUMN public.ocs_inventory.expiry_date IS 'The batch''s expiry date 
 
 COMMENT ON COLUMN public.ocs_inventory.movement IS 'The label (type, reason_code, reference, notes, actor) of the posledger movement that last changed this row, written by that movement''s own statement; the ledger trigger labels a change with it only when the changing statement wrote it anew (else opening or manual_adjustment).';
 
+COMMENT ON COLUMN public.ocs_inventory.quantity_reserved IS 'Units on hand held by open reservations and parked carts (the sum of this row''s open reservation_holds): on hand, not available.';
+
 CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
@@ -388,7 +395,8 @@ BEGIN
         UPDATE public.ocs_inventory i
         SET status = v_status,
             -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-            quantity_available = CASE WHEN v_status = 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            quantity_available = CASE WHEN v_status = 'active'
+                                      THEN i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved ELSE 0 END,
             updated_at = now()
         FROM target t
         WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status
@@ -798,6 +806,85 @@ BEGIN
     RETURN v_result;
 END $$;
 
+CREATE FUNCTION posledger_private.exception_problems(p_payload jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $_$
+BEGIN
+    RETURN (WITH payload AS (
+            SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS s
+        ), problem AS (
+            SELECT c.ord, c.field, c.problem
+            FROM payload, LATERAL (VALUES
+                (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
+                (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
+                (2, 'exception_id', 'is required and must be a whole number from 1',
+                    NOT posledger_private.json_is_number(s->'exception_id', 1, 9e18, true)),
+                (3, 'resolved_by', 'is required: who resolves the exception', NOT posledger_private.json_is_text(s->'resolved_by')),
+                (4, 'reason', 'is required: why it is resolved this way', NOT posledger_private.json_is_text(s->'reason')),
+                (5, 'adjustment', 'and count: give at most one', s ? 'adjustment' AND s ? 'count'),
+                (6, 'adjustment', 'must be an adjustment (adjust_inventory''s payload) when given',
+                    s ? 'adjustment' AND jsonb_typeof(s->'adjustment') IS DISTINCT FROM 'object'),
+                (7, 'count', 'must be a count (count_inventory''s payload) when given',
+                    s ? 'count' AND jsonb_typeof(s->'count') IS DISTINCT FROM 'object')
+            ) AS c(ord, field, problem, failed)
+            WHERE c.failed
+            UNION ALL
+            SELECT 100 + n.n, m.key || '.' || (n.p->>'field'), n.p->>'problem'
+            FROM payload,
+                 LATERAL (VALUES ('adjustment', 'quantity'), ('count', 'counted')) AS m(key, quantity),
+                 LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(s->m.key) = 'object'
+                     THEN posledger_private.adjustment_problems(s->m.key || jsonb_build_object('store_id', s->'store_id'),
+                                                               m.quantity)
+                     ELSE '[]' END) WITH ORDINALITY AS n(p, n)
+            WHERE posledger_private.json_is_uuid(s->'store_id')
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+        FROM problem);
+END $_$;
+
+CREATE FUNCTION posledger_private.exception_resolve(p_resolution jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id  uuid;
+    v_exception public.inventory_exceptions;
+    v_moved     jsonb;
+    v_result    jsonb;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.exception_problems(p_resolution), 'resolution');
+    v_store_id := (p_resolution->>'store_id')::uuid;
+    v_moved := CASE WHEN p_resolution ? 'adjustment' THEN posledger_private.adjustment_record(
+                        p_resolution->'adjustment' || jsonb_build_object('store_id', v_store_id))
+                    WHEN p_resolution ? 'count' THEN posledger_private.count_record(
+                        p_resolution->'count' || jsonb_build_object('store_id', v_store_id)) END;
+
+    SELECT * INTO v_exception FROM public.inventory_exceptions e
+    WHERE e.store_id = v_store_id AND e.id = (p_resolution->>'exception_id')::bigint
+    FOR UPDATE;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_exception.id IS NULL THEN jsonb_build_array(jsonb_build_object(
+        'store_id', v_store_id, 'exception_id', p_resolution->'exception_id')) ELSE '[]' END,
+        'Name an exception of this store (open_inventory_exceptions lists the open ones).');
+    IF v_exception.resolution IS NOT NULL THEN
+        PERFORM posledger_private.refuse_other_payload(v_exception.resolution->'payload', p_resolution,
+            jsonb_build_object('store_id', v_store_id, 'exception_id', v_exception.id));
+        RETURN v_exception.resolution->'result' || '{"replayed": true}';
+    END IF;
+    IF v_exception.kind = 'shortfall' AND v_exception.status = 'open' AND v_moved IS NULL THEN
+        PERFORM posledger_private.refuse_problems('[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]', 'resolution');
+    END IF;
+
+    v_result := jsonb_build_object('id', v_exception.id, 'store_id', v_store_id, 'kind', v_exception.kind,
+                                   'status', 'resolved', 'resolved_by', p_resolution->>'resolved_by',
+                                   'reason', p_resolution->>'reason', 'replayed', false,
+                                   'was', v_exception.status, 'moved', v_moved);
+    UPDATE public.inventory_exceptions e
+    SET status = 'resolved', resolved_at = coalesce(e.resolved_at, now()),
+        resolved_by = coalesce((v_moved->>'id')::uuid, e.resolved_by),
+        resolution = jsonb_build_object('payload', p_resolution, 'result', v_result, 'at', now())
+    WHERE e.store_id = v_store_id AND e.id = v_exception.id;
+    RETURN v_result;
+END $$;
+
 CREATE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
     LANGUAGE plpgsql IMMUTABLE
     AS $_$
@@ -983,6 +1070,16 @@ CREATE FUNCTION posledger_private.json_is_text(p_value jsonb) RETURNS boolean
     SELECT coalesce(jsonb_typeof(p_value) = 'string' AND btrim(p_value #>> '{}') <> '', false)
 $$;
 
+CREATE FUNCTION posledger_private.json_is_timestamp(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string' AND p_value #>> '{}'
+                              ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)$',
+                              false)
+                THEN posledger_private.json_is_date(to_jsonb(left(p_value #>> '{}', 10)))
+                ELSE false END
+$_$;
+
 CREATE FUNCTION posledger_private.json_is_uuid(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $_$
@@ -1046,10 +1143,16 @@ CREATE TABLE public.pos_orders (
     payload jsonb NOT NULL,
     result jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT pos_orders_check CHECK (((policy = 'strict'::text) OR (authorized_by IS NOT NULL))),
-    CONSTRAINT pos_orders_policy_check CHECK ((policy = ANY (ARRAY['strict'::text, 'lenient'::text]))),
+    occurred_at timestamp with time zone,
+    terminal_sequence bigint,
+    expires_at timestamp with time zone,
+    closed_at timestamp with time zone,
+    CONSTRAINT pos_orders_lenient_authorized CHECK (((policy <> 'lenient'::text) OR (authorized_by IS NOT NULL))),
+    CONSTRAINT pos_orders_offline_from_a_till CHECK (((policy <> 'offline'::text) OR ((occurred_at IS NOT NULL) AND (terminal_id IS NOT NULL) AND (terminal_sequence IS NOT NULL)))),
+    CONSTRAINT pos_orders_policy_check CHECK ((policy = ANY (ARRAY['strict'::text, 'lenient'::text, 'offline'::text]))),
     CONSTRAINT pos_orders_receipt_number_check CHECK ((receipt_number <> ''::text)),
-    CONSTRAINT pos_orders_status_known CHECK ((status = ANY (ARRAY['completed'::text, 'voided'::text]))),
+    CONSTRAINT pos_orders_reservation_expires CHECK (((status <> ALL (ARRAY['reserved'::text, 'parked'::text])) OR (expires_at IS NOT NULL))),
+    CONSTRAINT pos_orders_status_known CHECK ((status = ANY (ARRAY['completed'::text, 'voided'::text, 'reserved'::text, 'parked'::text, 'cancelled'::text, 'expired'::text]))),
     CONSTRAINT pos_orders_total_check CHECK ((total >= (0)::numeric))
 );
 
@@ -1057,9 +1160,17 @@ COMMENT ON TABLE public.pos_orders IS 'One row per sale (receipt), with the payl
 
 COMMENT ON COLUMN public.pos_orders.receipt_number IS 'The idempotency key of the sale, per store.';
 
-COMMENT ON COLUMN public.pos_orders.status IS 'completed, or voided by return_pos_sale.';
+COMMENT ON COLUMN public.pos_orders.status IS 'completed (a sale), voided by return_pos_sale; reserved or parked (a reservation holding its units), then completed, cancelled or expired.';
 
-COMMENT ON COLUMN public.pos_orders.policy IS 'strict (refuse short lines) or lenient (record them as inventory_exceptions; authorized_by says who allowed it).';
+COMMENT ON COLUMN public.pos_orders.policy IS 'strict (refuse short lines), lenient (record them as inventory_exceptions; authorized_by says who allowed it), or offline (a sale a till made while the database was out of reach: never refused for stock or the law, every shortfall and breach an exception).';
+
+COMMENT ON COLUMN public.pos_orders.occurred_at IS 'When the sale happened by the till''s clock, when the payload said (an offline sale always does); NULL: when it was recorded (created_at).';
+
+COMMENT ON COLUMN public.pos_orders.terminal_sequence IS 'The till''s own sequence number of this sale, unique per store and terminal_id: a missing number is a sale the till sent that never arrived (terminal_sequence_gaps).';
+
+COMMENT ON COLUMN public.pos_orders.expires_at IS 'A reservation''s end: after it release_expired_reservations releases its units.';
+
+COMMENT ON COLUMN public.pos_orders.closed_at IS 'When a reservation was completed, cancelled or expired.';
 
 CREATE TABLE public.pos_returns (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1440,31 +1551,83 @@ BEGIN
     );
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) RETURNS public.pos_orders
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
+    plant_limit integer DEFAULT 4 NOT NULL,
+    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
+    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
+    reservation_minutes integer DEFAULT 1440 NOT NULL,
+    parked_cart_minutes integer DEFAULT 30 NOT NULL,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
+    CONSTRAINT stores_parked_cart_minutes_bounded CHECK (((parked_cart_minutes >= 1) AND (parked_cart_minutes <= 43200))),
+    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
+    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
+    CONSTRAINT stores_reservation_minutes_bounded CHECK (((reservation_minutes >= 1) AND (reservation_minutes <= 43200))),
+    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
+    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
+
+COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
+
+COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
+
+COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
+
+COMMENT ON COLUMN public.stores.reservation_minutes IS 'How long a reservation (status reserved) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+COMMENT ON COLUMN public.stores.parked_cart_minutes IS 'How long a parked cart (status parked) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+CREATE FUNCTION posledger_private.pos_sale_claim(p_store public.stores, p_sale jsonb) RETURNS public.pos_orders
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    v_store_id uuid := p_store.id;   -- a plain variable: Citus prunes shards by a scalar only
     v_order public.pos_orders;
 BEGIN
     INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
-                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
-    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
+                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload,
+                                   occurred_at, terminal_sequence, expires_at)
+    VALUES (v_store_id, p_sale->>'receipt_number', coalesce(p_sale->>'status', 'completed'),
+            coalesce(p_sale->>'policy', 'strict'),
             p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
             p_sale->>'payment_method', round((p_sale->>'subtotal')::numeric, 2), round((p_sale->>'tax')::numeric, 2),
-            round((p_sale->>'total')::numeric, 2), p_sale)
-    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
+            round((p_sale->>'total')::numeric, 2), p_sale,
+            (p_sale->>'occurred_at')::timestamptz, (p_sale->>'terminal_sequence')::numeric::bigint,
+            now() + make_interval(mins => CASE p_sale->>'status' WHEN 'reserved' THEN p_store.reservation_minutes
+                                                                 WHEN 'parked' THEN p_store.parked_cart_minutes END))
+    ON CONFLICT DO NOTHING
     RETURNING * INTO v_order;
     IF FOUND THEN
         RETURN v_order;
     END IF;
     SELECT * INTO v_order FROM public.pos_orders
-    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
-    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
-        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
+    WHERE store_id = v_store_id AND receipt_number = p_sale->>'receipt_number';
+    IF NOT FOUND THEN
+        SELECT * INTO v_order FROM public.pos_orders
+        WHERE store_id = v_store_id AND terminal_id = p_sale->>'terminal_id'
+          AND terminal_sequence = (p_sale->>'terminal_sequence')::numeric::bigint;
+    END IF;
+    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_strip_nulls(jsonb_build_object(
+        'store_id', v_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id,
+        'terminal_id', v_order.terminal_id, 'terminal_sequence', v_order.terminal_sequence)));
     RETURN v_order;
 END $$;
 
-CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb) RETURNS jsonb
+CREATE FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb, p_held boolean) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -1481,14 +1644,15 @@ BEGIN
         WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
         UPDATE public.ocs_inventory i
-        SET quantity_available = i.quantity_available - t.quantity,
+        SET quantity_available = i.quantity_available - CASE WHEN p_held THEN 0 ELSE t.quantity END,
+            quantity_reserved = i.quantity_reserved - CASE WHEN p_held THEN t.quantity ELSE 0 END,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
             expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
             last_sold = now(), updated_at = now(),
             -- The ledger trigger labels its rows for this deduction with this (_triggers.sql).
             movement = jsonb_build_object('type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
                                           'notes', 'POS sale - ' || p_order.receipt_number,
-                                          'actor', p_order.cashier_id)
+                                          'actor', p_order.cashier_id, 'occurred_at', p_order.occurred_at)
         FROM taken t
         WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
@@ -1510,10 +1674,12 @@ BEGIN
     JOIN unnest(p_lines) l ON l.line_no = a.line_no
     ORDER BY a.line_no, a.inventory_id;
 
-    IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
+    IF p_short <> '[]' THEN   -- only a lenient or offline sale gets here short; most sales skip the statement
         INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
-                                                 authorized_by)
-        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+                                                 authorized_by, kind, reason, detail)
+        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by, 'shortfall',
+               format('%s sale: %s units no batch covered', p_order.policy, a.quantity),
+               jsonb_build_object('available', a.available)
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
 
@@ -1525,9 +1691,40 @@ BEGIN
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
         'purchase_limit', p_limits,
         'loyalty', posledger_private.pos_sale_award_points(p_order),
-        'requires_manual_inventory_adjustment', p_short <> '[]');
+        'requires_manual_inventory_adjustment', p_short <> '[]')
+        -- What only some sales carry, only on those: when it happened and which till sent it, and the
+        -- exceptions of the law an offline sale raised (pos_sale_flag, just before).
+        || jsonb_strip_nulls(jsonb_build_object(
+            'occurred_at', p_order.occurred_at, 'terminal_sequence', p_order.terminal_sequence,
+            'compliance_exceptions', CASE WHEN p_order.policy = 'offline' THEN (
+                SELECT jsonb_agg(jsonb_build_object('id', e.id, 'kind', e.kind, 'reason', e.reason) ORDER BY e.id)
+                FROM public.inventory_exceptions e
+                WHERE e.store_id = v_store_id AND e.order_id = p_order.id AND e.kind <> 'shortfall') END));
     UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
     RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.pos_sale_flag(p_order public.pos_orders, p_store public.stores, p_blocked jsonb, p_limits jsonb) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
+BEGIN
+    INSERT INTO public.inventory_exceptions (store_id, order_id, sku, batch_lot, kind, reason, detail)
+    SELECT v_store_id, p_order.id, f.sku, f.batch_lot, f.kind, f.reason, f.detail
+    FROM (SELECT NULL::text AS sku, NULL::text AS batch_lot, 'over_limit' AS kind,
+                 format('offline sale over a purchase limit: %s g dried equivalent of %s g, %s plants of %s',
+                        p_limits->>'dried_grams', p_limits->>'limit_grams', p_limits->>'plants', p_limits->>'plant_limit')
+                     AS reason, p_limits AS detail
+          WHERE (p_limits->>'dried_grams')::numeric > (p_limits->>'limit_grams')::numeric
+             OR (p_limits->>'plants')::numeric > (p_limits->>'plant_limit')::numeric
+          UNION ALL
+          SELECT u.sku, NULL, 'uncatalogued', 'offline sale of a sku the catalogue cannot weigh', p_limits
+          FROM jsonb_array_elements_text(p_limits->'uncatalogued') u(sku)
+          WHERE p_store.uncatalogued_skus = 'refuse'
+          UNION ALL
+          SELECT b->>'sku', b->>'batch', 'blocked_batch', format('offline sale from a batch that is %s', b->>'status'), b
+          FROM jsonb_array_elements(p_blocked) b) f;
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date) RETURNS SETOF posledger_private.pos_sale_line
@@ -1564,38 +1761,6 @@ BEGIN
     FROM line l
     LEFT JOIN posledger_private.catalogue_grams(p_today, ARRAY(SELECT l.sku FROM line l)) c ON c.sku = l.sku;
 END $$;
-
-CREATE TABLE public.stores (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    max_sale_lines integer DEFAULT 500 NOT NULL,
-    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
-    plant_limit integer DEFAULT 4 NOT NULL,
-    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
-    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
-    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
-    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
-    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
-    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
-    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
-    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
-);
-
-COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
-
-COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
-
-COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
-
-COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
-
-COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
-
-COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
-
-COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
 
 CREATE FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -1656,10 +1821,29 @@ BEGIN
                     NOT posledger_private.json_is_text(s->'receipt_number')),
                 (3, 'user_id', 'must be a uuid when given',
                     posledger_private.json_is_given(s->'user_id') AND NOT posledger_private.json_is_uuid(s->'user_id')),
-                (4, 'status', 'must be "completed": reservations are not supported yet',
-                    posledger_private.json_is_given(s->'status') AND s->'status' <> '"completed"'),
-                (5, 'policy', 'must be "strict" or "lenient" when given',
-                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                (4, 'status', 'must be "completed", "reserved" or "parked" when given',
+                    posledger_private.json_is_given(s->'status') AND s->'status' NOT IN ('"completed"', '"reserved"', '"parked"')),
+                (5, 'policy', 'must be "strict", "lenient" or "offline" when given',
+                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"', '"offline"')),
+                (12, 'policy', 'must be "strict" for a reservation: stock is promised only when it is there',
+                    s->'status' IN ('"reserved"', '"parked"') AND s->'policy' IN ('"lenient"', '"offline"')),
+                (13, 'occurred_at', 'must be an ISO 8601 time with its offset (2026-11-30T14:05:00-05:00)'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale' ELSE ' when given' END,
+                    (posledger_private.json_is_given(s->'occurred_at') OR s->'policy' = '"offline"')
+                    AND NOT posledger_private.json_is_timestamp(s->'occurred_at')),
+                (14, 'terminal_id', 'must be a non-empty string'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale'
+                                            ELSE ' when given (and with a terminal_sequence)' END,
+                    (posledger_private.json_is_given(s->'terminal_id') OR s->'policy' = '"offline"'
+                     OR posledger_private.json_is_given(s->'terminal_sequence'))
+                    AND NOT posledger_private.json_is_text(s->'terminal_id')),
+                (15, 'terminal_sequence', 'must be a whole number from 1 to 1000000000000000'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale' ELSE ' when given' END,
+                    (posledger_private.json_is_given(s->'terminal_sequence') OR s->'policy' = '"offline"')
+                    AND NOT posledger_private.json_is_number(s->'terminal_sequence', 1, 1e15, true)),
+                (16, 'terminal_id', 'must be at most 200 characters', posledger_private.json_is_long(s->'terminal_id')),
+                (17, 'occurred_at', 'is for a sale that already happened: a reservation starts when it is recorded',
+                    s->'status' IN ('"reserved"', '"parked"') AND posledger_private.json_is_given(s->'occurred_at')),
                 (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
                     s->'policy' = '"lenient"' AND NOT posledger_private.json_is_text(s->'authorized_by')),
                 (7, 'total', 'is required and must be a number from 0 to 1000000000',
@@ -1737,6 +1921,7 @@ DECLARE
     v_plants  bigint;
     v_uncatalogued jsonb;
     v_checks  boolean;
+    v_unlawful boolean;
 BEGIN
     -- The payload's shape and its store first; then the receipt claim, before anything the catalogue
     -- decides (a scan's sku, the law), so that a retry of a recorded sale replays whatever the catalogue
@@ -1748,12 +1933,14 @@ BEGIN
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
     v_store_id := v_store.id;
-    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
+    v_order := posledger_private.pos_sale_claim(v_store, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
 
-    v_today := posledger_private.store_today(v_store);
+    -- A sale is judged by the store's day now; an offline one by the day it happened.
+    v_today := posledger_private.store_date(v_store, CASE WHEN v_order.policy = 'offline' THEN v_order.occurred_at
+                                                          ELSE now() END);
     -- The lines, what they weigh, and whether any carries what only the lines can check (a scan, a price),
     -- in one statement: a plain sale pays no call for what it does not carry. Grams are rounded to the
     -- microgram: a derived unit (10 g of gummies / 15) is a repeating decimal cut at 20 digits, and 45 of
@@ -1771,11 +1958,16 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
-        'Stock a sku or batch in this store (receive it) before selling it.');
-    IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
-       OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
-        PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
+    -- An offline sale already happened: what the books lack or the law forbids becomes an exception
+    -- (pos_sale_flag), never a refusal. Any other sale is refused for it.
+    v_unlawful := v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
+                  OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse');
+    IF v_order.policy <> 'offline' THEN
+        PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
+            'Stock a sku or batch in this store (receive it) before selling it.');
+        IF v_unlawful THEN
+            PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
+        END IF;
     END IF;
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
@@ -1797,7 +1989,7 @@ BEGIN
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
-    IF v_blocked <> '[]' THEN
+    IF v_blocked <> '[]' AND v_order.policy <> 'offline' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
             HINT = 'Take the item off the sale; a held batch is released with set_batch_status, an expired one never.';
@@ -1811,7 +2003,13 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits);
+    IF v_order.status <> 'completed' THEN
+        RETURN posledger_private.reservation_hold(v_order, v_alloc, v_limits);
+    END IF;
+    IF v_order.policy = 'offline' AND (v_unlawful OR v_blocked <> '[]') THEN
+        PERFORM posledger_private.pos_sale_flag(v_order, v_store, v_blocked, v_limits);
+    END IF;
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits, false);
 END $$;
 
 CREATE FUNCTION posledger_private.pos_sale_refuse_unlawful(p_store public.stores, p_lines posledger_private.pos_sale_line[], p_limits jsonb) RETURNS void
@@ -2121,6 +2319,19 @@ BEGIN
         HINT = 'Correct each row named by its line and load the file again, or skip the bad rows (skip_bad).';
 END $_$;
 
+CREATE FUNCTION posledger_private.refuse_closed(p_order public.pos_orders) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'IV408', MESSAGE = 'reservation closed: it holds no stock any more',
+        DETAIL = jsonb_build_object('store_id', p_order.store_id, 'receipt_number', p_order.receipt_number,
+                                    'order_id', p_order.id, 'status', p_order.status,
+                                    'reserved', p_order.payload->>'status' IN ('reserved', 'parked'),
+                                    'expires_at', p_order.expires_at, 'closed_at', p_order.closed_at,
+                                    'now', now())::text,
+        HINT = 'A reservation past its end is released by release_expired_reservations; reserve again under a new receipt number, or sell it as a sale.';
+END $$;
+
 CREATE FUNCTION posledger_private.refuse_misrouted(p_problems jsonb, p_what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
     AS $$
@@ -2172,6 +2383,199 @@ BEGIN
     END IF;
 END $_$;
 
+CREATE FUNCTION posledger_private.reservation_cancel(p_cancellation jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_order    public.pos_orders;
+    v_store_id uuid;   -- a plain variable: Citus prunes shards by a scalar only
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.reservation_problems(p_cancellation, true), 'cancellation');
+    v_order := posledger_private.reservation_locked(p_cancellation);
+    v_store_id := v_order.store_id;
+    IF v_order.status = 'cancelled' THEN
+        PERFORM posledger_private.refuse_other_payload(v_order.result->'cancellation', p_cancellation,
+            jsonb_build_object('store_id', v_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
+    END IF;
+    IF v_order.status IN ('cancelled', 'expired') THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+    IF v_order.status NOT IN ('reserved', 'parked') THEN
+        PERFORM posledger_private.refuse_closed(v_order);
+    END IF;
+    PERFORM posledger_private.reservation_release(v_store_id, ARRAY[v_order.id], 'cancelled',
+                                                  jsonb_build_object('cancellation', p_cancellation));
+    RETURN (SELECT o.result FROM public.pos_orders o WHERE o.store_id = v_store_id AND o.id = v_order.id);
+END $$;
+
+CREATE FUNCTION posledger_private.reservation_complete(p_completion jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_order    public.pos_orders;
+    v_store    public.stores;
+    v_store_id uuid;   -- a plain variable: Citus prunes shards by a scalar only
+    v_blocked  jsonb;
+    v_alloc    public.pos_sale_allocation[];
+    v_lines    posledger_private.pos_sale_line[];
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.reservation_problems(p_completion, false), 'completion');
+    v_order := posledger_private.reservation_locked(p_completion);
+    v_store_id := v_order.store_id;
+    IF v_order.status = 'completed' AND v_order.payload->>'status' IN ('reserved', 'parked') THEN
+        RETURN v_order.result || '{"replayed": true}';
+    END IF;
+    IF v_order.status NOT IN ('reserved', 'parked') OR v_order.expires_at <= now() THEN
+        PERFORM posledger_private.refuse_closed(v_order);
+    END IF;
+    SELECT * INTO v_store FROM public.stores WHERE id = v_store_id;
+
+    SELECT coalesce(jsonb_agg(DISTINCT jsonb_strip_nulls(jsonb_build_object(
+               'sku', i.sku, 'batch', i.batch_lot, 'expiry_date', i.expiry_date,
+               'status', CASE WHEN i.status <> 'active' THEN i.status ELSE 'expired' END))), '[]')
+    INTO v_blocked
+    FROM (SELECT i.* FROM public.ocs_inventory i
+          WHERE i.store_id = v_store_id
+            AND i.id = ANY (ARRAY(SELECT h.inventory_id FROM public.reservation_holds h
+                                  WHERE h.store_id = v_store_id AND h.order_id = v_order.id AND h.released_at IS NULL))
+          ORDER BY i.id FOR NO KEY UPDATE) i
+    WHERE i.status <> 'active' OR i.expiry_date < posledger_private.store_today(v_store);
+    IF v_blocked <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch this reservation holds may not be sold',
+            DETAIL = jsonb_build_object('blocked', v_blocked, 'receipt_number', v_order.receipt_number)::text,
+            HINT = 'Cancel the reservation (cancel_reservation) and reserve from another batch.';
+    END IF;
+
+    WITH held AS (
+        UPDATE public.reservation_holds h SET released_at = now(), released_as = 'completed'
+        WHERE h.store_id = v_store_id AND h.order_id = v_order.id AND h.released_at IS NULL
+        RETURNING h.line_no, h.sku, h.batch_lot, h.inventory_id, h.quantity
+    )
+    SELECT ARRAY(SELECT ROW(line_no, sku, batch_lot, inventory_id, quantity, NULL)::public.pos_sale_allocation
+                 FROM held) INTO v_alloc;
+    UPDATE public.pos_orders SET status = 'completed', closed_at = now()
+    WHERE store_id = v_store_id AND id = v_order.id
+    RETURNING * INTO v_order;
+    SELECT ARRAY(SELECT l FROM posledger_private.pos_sale_items(
+                     v_order.payload, posledger_private.store_date(v_store, v_order.created_at)) l) INTO v_lines;
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, '[]', v_order.result->'purchase_limit', true);
+END $$;
+
+CREATE FUNCTION posledger_private.reservation_hold(p_order public.pos_orders, p_alloc public.pos_sale_allocation[], p_limits jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_held     jsonb;
+    v_result   jsonb;
+BEGIN
+    INSERT INTO public.reservation_holds (store_id, order_id, line_no, inventory_id, sku, batch_lot, quantity)
+    SELECT v_store_id, p_order.id, a.line_no, a.inventory_id, a.sku, a.batch_lot, a.quantity
+    FROM unnest(p_alloc) a ORDER BY a.line_no, a.inventory_id;
+
+    WITH taken AS (
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity FROM unnest(p_alloc) a GROUP BY a.inventory_id
+    ), held AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_available = i.quantity_available - t.quantity,
+            quantity_reserved = i.quantity_reserved + t.quantity, updated_at = now()
+        FROM taken t
+        WHERE i.store_id = v_store_id AND i.id = t.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_held', quantity,
+                                                 'remaining', quantity_available) ORDER BY id), '[]')
+    INTO v_held FROM held;
+
+    v_result := jsonb_build_object(
+        'id', p_order.id, 'store_id', v_store_id, 'receipt_number', p_order.receipt_number,
+        'status', p_order.status, 'timestamp', p_order.created_at, 'expires_at', p_order.expires_at,
+        'replayed', false, 'held', v_held, 'purchase_limit', p_limits, 'loyalty', NULL);
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.reservation_locked(p_payload jsonb) RETURNS public.pos_orders
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := (p_payload->>'store_id')::uuid;
+    v_order public.pos_orders;
+BEGIN
+    SELECT * INTO v_order FROM public.pos_orders o
+    WHERE o.store_id = v_store_id AND o.receipt_number = p_payload->>'receipt_number'
+    FOR NO KEY UPDATE;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_order.id IS NULL THEN jsonb_build_array(jsonb_build_object(
+        'store_id', v_store_id, 'receipt_number', p_payload->>'receipt_number')) ELSE '[]' END,
+        'Name a reservation of this store by its receipt_number (record_pos_sale with status reserved or parked).');
+    RETURN v_order;
+END $$;
+
+CREATE FUNCTION posledger_private.reservation_problems(p_payload jsonb, p_cancel boolean) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+    RETURN (WITH payload AS (
+            SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS s
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+        FROM payload, LATERAL (VALUES
+            (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(s->'store_id')),
+            (2, 'receipt_number', 'is required and must be a non-empty string (the reservation''s)',
+                NOT posledger_private.json_is_text(s->'receipt_number')),
+            (3, 'receipt_number', 'must be at most 200 characters', posledger_private.json_is_long(s->'receipt_number')),
+            (4, 'cancelled_by', 'is required: who cancels the reservation',
+                p_cancel AND NOT posledger_private.json_is_text(s->'cancelled_by')),
+            (5, 'reason', 'must be a non-empty string when given',
+                p_cancel AND posledger_private.json_is_given(s->'reason') AND NOT posledger_private.json_is_text(s->'reason'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed);
+END $_$;
+
+CREATE FUNCTION posledger_private.reservation_release(p_store_id uuid, p_orders uuid[], p_as text, p_note jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_units bigint;
+BEGIN
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id
+      AND i.id = ANY (ARRAY(SELECT h.inventory_id FROM public.reservation_holds h
+                            WHERE h.store_id = v_store_id AND h.order_id = ANY (p_orders) AND h.released_at IS NULL))
+    ORDER BY i.id FOR NO KEY UPDATE;
+
+    WITH released AS (
+        UPDATE public.reservation_holds h SET released_at = now(), released_as = p_as
+        WHERE h.store_id = v_store_id AND h.order_id = ANY (p_orders) AND h.released_at IS NULL
+        RETURNING h.order_id, h.inventory_id, h.sku, h.batch_lot, h.quantity
+    ), restocked AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_reserved = i.quantity_reserved - r.quantity,
+            quantity_available = CASE WHEN i.status = 'active' THEN i.quantity_available + r.quantity ELSE 0 END,
+            updated_at = now()
+        FROM (SELECT inventory_id, sum(quantity)::integer AS quantity FROM released GROUP BY inventory_id) r
+        WHERE i.store_id = v_store_id AND i.id = r.inventory_id
+        RETURNING r.quantity
+    ), by_order AS (
+        SELECT order_id, jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_released', quantity)
+                                   ORDER BY inventory_id) AS released
+        FROM released GROUP BY order_id
+    ), closed AS (
+        UPDATE public.pos_orders o
+        SET status = p_as, closed_at = now(),
+            result = o.result || jsonb_build_object('status', p_as, 'closed_at', now(),
+                                                    'released', coalesce(b.released, '[]')) || p_note
+        FROM unnest(p_orders) x(id) LEFT JOIN by_order b ON b.order_id = x.id
+        WHERE o.store_id = v_store_id AND o.id = x.id
+        RETURNING o.id
+    )
+    -- Every data-modifying part runs whether or not this reads it (closed included).
+    SELECT coalesce(sum(quantity), 0) INTO v_units FROM restocked;
+    RETURN v_units;
+END $$;
+
 CREATE FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     AS $$
@@ -2179,6 +2583,12 @@ BEGIN
     RETURN coalesce(posledger_private.json_is_uuid(p_payload->'store_id') AND (p_payload->>'store_id')::uuid = p_store_id,
                     false);
 END $$;
+
+CREATE FUNCTION posledger_private.store_date(p_store public.stores, p_at timestamp with time zone) RETURNS date
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT (p_at AT TIME ZONE p_store.time_zone)::date
+$$;
 
 CREATE FUNCTION posledger_private.store_today(p_store public.stores) RETURNS date
     LANGUAGE sql STABLE
@@ -2219,6 +2629,35 @@ END $$;
 
 COMMENT ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) IS 'adjust_inventory routed by its store (the form Citus distributes).';
 
+CREATE FUNCTION public.cancel_reservation(p_cancellation jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.reservation_cancel(p_cancellation);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.cancel_reservation(p_cancellation jsonb) IS 'Cancels an open reservation or parked cart: its held units become available again. Idempotent by store and receipt_number.';
+
+CREATE FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_cancellation) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.reservation_problems(p_cancellation, true), 'cancellation');
+    END IF;
+    RETURN public.cancel_reservation(p_cancellation);
+END $$;
+
+COMMENT ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) IS 'cancel_reservation routed by its store (the form Citus distributes).';
+
 CREATE FUNCTION public.catalogue_product(p_key text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -2248,6 +2687,35 @@ END $$;
 
 COMMENT ON FUNCTION public.catalogue_product(p_key text) IS 'One product of the catalogue by sku or GTIN (8/12/13/14 digits): its class, what it counts toward, its GTINs and its dried-equivalent grams per unit today; IV404 when unknown.';
 
+CREATE FUNCTION public.complete_reservation(p_completion jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.reservation_complete(p_completion);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.complete_reservation(p_completion jsonb) IS 'Completes a reservation or parked cart as the sale it promised, from the batches it held; returns the sale''s result. Idempotent by store and receipt_number.';
+
+CREATE FUNCTION public.complete_reservation(p_store_id uuid, p_completion jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_completion) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.reservation_problems(p_completion, false), 'completion');
+    END IF;
+    RETURN public.complete_reservation(p_completion);
+END $$;
+
+COMMENT ON FUNCTION public.complete_reservation(p_store_id uuid, p_completion jsonb) IS 'complete_reservation routed by its store (the form Citus distributes).';
+
 CREATE FUNCTION public.count_inventory(p_count jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -2276,6 +2744,17 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) IS 'count_inventory routed by its store (the form Citus distributes).';
+
+CREATE FUNCTION public.inventory_exception_announce() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM pg_notify('posledger_inventory_exceptions', jsonb_build_object(
+        'id', NEW.id, 'store_id', NEW.store_id, 'kind', NEW.kind, 'order_id', NEW.order_id, 'sku', NEW.sku,
+        'batch', NEW.batch_lot, 'quantity_short', NEW.quantity_short, 'created_at', NEW.created_at)::text);
+    RETURN NULL;
+END $$;
 
 CREATE FUNCTION public.ledger_digest(p_as_of timestamp with time zone DEFAULT now(), p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(store_id uuid, as_of timestamp with time zone, chains bigint, ledger_rows bigint, digest text)
     LANGUAGE plpgsql STABLE
@@ -2323,13 +2802,13 @@ DECLARE
 BEGIN
     INSERT INTO public.ocs_inventory_transactions
         (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
-         reference_type, reference_id, notes, actor)
+         reference_type, reference_id, notes, actor, occurred_at)
     VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
             coalesce(v_movement->>'type', CASE WHEN TG_OP = 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
             v_movement->>'reason_code',
             NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
             v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',
-            coalesce(v_movement->>'actor', session_user));
+            coalesce(v_movement->>'actor', session_user), (v_movement->>'occurred_at')::timestamptz);
     RETURN NULL;
 END $$;
 
@@ -2352,6 +2831,7 @@ CREATE TABLE public.ocs_inventory_transactions (
     origin text NOT NULL,
     prev_hash bytea,
     row_hash bytea NOT NULL,
+    occurred_at timestamp with time zone,
     CONSTRAINT ocs_inventory_transactions_adjustment_has_reason CHECK (((transaction_type = 'adjustment'::text) = (reason_code IS NOT NULL))),
     CONSTRAINT ocs_inventory_transactions_origin_known CHECK ((origin = ANY (ARRAY['posledger'::text, 'direct'::text, 'migrated'::text]))),
     CONSTRAINT ocs_inventory_transactions_quantity_after_check CHECK ((quantity_after >= 0)),
@@ -2377,14 +2857,17 @@ COMMENT ON COLUMN public.ocs_inventory_transactions.prev_hash IS 'row_hash of th
 
 COMMENT ON COLUMN public.ocs_inventory_transactions.row_hash IS 'sha256 over the row and prev_hash (ocs_ledger_hash()), computed as the row is written.';
 
+COMMENT ON COLUMN public.ocs_inventory_transactions.occurred_at IS 'When the movement happened, when it differs from when it was recorded (an offline sale: the till''s clock); NULL: at created_at. Covered by row_hash when set.';
+
 CREATE FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transactions) RETURNS bytea
     LANGUAGE sql STABLE
     AS $$
-    SELECT sha256(convert_to(ROW(
+    SELECT sha256(convert_to(rtrim(ROW(
         encode(p_row.prev_hash, 'hex'), p_row.store_id, p_row.inventory_id, p_row.sku, p_row.batch_lot,
         p_row.transaction_type, p_row.reason_code, p_row.quantity, p_row.quantity_after, p_row.reference_type,
         p_row.reference_id, p_row.notes, p_row.actor, p_row.db_user,
-        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
+        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, ')')
+        || coalesce(',' || (EXTRACT(epoch FROM p_row.occurred_at) * 1000000)::bigint, '') || ')', 'UTF8'))
 $$;
 
 CREATE FUNCTION public.ocs_ledger_seal() RETURNS trigger
@@ -2504,6 +2987,65 @@ BEGIN
         DETAIL = jsonb_build_object('table', TG_TABLE_NAME, 'operation', TG_OP)::text,
         HINT = 'Record a correcting movement instead of editing the ledger.';
 END $$;
+
+CREATE FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer DEFAULT 10000) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+DECLARE
+    v_store_id uuid := p_store_id;
+    v_orders uuid[];
+    v_units  bigint;
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    PERFORM posledger_private.refuse_problems(CASE WHEN p_max_orders BETWEEN 1 AND 100000 THEN '[]'
+        ELSE '[{"field": "max_orders", "problem": "must be a whole number from 1 to 100000"}]' END::jsonb, 'release');
+    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
+        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    SELECT ARRAY(SELECT o.id FROM public.pos_orders o
+                 WHERE o.store_id = v_store_id AND o.status IN ('reserved', 'parked') AND o.expires_at <= now()
+                 ORDER BY o.expires_at, o.id LIMIT p_max_orders
+                 FOR NO KEY UPDATE SKIP LOCKED) INTO v_orders;
+    v_units := posledger_private.reservation_release(v_store_id, v_orders, 'expired', '{}');
+    RETURN jsonb_build_object('store_id', v_store_id, 'released', cardinality(v_orders), 'units', v_units,
+                              'more', cardinality(v_orders) = p_max_orders);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer) IS 'Releases a store''s reservations and parked carts past their end (at most max_orders per call; "more" says to call again). Safe from two schedulers at once.';
+
+CREATE FUNCTION public.resolve_inventory_exception(p_resolution jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.exception_resolve(p_resolution);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.resolve_inventory_exception(p_resolution jsonb) IS 'Closes one open inventory exception with who and why, by an adjustment or a count where stock must move (a shortfall). Idempotent by store and exception id.';
+
+CREATE FUNCTION public.resolve_inventory_exception(p_store_id uuid, p_resolution jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_resolution) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.exception_problems(p_resolution), 'resolution');
+    END IF;
+    RETURN public.resolve_inventory_exception(p_resolution);
+END $$;
+
+COMMENT ON FUNCTION public.resolve_inventory_exception(p_store_id uuid, p_resolution jsonb) IS 'resolve_inventory_exception routed by its store (the form Citus distributes).';
 
 CREATE FUNCTION public.return_pos_sale(p_return jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2702,21 +3244,33 @@ CREATE TABLE public.inventory_exceptions (
     id bigint NOT NULL,
     store_id uuid NOT NULL,
     order_id uuid NOT NULL,
-    line_no integer NOT NULL,
-    sku text NOT NULL,
+    line_no integer,
+    sku text,
     batch_lot text,
-    quantity_short integer NOT NULL,
-    authorized_by text NOT NULL,
+    quantity_short integer,
+    authorized_by text,
     status text DEFAULT 'open'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     resolved_by uuid,
     resolved_at timestamp with time zone,
+    kind text DEFAULT 'shortfall'::text NOT NULL,
+    reason text,
+    detail jsonb,
+    resolution jsonb,
+    CONSTRAINT inventory_exceptions_kind_known CHECK ((kind = ANY (ARRAY['shortfall'::text, 'over_limit'::text, 'blocked_batch'::text, 'uncatalogued'::text]))),
     CONSTRAINT inventory_exceptions_quantity_short_check CHECK ((quantity_short > 0)),
-    CONSTRAINT inventory_exceptions_resolution_recorded CHECK (((status = 'resolved'::text) = (resolved_by IS NOT NULL))),
+    CONSTRAINT inventory_exceptions_resolution_recorded CHECK (((status = 'resolved'::text) = (resolved_at IS NOT NULL))),
+    CONSTRAINT inventory_exceptions_shortfall_names_units CHECK (((kind <> 'shortfall'::text) OR ((line_no IS NOT NULL) AND (sku IS NOT NULL) AND (quantity_short IS NOT NULL)))),
     CONSTRAINT inventory_exceptions_status_check CHECK ((status = ANY (ARRAY['open'::text, 'resolved'::text])))
 );
 
-COMMENT ON TABLE public.inventory_exceptions IS 'Units lenient sales sold that the books did not have: open until a count settles them.';
+COMMENT ON TABLE public.inventory_exceptions IS 'The exception queue: units lenient and offline sales sold that the books did not have (shortfall), and the offline sales that broke a rule they could not be refused for (over_limit, blocked_batch, uncatalogued). Open until resolved by a count or resolve_inventory_exception; each new row is announced on the channel posledger_inventory_exceptions.';
+
+COMMENT ON COLUMN public.inventory_exceptions.kind IS 'shortfall (quantity_short units no batch covered), over_limit (a purchase limit), blocked_batch (a held or expired batch), uncatalogued (a sku the catalogue cannot weigh).';
+
+COMMENT ON COLUMN public.inventory_exceptions.reason IS 'Why, in words (NULL on rows before migration 0020: a lenient sale''s shortfall).';
+
+COMMENT ON COLUMN public.inventory_exceptions.resolution IS 'How it was closed by resolve_inventory_exception: who, why, the payload, the adjustment or count that moved stock.';
 
 ALTER TABLE public.inventory_exceptions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.inventory_exceptions_id_seq
@@ -2731,12 +3285,12 @@ CREATE VIEW public.inventory_movements_monthly AS
  WITH by_reason AS (
          SELECT ocs_inventory_transactions.store_id,
             ocs_inventory_transactions.sku,
-            (date_trunc('month'::text, ocs_inventory_transactions.created_at))::date AS month,
+            (date_trunc('month'::text, COALESCE(ocs_inventory_transactions.occurred_at, ocs_inventory_transactions.created_at)))::date AS month,
             ocs_inventory_transactions.transaction_type,
             ocs_inventory_transactions.reason_code,
             sum(ocs_inventory_transactions.quantity) AS quantity
            FROM public.ocs_inventory_transactions
-          GROUP BY ocs_inventory_transactions.store_id, ocs_inventory_transactions.sku, (date_trunc('month'::text, ocs_inventory_transactions.created_at)), ocs_inventory_transactions.transaction_type, ocs_inventory_transactions.reason_code
+          GROUP BY ocs_inventory_transactions.store_id, ocs_inventory_transactions.sku, (date_trunc('month'::text, COALESCE(ocs_inventory_transactions.occurred_at, ocs_inventory_transactions.created_at))), ocs_inventory_transactions.transaction_type, ocs_inventory_transactions.reason_code
         ), monthly AS (
          SELECT by_reason.store_id,
             by_reason.sku,
@@ -2775,7 +3329,7 @@ CREATE VIEW public.inventory_movements_monthly AS
    FROM monthly m
   WINDOW w AS (PARTITION BY m.store_id, m.sku ORDER BY m.month);
 
-COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month: opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
+COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month (the month a movement happened: occurred_at, else when recorded): opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
 
 CREATE TABLE public.loyalty_accounts (
     store_id uuid NOT NULL,
@@ -2823,9 +3377,10 @@ CREATE VIEW public.negative_inventory AS
     ocs_inventory.batch_lot,
     ocs_inventory.quantity_on_hand,
     ocs_inventory.quantity_available,
-    ocs_inventory.quantity_quarantined
+    ocs_inventory.quantity_quarantined,
+    ocs_inventory.quantity_reserved
    FROM public.ocs_inventory
-  WHERE ((ocs_inventory.quantity_on_hand < 0) OR (ocs_inventory.quantity_available < 0) OR (ocs_inventory.quantity_quarantined < 0) OR ((ocs_inventory.quantity_available + ocs_inventory.quantity_quarantined) > ocs_inventory.quantity_on_hand));
+  WHERE ((ocs_inventory.quantity_on_hand < 0) OR (ocs_inventory.quantity_available < 0) OR (ocs_inventory.quantity_quarantined < 0) OR (ocs_inventory.quantity_reserved < 0) OR (((ocs_inventory.quantity_available + ocs_inventory.quantity_quarantined) + ocs_inventory.quantity_reserved) > ocs_inventory.quantity_on_hand));
 
 COMMENT ON VIEW public.negative_inventory IS 'Stock rows breaking what the CHECK constraints guarantee (after a restore or an import that disabled them). Empty on a healthy database.';
 
@@ -2872,6 +3427,48 @@ ALTER TABLE public.ocs_shipment_lines ALTER COLUMN id ADD GENERATED ALWAYS AS ID
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE VIEW public.open_inventory_exceptions AS
+ SELECT e.id,
+    e.store_id,
+    e.kind,
+    e.sku,
+    e.batch_lot,
+    e.quantity_short,
+    o.terminal_id,
+    o.receipt_number,
+    e.order_id,
+    COALESCE(e.authorized_by, o.cashier_id) AS who,
+    COALESCE(e.reason, 'lenient sale: units no batch covered'::text) AS why,
+    e.detail,
+    COALESCE(o.occurred_at, o.created_at) AS sold_at,
+    e.created_at,
+    (now() - e.created_at) AS age,
+    e.status
+   FROM (public.inventory_exceptions e
+     JOIN public.pos_orders o ON (((o.store_id = e.store_id) AND (o.id = e.order_id))))
+  WHERE (e.status = 'open'::text)
+  ORDER BY e.created_at, e.id;
+
+COMMENT ON VIEW public.open_inventory_exceptions IS 'The exception queue''s open items, oldest first: what (kind, sku, batch, units), where (store, till, receipt), who (authorised by, else the cashier), why, when.';
+
+CREATE VIEW public.open_reservations AS
+SELECT
+    NULL::uuid AS store_id,
+    NULL::uuid AS order_id,
+    NULL::text AS receipt_number,
+    NULL::text AS status,
+    NULL::uuid AS user_id,
+    NULL::text AS cashier_id,
+    NULL::text AS terminal_id,
+    NULL::timestamp with time zone AS reserved_at,
+    NULL::timestamp with time zone AS expires_at,
+    NULL::interval AS age,
+    NULL::boolean AS overdue,
+    NULL::bigint AS units,
+    NULL::bigint AS batches;
+
+COMMENT ON VIEW public.open_reservations IS 'Reservations and parked carts still holding units, per store, with their age and whether they are past expires_at (release_expired_reservations releases those).';
 
 CREATE TABLE public.pos_order_lines (
     id bigint NOT NULL,
@@ -3026,6 +3623,34 @@ CREATE VIEW public.receiving_variances AS
 
 COMMENT ON VIEW public.receiving_variances IS 'Shipment lines whose received quantity differs from what OCS shipped.';
 
+CREATE TABLE public.reservation_holds (
+    store_id uuid NOT NULL,
+    id bigint NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    inventory_id bigint NOT NULL,
+    sku text NOT NULL,
+    batch_lot text,
+    quantity integer NOT NULL,
+    held_at timestamp with time zone DEFAULT now() NOT NULL,
+    released_at timestamp with time zone,
+    released_as text,
+    CONSTRAINT reservation_holds_quantity_check CHECK ((quantity > 0)),
+    CONSTRAINT reservation_holds_release_recorded CHECK (((released_at IS NULL) = (released_as IS NULL))),
+    CONSTRAINT reservation_holds_released_as_check CHECK ((released_as = ANY (ARRAY['completed'::text, 'cancelled'::text, 'expired'::text])))
+);
+
+COMMENT ON TABLE public.reservation_holds IS 'The units each reservation or parked cart holds, by batch; released once (released_as: completed, cancelled, expired), never deleted.';
+
+ALTER TABLE public.reservation_holds ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.reservation_holds_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE VIEW public.sales_per_hour AS
  SELECT o.store_id,
     date_trunc('hour'::text, o.created_at) AS hour,
@@ -3037,6 +3662,7 @@ CREATE VIEW public.sales_per_hour AS
      LEFT JOIN LATERAL ( SELECT sum(ol.quantity) AS units
            FROM public.pos_order_lines ol
           WHERE ((ol.store_id = o.store_id) AND (ol.order_id = o.id))) l ON (true))
+  WHERE (o.status = ANY (ARRAY['completed'::text, 'voided'::text]))
   GROUP BY o.store_id, (date_trunc('hour'::text, o.created_at));
 
 COMMENT ON VIEW public.sales_per_hour IS 'Orders (and how many were voided), units and totals per store and hour (the session''s TimeZone).';
@@ -3058,6 +3684,27 @@ CREATE VIEW public.stock_by_batch AS
    FROM public.ocs_inventory;
 
 COMMENT ON VIEW public.stock_by_batch IS 'Each store''s batches in the order a sale line without a batch takes them (fefo_rank).';
+
+CREATE VIEW public.terminal_sequence_gaps AS
+ SELECT s.store_id,
+    s.terminal_id,
+    (s.previous_sequence + 1) AS first_missing,
+    (s.terminal_sequence - 1) AS last_missing,
+    ((s.terminal_sequence - s.previous_sequence) - 1) AS missing,
+    s.previous_received_at,
+    s.next_received_at
+   FROM ( SELECT pos_orders.store_id,
+            pos_orders.terminal_id,
+            pos_orders.terminal_sequence,
+            pos_orders.created_at AS next_received_at,
+            lag(pos_orders.terminal_sequence) OVER w AS previous_sequence,
+            lag(pos_orders.created_at) OVER w AS previous_received_at
+           FROM public.pos_orders
+          WHERE (pos_orders.terminal_sequence IS NOT NULL)
+          WINDOW w AS (PARTITION BY pos_orders.store_id, pos_orders.terminal_id ORDER BY pos_orders.terminal_sequence)) s
+  WHERE (s.terminal_sequence > (s.previous_sequence + 1));
+
+COMMENT ON VIEW public.terminal_sequence_gaps IS 'Per store and till, each run of sequence numbers missing between two that arrived: sales the till sent that never reached the database.';
 
 ALTER TABLE ONLY public.adjustment_reasons
     ADD CONSTRAINT adjustment_reasons_pkey PRIMARY KEY (code);
@@ -3137,12 +3784,17 @@ ALTER TABLE ONLY public.product_gtins
 ALTER TABLE ONLY public.products
     ADD CONSTRAINT products_pkey PRIMARY KEY (sku);
 
+ALTER TABLE ONLY public.reservation_holds
+    ADD CONSTRAINT reservation_holds_pkey PRIMARY KEY (store_id, id);
+
 ALTER TABLE ONLY public.stores
     ADD CONSTRAINT stores_pkey PRIMARY KEY (id);
 
 CREATE INDEX batch_status_changes_by_row ON public.batch_status_changes USING btree (store_id, inventory_id, id);
 
 CREATE INDEX inventory_exceptions_open ON public.inventory_exceptions USING btree (store_id, sku) WHERE (status = 'open'::text);
+
+CREATE INDEX inventory_exceptions_open_by_age ON public.inventory_exceptions USING btree (store_id, created_at) WHERE (status = 'open'::text);
 
 CREATE INDEX loyalty_accounts_by_user ON public.loyalty_accounts USING btree (user_id);
 
@@ -3160,6 +3812,10 @@ CREATE INDEX ocs_shipment_lines_by_shipment ON public.ocs_shipment_lines USING b
 
 CREATE INDEX pos_order_lines_by_order ON public.pos_order_lines USING btree (store_id, order_id);
 
+CREATE INDEX pos_orders_open_reservations ON public.pos_orders USING btree (store_id, expires_at) WHERE (status = ANY (ARRAY['reserved'::text, 'parked'::text]));
+
+CREATE UNIQUE INDEX pos_orders_terminal_sequence_once ON public.pos_orders USING btree (store_id, terminal_id, terminal_sequence) WHERE (terminal_sequence IS NOT NULL);
+
 CREATE INDEX pos_return_lines_by_order_line ON public.pos_return_lines USING btree (store_id, order_line_id);
 
 CREATE INDEX pos_return_lines_by_return ON public.pos_return_lines USING btree (store_id, return_id);
@@ -3168,7 +3824,32 @@ CREATE INDEX pos_returns_by_order ON public.pos_returns USING btree (store_id, o
 
 CREATE INDEX product_gtins_by_sku ON public.product_gtins USING btree (sku);
 
+CREATE INDEX reservation_holds_by_order ON public.reservation_holds USING btree (store_id, order_id);
+
+CREATE INDEX reservation_holds_open_by_stock ON public.reservation_holds USING btree (store_id, inventory_id) WHERE (released_at IS NULL);
+
+CREATE OR REPLACE VIEW public.open_reservations AS
+ SELECT o.store_id,
+    o.id AS order_id,
+    o.receipt_number,
+    o.status,
+    o.user_id,
+    o.cashier_id,
+    o.terminal_id,
+    o.created_at AS reserved_at,
+    o.expires_at,
+    (now() - o.created_at) AS age,
+    (o.expires_at <= now()) AS overdue,
+    COALESCE(sum(h.quantity), (0)::bigint) AS units,
+    count(h.id) AS batches
+   FROM (public.pos_orders o
+     LEFT JOIN public.reservation_holds h ON (((h.store_id = o.store_id) AND (h.order_id = o.id) AND (h.released_at IS NULL))))
+  WHERE (o.status = ANY (ARRAY['reserved'::text, 'parked'::text]))
+  GROUP BY o.store_id, o.id;
+
 CREATE TRIGGER batch_status_changes_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.batch_status_changes FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
+
+CREATE TRIGGER inventory_exceptions_announce AFTER INSERT ON public.inventory_exceptions FOR EACH ROW EXECUTE FUNCTION public.inventory_exception_announce();
 
 CREATE TRIGGER loyalty_transactions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.loyalty_transactions FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
 
@@ -3263,6 +3944,15 @@ ALTER TABLE ONLY public.product_gtins
 ALTER TABLE ONLY public.products
     ADD CONSTRAINT products_product_class_fkey FOREIGN KEY (product_class) REFERENCES public.product_classes(product_class);
 
+ALTER TABLE ONLY public.reservation_holds
+    ADD CONSTRAINT reservation_holds_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.reservation_holds
+    ADD CONSTRAINT reservation_holds_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.reservation_holds
+    ADD CONSTRAINT reservation_holds_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
 GRANT USAGE ON SCHEMA public TO posledger_app;
 GRANT USAGE ON SCHEMA public TO posledger_readonly;
 
@@ -3336,6 +4026,10 @@ REVOKE ALL ON FUNCTION posledger_private.catalogue_write(p_load jsonb, p_bad int
 
 REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.exception_problems(p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.exception_resolve(p_resolution jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.gs1_date(p_yymmdd text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_element(p_ai text, p_value text) FROM PUBLIC;
@@ -3359,6 +4053,8 @@ REVOKE ALL ON FUNCTION posledger_private.json_is_long(p_value jsonb) FROM PUBLIC
 REVOKE ALL ON FUNCTION posledger_private.json_is_number(p_value jsonb, p_min numeric, p_max numeric, p_whole boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_text(p_value jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.json_is_timestamp(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_uuid(p_value jsonb) FROM PUBLIC;
 
@@ -3392,13 +4088,15 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_award_points(p_order public.po
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) FROM PUBLIC;
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store public.stores, p_sale jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_complete(p_order public.pos_orders, p_lines posledger_private.pos_sale_line[], p_alloc public.pos_sale_allocation[], p_short jsonb, p_limits jsonb, p_held boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.pos_sale_flag(p_order public.pos_orders, p_store public.stores, p_blocked jsonb, p_limits jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_items(p_sale jsonb, p_today date) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_line_problems(p_store public.stores, p_sale jsonb, p_lines posledger_private.pos_sale_line[]) FROM PUBLIC;
 
@@ -3428,6 +4126,8 @@ REVOKE ALL ON FUNCTION posledger_private.refuse_busy(p_reason text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.refuse_catalogue_rows(p_bad jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.refuse_closed(p_order public.pos_orders) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.refuse_misrouted(p_problems jsonb, p_what text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.refuse_missing(p_missing jsonb, p_hint text) FROM PUBLIC;
@@ -3438,7 +4138,21 @@ REVOKE ALL ON FUNCTION posledger_private.refuse_overflow(p_reason text, p_what t
 
 REVOKE ALL ON FUNCTION posledger_private.refuse_problems(p_problems jsonb, p_what text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.reservation_cancel(p_cancellation jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.reservation_complete(p_completion jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.reservation_hold(p_order public.pos_orders, p_alloc public.pos_sale_allocation[], p_limits jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.reservation_locked(p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.reservation_problems(p_payload jsonb, p_cancel boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.reservation_release(p_store_id uuid, p_orders uuid[], p_as text, p_note jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.store_date(p_store public.stores, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.store_today(p_store public.stores) FROM PUBLIC;
 
@@ -3448,15 +4162,29 @@ GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_a
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_store_id uuid, p_adjustment jsonb) TO posledger_app;
 
+REVOKE ALL ON FUNCTION public.cancel_reservation(p_cancellation jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_reservation(p_cancellation jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) TO posledger_app;
+
 REVOKE ALL ON FUNCTION public.catalogue_product(p_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.catalogue_product(p_key text) TO posledger_app;
 GRANT ALL ON FUNCTION public.catalogue_product(p_key text) TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION public.complete_reservation(p_completion jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.complete_reservation(p_completion jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.complete_reservation(p_store_id uuid, p_completion jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.complete_reservation(p_store_id uuid, p_completion jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.count_inventory(p_count jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.count_inventory(p_count jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.count_inventory(p_store_id uuid, p_count jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.inventory_exception_announce() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_store_id uuid) TO posledger_readonly;
@@ -3488,6 +4216,15 @@ GRANT ALL ON FUNCTION public.record_pos_sale(p_store_id uuid, p_sale jsonb) TO p
 REVOKE ALL ON FUNCTION public.refuse_identity_change() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.refuse_ledger_rewrite() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.resolve_inventory_exception(p_resolution jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.resolve_inventory_exception(p_resolution jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.resolve_inventory_exception(p_store_id uuid, p_resolution jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.resolve_inventory_exception(p_store_id uuid, p_resolution jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.return_pos_sale(p_return jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.return_pos_sale(p_return jsonb) TO posledger_app;
@@ -3527,6 +4264,10 @@ GRANT SELECT ON TABLE public.negative_inventory TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_shipment_lines TO posledger_readonly;
 
+GRANT SELECT ON TABLE public.open_inventory_exceptions TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.open_reservations TO posledger_readonly;
+
 GRANT SELECT ON TABLE public.pos_order_lines TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
@@ -3543,9 +4284,13 @@ GRANT SELECT ON TABLE public.recall_report TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.receiving_variances TO posledger_readonly;
 
+GRANT SELECT ON TABLE public.reservation_holds TO posledger_readonly;
+
 GRANT SELECT ON TABLE public.sales_per_hour TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.stock_by_batch TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.terminal_sequence_gaps TO posledger_readonly;
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES  TO posledger_readonly;
 

@@ -28,7 +28,8 @@ def test_a_row_inserted_empty_has_no_ledger_row(db, store):
 def test_a_manual_update_of_on_hand_is_ledgered_as_an_adjustment(db, store):
     row = add_stock(db, store, "SKU", 12)
     db.execute("UPDATE ocs_inventory SET quantity_on_hand = 9, quantity_available = 9 WHERE id = %s", [row])
-    db.execute("UPDATE ocs_inventory SET quantity_available = 7 WHERE id = %s", [row])  # a hold, not a movement
+    db.execute("UPDATE ocs_inventory SET quantity_available = 7, quantity_quarantined = 2 WHERE id = %s",
+               [row])  # a hold, not a movement
     db.commit()
     assert ledger(db, row) == [("opening", 12, 12), ("manual_adjustment", -3, 9)]
     actor = db.execute("SELECT actor, db_user FROM ocs_inventory_transactions ORDER BY id DESC LIMIT 1").fetchone()

@@ -200,7 +200,7 @@ def test_no_points_without_a_customer_or_for_a_refused_sale(db, store):
 def test_every_problem_of_a_bad_payload_is_reported_at_once(db, store):
     add_stock(db, store, "SKU", 10)
     before = snapshot(db)
-    bad = {"store_id": "not-a-uuid", "receipt_number": "", "user_id": "nope", "status": "reserved",
+    bad = {"store_id": "not-a-uuid", "receipt_number": "", "user_id": "nope", "status": "pending",
            "total": "abc", "tax": -1,
            "items": [{"product": {"name": "no sku"}, "quantity": 0},
                      {"product": {"sku": "SKU"}, "quantity": 1.5, "batch": {"quantity_remaining": 3}},

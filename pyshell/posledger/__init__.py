@@ -4,11 +4,15 @@ from importlib.metadata import version
 
 from posledger.calls import (
     adjust_inventory,
+    cancel_reservation,
     catalogue_product,
+    complete_reservation,
     count_inventory,
     load_catalogue,
     receive_inventory,
     record_sale,
+    release_expired_reservations,
+    resolve_exception,
     return_sale,
     set_batch_status,
 )
@@ -23,6 +27,7 @@ from posledger.errors import (
     Misconfigured,
     NotFound,
     PosLedgerError,
+    ReservationClosed,
     ReturnExceedsSale,
 )
 
@@ -39,13 +44,18 @@ __all__ = [
     "Misconfigured",
     "NotFound",
     "PosLedgerError",
+    "ReservationClosed",
     "ReturnExceedsSale",
     "adjust_inventory",
+    "cancel_reservation",
     "catalogue_product",
+    "complete_reservation",
     "count_inventory",
     "load_catalogue",
     "receive_inventory",
     "record_sale",
+    "release_expired_reservations",
+    "resolve_exception",
     "return_sale",
     "set_batch_status",
 ]

@@ -60,7 +60,8 @@ def _retried(conn: psycopg.Connection, once: Callable[[], Any], attempts: int, b
 
 # The entries with a two-argument form routed by store (docs/scaling.md).
 STORE_SCOPED = frozenset({"record_pos_sale", "return_pos_sale", "receive_inventory", "adjust_inventory",
-                          "count_inventory"})
+                          "count_inventory", "complete_reservation", "cancel_reservation",
+                          "resolve_inventory_exception"})
 
 
 def _store_of(payload: Any) -> uuid.UUID | None:
@@ -96,9 +97,14 @@ def _call_once(conn: psycopg.Connection, function: str, payload: Any, as_json: b
     argument = Jsonb(payload) if as_json else payload
     store = _store_of(payload) if function in STORE_SCOPED else None
     query = sql.SQL("SELECT {}(%s, %s)" if store else "SELECT {}(%s)").format(sql.Identifier(function))
+    return _select_one(conn, query, [store, argument] if store else [argument])
+
+
+def _select_one(conn: psycopg.Connection, query: sql.Composed | str, params: list[Any]) -> dict[str, Any]:
+    """The one value of ``query`` (_one_statement), our errors raised as their PosLedgerError."""
     try:
         with _one_statement(conn):
-            row = conn.execute(query, [store, argument] if store else [argument]).fetchone()
+            row = conn.execute(query, params).fetchone()
     except psycopg.Error as error:
         ours = translate(error)
         if ours is None:
@@ -137,6 +143,30 @@ def count_inventory(conn: psycopg.Connection, count: dict[str, Any], **retry: An
 def set_batch_status(conn: psycopg.Connection, change: dict[str, Any], **retry: Any) -> dict[str, Any]:
     """Hold, recall or release a lot (set_batch_status)."""
     return call(conn, "set_batch_status", change, **retry)
+
+
+def complete_reservation(conn: psycopg.Connection, completion: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A reservation or parked cart becomes its sale, from the batches it held (complete_reservation)."""
+    return call(conn, "complete_reservation", completion, **retry)
+
+
+def cancel_reservation(conn: psycopg.Connection, cancellation: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A reservation or parked cart is given up: its units become available again (cancel_reservation)."""
+    return call(conn, "cancel_reservation", cancellation, **retry)
+
+
+def release_expired_reservations(conn: psycopg.Connection, store_id: str, max_orders: int = 10000) -> dict[str, Any]:
+    """Release a store's reservations past their end, at most ``max_orders`` (release_expired_reservations):
+    what a scheduler calls; ``result["more"]`` says to call again. One autocommit statement when idle."""
+    result: dict[str, Any] = _retried(
+        conn, lambda: _select_one(conn, "SELECT release_expired_reservations(%s, %s)", [store_id, max_orders]), 4, 0.05)
+    return result
+
+
+def resolve_exception(conn: psycopg.Connection, resolution: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """Close one inventory exception with who and why, moving stock by an adjustment or a count where it must
+    (resolve_inventory_exception)."""
+    return call(conn, "resolve_inventory_exception", resolution, **retry)
 
 
 # Rows per load_catalogue call: well inside the 10,000 a payload may carry, and often enough to move a

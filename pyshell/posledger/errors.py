@@ -48,6 +48,13 @@ class InsufficientStock(PosLedgerError):
     sqlstate = "IV409"
 
 
+class ReservationClosed(PosLedgerError):
+    """The reservation holds no stock any more: it was completed, cancelled or expired, or is past its end, or
+    the receipt is a sale; ``detail`` gives its status, ``expires_at`` and ``closed_at``."""
+
+    sqlstate = "IV408"
+
+
 class ReturnExceedsSale(PosLedgerError):
     """A return asks for more than was sold minus already returned; ``detail["over_returned"]`` lists the lines."""
 

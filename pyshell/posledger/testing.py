@@ -55,6 +55,24 @@ INVARIANT_CHECKS = {
         FULL JOIN (SELECT store_id, user_id, sum(points) AS points FROM loyalty_transactions
                    GROUP BY store_id, user_id) l USING (store_id, user_id)
         WHERE coalesce(a.points, 0) <> coalesce(l.points, 0)""",
+    # Reservations (issue 17): a row's held units are its open holds, and what is on hand but not available
+    # is exactly what is held - by open reservations, or by the batch's own hold (every unit of a held
+    # batch that no reservation holds; quarantined units of an active one).
+    "on hand minus available differs from the units held (reservations, held batches, quarantine)": """
+        SELECT i.store_id, i.id, i.quantity_on_hand, i.quantity_available, i.quantity_reserved, h.held
+        FROM ocs_inventory i
+        LEFT JOIN (SELECT store_id, inventory_id, sum(quantity) AS held FROM reservation_holds
+                   WHERE released_at IS NULL GROUP BY store_id, inventory_id) h
+            ON h.store_id = i.store_id AND h.inventory_id = i.id
+        WHERE i.quantity_reserved <> coalesce(h.held, 0)
+           OR i.quantity_on_hand - i.quantity_available <> coalesce(h.held, 0)
+              + CASE WHEN i.status = 'active' THEN i.quantity_quarantined
+                     ELSE i.quantity_on_hand - coalesce(h.held, 0) END""",
+    "a hold open on a closed reservation, or an open reservation holding nothing": """
+        SELECT o.store_id, o.id, o.status, count(h.id) FROM pos_orders o
+        LEFT JOIN reservation_holds h ON h.store_id = o.store_id AND h.order_id = o.id AND h.released_at IS NULL
+        GROUP BY o.store_id, o.id
+        HAVING (o.status IN ('reserved', 'parked')) <> (count(h.id) > 0)""",
     "a committed order without its stored result": """
         SELECT id FROM pos_orders WHERE result IS NULL""",
     "units on return lines differ from the return and void ledger": """

@@ -197,6 +197,18 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE false END
 $$;
 
+-- A moment with its offset, as ISO 8601 ('2026-11-30T14:05:00-05:00', 'Z' for UTC, seconds optional):
+-- without an offset a till's clock could not be placed in time. The date must exist and the clock
+-- read below 24:00, so the cast that follows cannot raise.
+CREATE OR REPLACE FUNCTION posledger_private.json_is_timestamp(p_value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(jsonb_typeof(p_value) = 'string' AND p_value #>> '{}'
+                              ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)$',
+                              false)
+                THEN posledger_private.json_is_date(to_jsonb(left(p_value #>> '{}', 10)))
+                ELSE false END
+$$;
+
 -- A GTIN as stored: 14 digits, zero-padded, or NULL when it is not a GTIN-8/12/13/14 with a valid GS1
 -- mod-10 check digit. Zero-padding keeps the check: weights count from the right.
 CREATE OR REPLACE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
@@ -234,4 +246,10 @@ END $$;
 CREATE OR REPLACE FUNCTION posledger_private.store_today(p_store stores) RETURNS date
 LANGUAGE sql STABLE AS $$
     SELECT (now() AT TIME ZONE p_store.time_zone)::date
+$$;
+
+-- A store's calendar date at a moment: an offline sale is judged by the day it happened.
+CREATE OR REPLACE FUNCTION posledger_private.store_date(p_store stores, p_at timestamptz) RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT (p_at AT TIME ZONE p_store.time_zone)::date
 $$;

@@ -21,13 +21,13 @@ DECLARE
 BEGIN
     INSERT INTO public.ocs_inventory_transactions
         (store_id, inventory_id, sku, batch_lot, transaction_type, reason_code, quantity, quantity_after,
-         reference_type, reference_id, notes, actor)
+         reference_type, reference_id, notes, actor, occurred_at)
     VALUES (NEW.store_id, NEW.id, NEW.sku, NEW.batch_lot,
             coalesce(v_movement->>'type', CASE WHEN TG_OP = 'INSERT' THEN 'opening' ELSE 'manual_adjustment' END),
             v_movement->>'reason_code',
             NEW.quantity_on_hand - coalesce(OLD.quantity_on_hand, 0), NEW.quantity_on_hand,
             v_movement->>'reference_type', (v_movement->>'reference_id')::uuid, v_movement->>'notes',
-            coalesce(v_movement->>'actor', session_user));
+            coalesce(v_movement->>'actor', session_user), (v_movement->>'occurred_at')::timestamptz);
     RETURN NULL;
 END $$;
 
@@ -64,14 +64,16 @@ END $$;
 -- value are quoted). prev_hash is hex and the time epoch microseconds, so the text depends on no
 -- session setting (bytea_output, TimeZone). LANGUAGE sql, STABLE and without a SET clause, so PostgreSQL
 -- inlines it into the expression that calls it (docs/benchmarks.md, "The ledger's hash chain"). A column
--- added to the ledger later is not covered until a new version of this function says how old rows hash.
+-- added to the ledger later is not covered until a new version of this function says how old rows hash:
+-- occurred_at (migration 0020) is appended when set, so every row written before it hashes as it did.
 CREATE OR REPLACE FUNCTION ocs_ledger_hash(p_row ocs_inventory_transactions) RETURNS bytea
 LANGUAGE sql STABLE AS $$
-    SELECT sha256(convert_to(ROW(
+    SELECT sha256(convert_to(rtrim(ROW(
         encode(p_row.prev_hash, 'hex'), p_row.store_id, p_row.inventory_id, p_row.sku, p_row.batch_lot,
         p_row.transaction_type, p_row.reason_code, p_row.quantity, p_row.quantity_after, p_row.reference_type,
         p_row.reference_id, p_row.notes, p_row.actor, p_row.db_user,
-        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, 'UTF8'))
+        (EXTRACT(epoch FROM p_row.created_at) * 1000000)::bigint, p_row.origin)::text, ')')
+        || coalesce(',' || (EXTRACT(epoch FROM p_row.occurred_at) * 1000000)::bigint, '') || ')', 'UTF8'))
 $$;
 
 -- Seals a ledger row as it is written. The stock trigger writes it at trigger depth 2, holding the stock
@@ -106,4 +108,19 @@ BEGIN
     -- ocs_ledger_hash does not take: the same row, as the table's type.
     NEW.row_hash := public.ocs_ledger_hash(ROW(NEW.*)::public.ocs_inventory_transactions);
     RETURN NEW;
+END $$;
+
+-- The exception queue calls for help: each new exception is announced on the channel
+-- posledger_inventory_exceptions (docs/runbook.md), delivered by PostgreSQL only when the transaction
+-- that raised it commits. The payload is small (PostgreSQL's limit is 8000 bytes): the listener reads
+-- the rest from open_inventory_exceptions by id.
+CREATE OR REPLACE FUNCTION inventory_exception_announce() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('posledger_inventory_exceptions', jsonb_build_object(
+        'id', NEW.id, 'store_id', NEW.store_id, 'kind', NEW.kind, 'order_id', NEW.order_id, 'sku', NEW.sku,
+        'batch', NEW.batch_lot, 'quantity_short', NEW.quantity_short, 'created_at', NEW.created_at)::text);
+    RETURN NULL;
 END $$;

@@ -202,13 +202,14 @@ BEGIN
     INTO v_short
     FROM unnest(p_deltas) d
     JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.id = d.inventory_id,
-    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined),
+    -- Units held by reservations are promised: an adjustment cannot take them (cancel the reservation).
+    LATERAL (VALUES ('sellable', coalesce(d.sellable, 0), i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved),
                     ('quarantined', coalesce(d.quarantined, 0), i.quantity_quarantined)) AS b(stock, delta, units)
     WHERE b.units + b.delta < 0;
     IF v_short <> '[]' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the adjustment would go below zero',
             DETAIL = jsonb_build_object('short_lines', v_short)::text,
-            HINT = 'Take out at most the units each batch holds (sellable or quarantined).';
+            HINT = 'Take out at most the units each batch holds (sellable or quarantined); units reserved are not sellable until their reservation is completed, cancelled or expires.';
     END IF;
 
     WITH adjusted AS (
@@ -217,10 +218,11 @@ BEGIN
             quantity_quarantined = i.quantity_quarantined + coalesce(d.quarantined, 0),
             -- Set, not shifted: a row opened by a bare INSERT has nothing available (the column's default)
             -- and shifting it went below zero (a raw 23514); a count is what repairs such a row. With no
-            -- reservations yet, an active row's available units are all its units on hand not quarantined.
+            -- An active row's available units are its units on hand neither quarantined nor reserved.
             -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
             quantity_available = CASE WHEN i.status = 'active'
                                      THEN i.quantity_on_hand + coalesce(d.sellable, 0) - i.quantity_quarantined
+                                          - i.quantity_reserved
                                      ELSE 0 END,
             updated_at = now(),
             -- The ledger trigger labels its rows for this adjustment with this (_triggers.sql).
@@ -230,7 +232,8 @@ BEGIN
         FROM unnest(p_deltas) d
         WHERE i.store_id = v_store_id AND i.id = d.inventory_id
           AND (coalesce(d.sellable, 0) <> 0 OR coalesce(d.quarantined, 0) <> 0
-               OR (i.status = 'active' AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined))
+               OR (i.status = 'active'
+                   AND i.quantity_available <> i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved))
         RETURNING i.id, i.sku, i.batch_lot, coalesce(d.sellable, 0) + coalesce(d.quarantined, 0) AS quantity,
                   i.quantity_on_hand, i.quantity_available, i.quantity_quarantined
     )

@@ -64,6 +64,7 @@ DECLARE
     v_plants  bigint;
     v_uncatalogued jsonb;
     v_checks  boolean;
+    v_unlawful boolean;
 BEGIN
     -- The payload's shape and its store first; then the receipt claim, before anything the catalogue
     -- decides (a scan's sku, the law), so that a retry of a recorded sale replays whatever the catalogue
@@ -75,12 +76,14 @@ BEGIN
         THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
         'Name a store that exists: stores come from the back office (INSERT INTO stores).');
     v_store_id := v_store.id;
-    v_order := posledger_private.pos_sale_claim(v_store_id, p_sale);
+    v_order := posledger_private.pos_sale_claim(v_store, p_sale);
     IF v_order.result IS NOT NULL THEN
         RETURN v_order.result || '{"replayed": true}';
     END IF;
 
-    v_today := posledger_private.store_today(v_store);
+    -- A sale is judged by the store's day now; an offline one by the day it happened.
+    v_today := posledger_private.store_date(v_store, CASE WHEN v_order.policy = 'offline' THEN v_order.occurred_at
+                                                          ELSE now() END);
     -- The lines, what they weigh, and whether any carries what only the lines can check (a scan, a price),
     -- in one statement: a plain sale pays no call for what it does not carry. Grams are rounded to the
     -- microgram: a derived unit (10 g of gummies / 15) is a repeating decimal cut at 20 digits, and 45 of
@@ -98,11 +101,16 @@ BEGIN
     IF v_checks THEN
         PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_line_problems(v_store, p_sale, v_lines), 'sale');
     END IF;
-    PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
-        'Stock a sku or batch in this store (receive it) before selling it.');
-    IF v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
-       OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse') THEN
-        PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
+    -- An offline sale already happened: what the books lack or the law forbids becomes an exception
+    -- (pos_sale_flag), never a refusal. Any other sale is refused for it.
+    v_unlawful := v_grams > v_store.purchase_limit_grams OR v_plants > v_store.plant_limit
+                  OR (v_uncatalogued <> '[]' AND v_store.uncatalogued_skus = 'refuse');
+    IF v_order.policy <> 'offline' THEN
+        PERFORM posledger_private.refuse_missing(posledger_private.pos_sale_missing(v_store_id, v_lines),
+            'Stock a sku or batch in this store (receive it) before selling it.');
+        IF v_unlawful THEN
+            PERFORM posledger_private.pos_sale_refuse_unlawful(v_store, v_lines, v_limits);
+        END IF;
     END IF;
 
     -- One statement, id order: two sales lock shared rows in the same order and cannot deadlock. A line
@@ -124,7 +132,7 @@ BEGIN
         ORDER BY i.id FOR NO KEY UPDATE) INTO v_stock;
 
     v_blocked := posledger_private.pos_sale_blocked(v_stock, v_lines, v_today);
-    IF v_blocked <> '[]' THEN
+    IF v_blocked <> '[]' AND v_order.policy <> 'offline' THEN
         RAISE EXCEPTION USING ERRCODE = 'IV423', MESSAGE = 'batch blocked: a batch of this sale may not be sold',
             DETAIL = jsonb_build_object('blocked', v_blocked)::text,
             HINT = 'Take the item off the sale; a held batch is released with set_batch_status, an expired one never.';
@@ -138,7 +146,13 @@ BEGIN
             HINT = 'Sell at most the available quantity, or record the sale with an authorised lenient policy.';
     END IF;
 
-    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits);
+    IF v_order.status <> 'completed' THEN
+        RETURN posledger_private.reservation_hold(v_order, v_alloc, v_limits);
+    END IF;
+    IF v_order.policy = 'offline' AND (v_unlawful OR v_blocked <> '[]') THEN
+        PERFORM posledger_private.pos_sale_flag(v_order, v_store, v_blocked, v_limits);
+    END IF;
+    RETURN posledger_private.pos_sale_complete(v_order, v_lines, v_alloc, v_short, v_limits, false);
 END $$;
 
 -- Every problem of the payload's shape at once, as [{field, problem}]; [] for a valid sale. A scan is
@@ -157,10 +171,29 @@ BEGIN
                     NOT posledger_private.json_is_text(s->'receipt_number')),
                 (3, 'user_id', 'must be a uuid when given',
                     posledger_private.json_is_given(s->'user_id') AND NOT posledger_private.json_is_uuid(s->'user_id')),
-                (4, 'status', 'must be "completed": reservations are not supported yet',
-                    posledger_private.json_is_given(s->'status') AND s->'status' <> '"completed"'),
-                (5, 'policy', 'must be "strict" or "lenient" when given',
-                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"')),
+                (4, 'status', 'must be "completed", "reserved" or "parked" when given',
+                    posledger_private.json_is_given(s->'status') AND s->'status' NOT IN ('"completed"', '"reserved"', '"parked"')),
+                (5, 'policy', 'must be "strict", "lenient" or "offline" when given',
+                    posledger_private.json_is_given(s->'policy') AND s->'policy' NOT IN ('"strict"', '"lenient"', '"offline"')),
+                (12, 'policy', 'must be "strict" for a reservation: stock is promised only when it is there',
+                    s->'status' IN ('"reserved"', '"parked"') AND s->'policy' IN ('"lenient"', '"offline"')),
+                (13, 'occurred_at', 'must be an ISO 8601 time with its offset (2026-11-30T14:05:00-05:00)'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale' ELSE ' when given' END,
+                    (posledger_private.json_is_given(s->'occurred_at') OR s->'policy' = '"offline"')
+                    AND NOT posledger_private.json_is_timestamp(s->'occurred_at')),
+                (14, 'terminal_id', 'must be a non-empty string'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale'
+                                            ELSE ' when given (and with a terminal_sequence)' END,
+                    (posledger_private.json_is_given(s->'terminal_id') OR s->'policy' = '"offline"'
+                     OR posledger_private.json_is_given(s->'terminal_sequence'))
+                    AND NOT posledger_private.json_is_text(s->'terminal_id')),
+                (15, 'terminal_sequence', 'must be a whole number from 1 to 1000000000000000'
+                                    || CASE WHEN s->'policy' = '"offline"' THEN ', required for an offline sale' ELSE ' when given' END,
+                    (posledger_private.json_is_given(s->'terminal_sequence') OR s->'policy' = '"offline"')
+                    AND NOT posledger_private.json_is_number(s->'terminal_sequence', 1, 1e15, true)),
+                (16, 'terminal_id', 'must be at most 200 characters', posledger_private.json_is_long(s->'terminal_id')),
+                (17, 'occurred_at', 'is for a sale that already happened: a reservation starts when it is recorded',
+                    s->'status' IN ('"reserved"', '"parked"') AND posledger_private.json_is_given(s->'occurred_at')),
                 (6, 'authorized_by', 'is required for a lenient sale: who authorised it',
                     s->'policy' = '"lenient"' AND NOT posledger_private.json_is_text(s->'authorized_by')),
                 (7, 'total', 'is required and must be a number from 0 to 1000000000',
@@ -331,29 +364,42 @@ BEGIN
 END $$;
 
 -- Inserts the order header, or returns the order already recorded for this store and receipt
--- (result set), raising IV412 when that order was a different sale. Its money is kept to the cent. ON
--- CONFLICT waits for a concurrent insert of the same receipt to commit or roll back, so a retry never
+-- (result set), raising IV412 when that order was a different sale, or when the till's sequence number
+-- is another sale's. Its money is kept to the cent; a reservation's end is set by its store. ON CONFLICT
+-- (on either key) waits for a concurrent insert of the same key to commit or roll back, so a retry never
 -- sees 23505.
-CREATE OR REPLACE FUNCTION posledger_private.pos_sale_claim(p_store_id uuid, p_sale jsonb) RETURNS pos_orders
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_claim(p_store stores, p_sale jsonb) RETURNS pos_orders
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_store_id uuid := p_store.id;   -- a plain variable: Citus prunes shards by a scalar only
     v_order public.pos_orders;
 BEGIN
     INSERT INTO public.pos_orders (store_id, receipt_number, status, policy, authorized_by, user_id,
-                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload)
-    VALUES (p_store_id, p_sale->>'receipt_number', 'completed', coalesce(p_sale->>'policy', 'strict'),
+                                   cashier_id, terminal_id, payment_method, subtotal, tax, total, payload,
+                                   occurred_at, terminal_sequence, expires_at)
+    VALUES (v_store_id, p_sale->>'receipt_number', coalesce(p_sale->>'status', 'completed'),
+            coalesce(p_sale->>'policy', 'strict'),
             p_sale->>'authorized_by', (p_sale->>'user_id')::uuid, p_sale->>'cashier_id', p_sale->>'terminal_id',
             p_sale->>'payment_method', round((p_sale->>'subtotal')::numeric, 2), round((p_sale->>'tax')::numeric, 2),
-            round((p_sale->>'total')::numeric, 2), p_sale)
-    ON CONFLICT ON CONSTRAINT pos_orders_receipt_once DO NOTHING
+            round((p_sale->>'total')::numeric, 2), p_sale,
+            (p_sale->>'occurred_at')::timestamptz, (p_sale->>'terminal_sequence')::numeric::bigint,
+            now() + make_interval(mins => CASE p_sale->>'status' WHEN 'reserved' THEN p_store.reservation_minutes
+                                                                 WHEN 'parked' THEN p_store.parked_cart_minutes END))
+    ON CONFLICT DO NOTHING
     RETURNING * INTO v_order;
     IF FOUND THEN
         RETURN v_order;
     END IF;
     SELECT * INTO v_order FROM public.pos_orders
-    WHERE store_id = p_store_id AND receipt_number = p_sale->>'receipt_number';
-    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_build_object(
-        'store_id', p_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id));
+    WHERE store_id = v_store_id AND receipt_number = p_sale->>'receipt_number';
+    IF NOT FOUND THEN
+        SELECT * INTO v_order FROM public.pos_orders
+        WHERE store_id = v_store_id AND terminal_id = p_sale->>'terminal_id'
+          AND terminal_sequence = (p_sale->>'terminal_sequence')::numeric::bigint;
+    END IF;
+    PERFORM posledger_private.refuse_other_payload(v_order.payload, p_sale, jsonb_strip_nulls(jsonb_build_object(
+        'store_id', v_store_id, 'receipt_number', v_order.receipt_number, 'order_id', v_order.id,
+        'terminal_id', v_order.terminal_id, 'terminal_sequence', v_order.terminal_sequence)));
     RETURN v_order;
 END $$;
 
@@ -482,10 +528,13 @@ BEGIN
     );
 END $$;
 
--- The writes of an accepted sale, under the locks record_pos_sale holds: deduct, record the lines
--- and any authorised shortfall, award points, and store the result that a replay returns.
+-- The writes of an accepted sale, under the locks its caller holds: deduct, record the lines and any
+-- shortfall of a lenient or offline sale, award points, and store the result that a replay returns.
+-- p_held: the units were held by a reservation being completed (complete_reservation.sql), so they
+-- leave its hold, not what is available.
 CREATE OR REPLACE FUNCTION posledger_private.pos_sale_complete(p_order pos_orders, p_lines posledger_private.pos_sale_line[],
-                                             p_alloc pos_sale_allocation[], p_short jsonb, p_limits jsonb)
+                                             p_alloc pos_sale_allocation[], p_short jsonb, p_limits jsonb,
+                                             p_held boolean)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -502,14 +551,15 @@ BEGIN
         WHERE a.inventory_id IS NOT NULL GROUP BY a.inventory_id
     ), deducted AS (
         UPDATE public.ocs_inventory i
-        SET quantity_available = i.quantity_available - t.quantity,
+        SET quantity_available = i.quantity_available - CASE WHEN p_held THEN 0 ELSE t.quantity END,
+            quantity_reserved = i.quantity_reserved - CASE WHEN p_held THEN t.quantity ELSE 0 END,
             quantity_on_hand = i.quantity_on_hand - t.quantity,
             expiry_date = coalesce(i.expiry_date, t.scanned_expiry),
             last_sold = now(), updated_at = now(),
             -- The ledger trigger labels its rows for this deduction with this (_triggers.sql).
             movement = jsonb_build_object('type', 'sale', 'reference_type', 'pos_order', 'reference_id', p_order.id,
                                           'notes', 'POS sale - ' || p_order.receipt_number,
-                                          'actor', p_order.cashier_id)
+                                          'actor', p_order.cashier_id, 'occurred_at', p_order.occurred_at)
         FROM taken t
         WHERE i.store_id = v_store_id AND i.id = t.inventory_id
         RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
@@ -531,10 +581,12 @@ BEGIN
     JOIN unnest(p_lines) l ON l.line_no = a.line_no
     ORDER BY a.line_no, a.inventory_id;
 
-    IF p_short <> '[]' THEN   -- only a lenient sale gets here short; most sales skip the statement
+    IF p_short <> '[]' THEN   -- only a lenient or offline sale gets here short; most sales skip the statement
         INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
-                                                 authorized_by)
-        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by
+                                                 authorized_by, kind, reason, detail)
+        SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by, 'shortfall',
+               format('%s sale: %s units no batch covered', p_order.policy, a.quantity),
+               jsonb_build_object('available', a.available)
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
 
@@ -546,7 +598,81 @@ BEGIN
             'updated_count', jsonb_array_length(v_successful), 'failed_count', jsonb_array_length(p_short)),
         'purchase_limit', p_limits,
         'loyalty', posledger_private.pos_sale_award_points(p_order),
-        'requires_manual_inventory_adjustment', p_short <> '[]');
+        'requires_manual_inventory_adjustment', p_short <> '[]')
+        -- What only some sales carry, only on those: when it happened and which till sent it, and the
+        -- exceptions of the law an offline sale raised (pos_sale_flag, just before).
+        || jsonb_strip_nulls(jsonb_build_object(
+            'occurred_at', p_order.occurred_at, 'terminal_sequence', p_order.terminal_sequence,
+            'compliance_exceptions', CASE WHEN p_order.policy = 'offline' THEN (
+                SELECT jsonb_agg(jsonb_build_object('id', e.id, 'kind', e.kind, 'reason', e.reason) ORDER BY e.id)
+                FROM public.inventory_exceptions e
+                WHERE e.store_id = v_store_id AND e.order_id = p_order.id AND e.kind <> 'shortfall') END));
+    UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
+    RETURN v_result;
+END $$;
+
+-- An offline sale that broke a rule it could not be refused for, since it already happened: one
+-- compliance exception per breach, for a person to see (open_inventory_exceptions) - over a purchase
+-- limit, a sku the catalogue cannot weigh where the store refuses those, each held or expired batch
+-- it sold from. The units themselves are deducted as far as stock covers them, as for any sale.
+CREATE OR REPLACE FUNCTION posledger_private.pos_sale_flag(p_order pos_orders, p_store stores, p_blocked jsonb,
+                                                           p_limits jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
+BEGIN
+    INSERT INTO public.inventory_exceptions (store_id, order_id, sku, batch_lot, kind, reason, detail)
+    SELECT v_store_id, p_order.id, f.sku, f.batch_lot, f.kind, f.reason, f.detail
+    FROM (SELECT NULL::text AS sku, NULL::text AS batch_lot, 'over_limit' AS kind,
+                 format('offline sale over a purchase limit: %s g dried equivalent of %s g, %s plants of %s',
+                        p_limits->>'dried_grams', p_limits->>'limit_grams', p_limits->>'plants', p_limits->>'plant_limit')
+                     AS reason, p_limits AS detail
+          WHERE (p_limits->>'dried_grams')::numeric > (p_limits->>'limit_grams')::numeric
+             OR (p_limits->>'plants')::numeric > (p_limits->>'plant_limit')::numeric
+          UNION ALL
+          SELECT u.sku, NULL, 'uncatalogued', 'offline sale of a sku the catalogue cannot weigh', p_limits
+          FROM jsonb_array_elements_text(p_limits->'uncatalogued') u(sku)
+          WHERE p_store.uncatalogued_skus = 'refuse'
+          UNION ALL
+          SELECT b->>'sku', b->>'batch', 'blocked_batch', format('offline sale from a batch that is %s', b->>'status'), b
+          FROM jsonb_array_elements(p_blocked) b) f;
+END $$;
+
+-- A reservation's writes, under the locks record_pos_sale holds: its units move from available to
+-- held, by batch, and the order keeps the result a replay returns. Nothing leaves the shelf, so no
+-- ledger row: the holds are the promise's record (reservation_holds).
+CREATE OR REPLACE FUNCTION posledger_private.reservation_hold(p_order pos_orders, p_alloc pos_sale_allocation[],
+                                                              p_limits jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid := p_order.store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_held     jsonb;
+    v_result   jsonb;
+BEGIN
+    INSERT INTO public.reservation_holds (store_id, order_id, line_no, inventory_id, sku, batch_lot, quantity)
+    SELECT v_store_id, p_order.id, a.line_no, a.inventory_id, a.sku, a.batch_lot, a.quantity
+    FROM unnest(p_alloc) a ORDER BY a.line_no, a.inventory_id;
+
+    WITH taken AS (
+        SELECT a.inventory_id, sum(a.quantity)::integer AS quantity FROM unnest(p_alloc) a GROUP BY a.inventory_id
+    ), held AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_available = i.quantity_available - t.quantity,
+            quantity_reserved = i.quantity_reserved + t.quantity, updated_at = now()
+        FROM taken t
+        WHERE i.store_id = v_store_id AND i.id = t.inventory_id
+        RETURNING i.id, i.sku, i.batch_lot, t.quantity, i.quantity_available
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', sku, 'batch', batch_lot, 'quantity_held', quantity,
+                                                 'remaining', quantity_available) ORDER BY id), '[]')
+    INTO v_held FROM held;
+
+    v_result := jsonb_build_object(
+        'id', p_order.id, 'store_id', v_store_id, 'receipt_number', p_order.receipt_number,
+        'status', p_order.status, 'timestamp', p_order.created_at, 'expires_at', p_order.expires_at,
+        'replayed', false, 'held', v_held, 'purchase_limit', p_limits, 'loyalty', NULL);
     UPDATE public.pos_orders SET result = v_result WHERE store_id = v_store_id AND id = p_order.id;
     RETURN v_result;
 END $$;

@@ -139,7 +139,8 @@ BEGIN
         UPDATE public.ocs_inventory i
         SET status = v_status,
             -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-            quantity_available = CASE WHEN v_status = 'active' THEN i.quantity_on_hand - i.quantity_quarantined ELSE 0 END,
+            quantity_available = CASE WHEN v_status = 'active'
+                                      THEN i.quantity_on_hand - i.quantity_quarantined - i.quantity_reserved ELSE 0 END,
             updated_at = now()
         FROM target t
         WHERE i.store_id = t.store_id AND i.id = t.id AND t.status <> v_status

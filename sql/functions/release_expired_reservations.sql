@@ -1,0 +1,40 @@
+-- release_expired_reservations(store_id uuid, max_orders integer) returns jsonb: what a scheduler calls
+-- (pg_cron, or the backend's own timer; docs/runbook.md) to release a store's reservations and parked
+-- carts past their end, each release recorded on its holds and its order.
+
+-- Safe from two schedulers at once: each takes the expired orders no other has locked (SKIP LOCKED),
+-- so no reservation is released twice, and a completion or cancellation holding one is left to finish.
+-- At most p_max_orders per call ("more" says whether to call again), so one call's locks stay bounded.
+-- Per store, like every other call: on Citus it runs on the store's worker.
+CREATE OR REPLACE FUNCTION release_expired_reservations(p_store_id uuid, p_max_orders integer DEFAULT 10000)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET lock_timeout = '3s'
+AS $$
+DECLARE
+    v_store_id uuid := p_store_id;
+    v_orders uuid[];
+    v_units  bigint;
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    PERFORM posledger_private.refuse_problems(CASE WHEN p_max_orders BETWEEN 1 AND 100000 THEN '[]'
+        ELSE '[{"field": "max_orders", "problem": "must be a whole number from 1 to 100000"}]' END::jsonb, 'release');
+    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
+        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    SELECT ARRAY(SELECT o.id FROM public.pos_orders o
+                 WHERE o.store_id = v_store_id AND o.status IN ('reserved', 'parked') AND o.expires_at <= now()
+                 ORDER BY o.expires_at, o.id LIMIT p_max_orders
+                 FOR NO KEY UPDATE SKIP LOCKED) INTO v_orders;
+    v_units := posledger_private.reservation_release(v_store_id, v_orders, 'expired', '{}');
+    RETURN jsonb_build_object('store_id', v_store_id, 'released', cardinality(v_orders), 'units', v_units,
+                              'more', cardinality(v_orders) = p_max_orders);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION release_expired_reservations(uuid, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION release_expired_reservations(uuid, integer) TO posledger_app;
+COMMENT ON FUNCTION release_expired_reservations(uuid, integer) IS 'Releases a store''s reservations and parked carts past their end (at most max_orders per call; "more" says to call again). Safe from two schedulers at once.';
