@@ -64,6 +64,12 @@ def test_the_tour_and_then_every_sql_block_run_as_written_in_order_on_one_databa
     assert [sold[0]["loyalty"][key] for key in ("points_earned", "balance")] == [
         shown["loyalty"][key] for key in ("points_earned", "balance")]
     the_stores_day_is_as_the_readme_tells_it(*day)
+    promised = next(n for n, block in enumerate(blocks("sql")) if block.startswith("-- a reservation's life"))
+    reserved, listed, completed = printed[promised].splitlines()
+    assert json.loads(reserved)["held"] == [{"sku": "OCS-GUMMIES-10", "batch": "LOT-G-0820", "quantity_held": 2,
+                                             "remaining": 18}]
+    assert listed == "WEB-0042|reserved|2|1 day"
+    assert json.loads(completed)["inventory_updates"]["successful"][0]["quantity_deducted"] == 2
     assert psql("SELECT * FROM inventory_discrepancies", embedded_env).stdout == ""
 
 
