@@ -256,9 +256,9 @@ def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
     day = ok_json("demo", "--dsn", dsn)
     steps = day["steps"]
     assert [step["refused"] for step in steps] == [
-        False, False, False, False, False, True, True, False, False, False, False, True]
-    loaded, _, _, named, fefo, short, over, retry, scanned, returned, recall, blocked = (
-        step["outcome"] for step in steps)
+        False, False, False, False, False, True, True, False, False, False, False, True, False, False, False]
+    (loaded, _, _, named, fefo, short, over, retry, scanned, returned, recall, blocked, reserved, collected,
+     offline) = (step["outcome"] for step in steps)
     assert loaded["rows"] == 9
     assert [(line["batch"], line["quantity_deducted"]) for line in named["inventory_updates"]["successful"]] == [
         ("LOT-V-0701", 2)]
@@ -273,11 +273,15 @@ def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
     assert returned["loyalty"]["points_reversed"] == 45 * 1 // 7
     assert recall["changed_count"] == 1
     assert (blocked["sqlstate"], blocked["detail"]["blocked"][0]["status"]) == ("IV423", "recalled")
+    assert reserved["held"] == [{"sku": "OCS-PREROLL-1G", "batch": "LOT-2025-10-B", "quantity_held": 3, "remaining": 5}]
+    assert (collected["status"], collected["id"]) == ("completed", reserved["id"])
+    assert offline["inventory_updates"]["failed"] == [
+        {"sku": "OCS-GUMMIES-10", "batch": None, "requested": 26, "available": 24}]
     assert day["reconciliation"]["balanced"] is True
     assert [(row["batch_lot"], row["quantity_on_hand"]) for row in day["stock"]] == [
-        ("LOT-G-0820", 24), ("LOT-2025-09-A", 0), ("LOT-2025-10-B", 8), ("LOT-V-0701", 6)]
-    assert len(day["ledger"]) == 9   # 4 receipts, 4 sale rows, 1 return: refusals and the replay wrote nothing
-    assert count_rows(db, "pos_orders") == 3
+        ("LOT-G-0820", 0), ("LOT-2025-09-A", 0), ("LOT-2025-10-B", 5), ("LOT-V-0701", 6)]
+    assert len(day["ledger"]) == 11   # 4 receipts, 6 sale rows, 1 return: refusals, holds and the replay wrote none
+    assert count_rows(db, "pos_orders") == 5
 
 
 def test_the_demo_for_people_runs_twice_on_one_database_each_time_with_a_store_of_its_own_name(db, dsn):
@@ -308,7 +312,7 @@ def test_the_demo_without_a_dsn_runs_on_an_embedded_server_kept_for_psql(embedde
     assert done.returncode == 0, done.stderr
     assert "is still running: posledger psql opens it" in done.stdout
     query = posledger("psql", "-At", "-c", "SELECT count(*) FROM pos_orders", env=embedded_env)
-    assert (query.returncode, query.stdout.strip()) == (0, "3")
+    assert (query.returncode, query.stdout.strip()) == (0, "5")
     assert ok_json("version", env=embedded_env)["server"].startswith("PostgreSQL 18.")
     assert posledger("stop", env=embedded_env).stdout.endswith("stopped\n")
     assert "server" not in ok_json("version", env=embedded_env)   # nothing running to ask

@@ -5,13 +5,14 @@ the same database. Nothing here prints: the CLI shows each step with render.demo
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from posledger import reports
 from posledger.asn import read_asn, receive_shipments
-from posledger.calls import Call, load_catalogue, record_sale, return_sale, set_batch_status
+from posledger.calls import Call, complete_reservation, load_catalogue, record_sale, return_sale, set_batch_status
 from posledger.catalogue import read_catalogue
 from posledger.errors import PosLedgerError, error_report
 from posledger.migrations import SQL_DIR, migrate
@@ -71,6 +72,14 @@ def _story(store_id: str) -> list[Act]:
           "status": "recalled", "reason": "Health Canada recall (demo)", "actor": "compliance-1"}, False),
         ("A sale of the recalled lot: refused", "record_pos_sale", record_sale,
          sale("R-1004", "OCS-VAPE-05", 1, "LOT-V-0701", 32.00), True),
+        ("A click-and-collect order reserves 3 pre-rolls: held by batch, not yet sold", "record_pos_sale",
+         record_sale, sale("WEB-1001", "OCS-PREROLL-1G", 3, None, 19.50, status="reserved"), False),
+        ("The customer collects: the reservation becomes the sale, from the units it held", "complete_reservation",
+         complete_reservation, {"store_id": store_id, "receipt_number": "WEB-1001"}, False),
+        ("Till 2 lost its link an hour ago and sends the sale it made then, of more gummies than the books hold: "
+         "recorded, the shortfall goes to the exception queue", "record_pos_sale", record_sale,
+         sale("R-2001", "OCS-GUMMIES-10", 26, None, 312.00, policy="offline", terminal_id="till-2",
+              terminal_sequence=1, occurred_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat()), False),
     ]
 
 

@@ -77,12 +77,17 @@ def _loyalty(loyalty: dict[str, Any] | None) -> None:
 
 
 def sale(result: dict[str, Any]) -> None:
-    updates = result["inventory_updates"]
     out.print(f"[bold]sale {result['receipt_number']}[/]: {result['status']}, order {result['id']}"
               + _replayed(result))
+    if "held" in result:   # a reservation or parked cart: its units are held, not taken
+        rows(f"held until {result['expires_at']}", result["held"])
+        return
+    updates = result["inventory_updates"]
     rows("taken from", updates["successful"])
     if updates["failed"]:
-        rows("short (lenient sale: settle with a count)", updates["failed"])
+        rows("short (in the exception queue: settle with a count)", updates["failed"])
+    if result.get("compliance_exceptions"):
+        rows("compliance exceptions (posledger exceptions lists them)", result["compliance_exceptions"])
     _loyalty(result["loyalty"])
 
 
@@ -206,6 +211,7 @@ def _new_store(outcome: dict[str, Any]) -> None:
 _STEP_RESULTS: dict[str, Callable[[Any], None]] = {
     "load_catalogue": catalogue_loaded, "stores": _new_store, "receive_inventory": shipments,
     "record_pos_sale": sale, "return_pos_sale": return_, "set_batch_status": batch_status,
+    "complete_reservation": sale,
 }
 
 
