@@ -869,9 +869,10 @@ BEGIN
             jsonb_build_object('store_id', v_store_id, 'exception_id', v_exception.id));
         RETURN v_exception.resolution->'result' || '{"replayed": true}';
     END IF;
-    IF v_exception.kind = 'shortfall' AND v_exception.status = 'open' AND v_moved IS NULL THEN
-        PERFORM posledger_private.refuse_problems('[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]', 'resolution');
-    END IF;
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_exception.kind = 'shortfall' AND v_exception.status = 'open'
+                                                        AND v_moved IS NULL
+        THEN '[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]'
+        ELSE '[]' END::jsonb, 'resolution');
 
     v_result := jsonb_build_object('id', v_exception.id, 'store_id', v_store_id, 'kind', v_exception.kind,
                                    'status', 'resolved', 'resolved_by', p_resolution->>'resolved_by',
@@ -1470,11 +1471,14 @@ CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory
                CASE WHEN i.expiry_date < p_today THEN 0 ELSE i.quantity_available END AS quantity_available
         FROM unnest(p_stock) i
     ), named AS (
-        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
-               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+        -- A named batch the store never stocked (only an offline sale gets this far with one) has
+        -- nothing available: its units are all short.
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, coalesce(s.quantity_available, 0) AS quantity_available,
+               least(l.quantity, greatest(coalesce(s.quantity_available, 0) - (sum(l.quantity) OVER w - l.quantity), 0))
                    AS taken
-        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
-        WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
+        FROM line l LEFT JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WHERE l.batch_lot IS NOT NULL
+        WINDOW w AS (PARTITION BY l.sku, l.batch_lot ORDER BY l.line_no)
     ), supply AS (
         -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
         SELECT f.*, sum(f.free) OVER w - f.free AS start_at, sum(f.free) OVER (PARTITION BY f.sku) AS sku_free
@@ -1678,7 +1682,8 @@ BEGIN
         INSERT INTO public.inventory_exceptions (store_id, order_id, line_no, sku, batch_lot, quantity_short,
                                                  authorized_by, kind, reason, detail)
         SELECT v_store_id, p_order.id, a.line_no, a.sku, a.batch_lot, a.quantity, p_order.authorized_by, 'shortfall',
-               format('%s sale: %s units no batch covered', p_order.policy, a.quantity),
+               format('%s sale: %s %s no batch covered', p_order.policy, a.quantity,
+                      CASE WHEN a.quantity = 1 THEN 'unit' ELSE 'units' END),
                jsonb_build_object('available', a.available)
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
