@@ -119,13 +119,18 @@ def running_cluster(durable: bool = False, settings: str = "") -> Iterator[Syste
 CITUS_SETTINGS = "-c shared_preload_libraries=citus -c max_prepared_transactions=100 -c wal_level=logical"
 
 
-def citus_installed() -> bool:
-    """Whether the system PostgreSQL has Citus (scripts/citus builds and installs it)."""
+def extension_installed(name: str) -> bool:
+    """Whether the system PostgreSQL has the extension `name` installed (its control file)."""
     pg_config = _bindir() / "pg_config"
     if not pg_config.exists():
         return False
     sharedir = subprocess.run([pg_config, "--sharedir"], check=True, capture_output=True, text=True).stdout.strip()
-    return (Path(sharedir) / "extension" / "citus.control").exists()
+    return (Path(sharedir) / "extension" / f"{name}.control").exists()
+
+
+def citus_installed() -> bool:
+    """Whether the system PostgreSQL has Citus (scripts/citus builds and installs it)."""
+    return extension_installed("citus")
 
 
 @dataclass
