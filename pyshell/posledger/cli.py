@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime
+from itertools import islice
 from typing import Any, TextIO
 
 import click
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from posledger import __version__, demo, render, reports
+from posledger import __version__, demo, queue, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
 from posledger.calls import (
     Call,
@@ -28,6 +31,7 @@ from posledger.calls import (
     count_inventory,
     load_catalogue,
     record_sale,
+    resolve_exception,
     return_sale,
     set_batch_status,
 )
@@ -185,9 +189,9 @@ def _read_json(payload: TextIO) -> Any:
 
 
 def _payload_command(name: str, library_call: Call, for_people: Callable[[dict[str, Any]], None],
-                     help_text: str) -> None:
-    """A command that sends a JSON file to one named library call and shows its result."""
-    @main.command(name, help=help_text)
+                     help_text: str, group: click.Group = main) -> None:
+    """A command (of the group) that sends a JSON file to one named library call and shows its result."""
+    @group.command(name, help=help_text)
     @click.argument("payload", type=click.File("r"))
     @dsn_option
     @json_option
@@ -399,6 +403,79 @@ _check_command("verify", reports.verification, render.verification, "intact", ""
     Example:
       posledger verify
     """)
+
+
+@main.group("exceptions", invoke_without_command=True)
+@click.option("--store-id", type=click.UUID, help="Only this store. Default: every store.")
+@click.option("--watch", is_flag=True, help="Wait for new exceptions and print each as it is committed, one "
+                                            "line each (JSON lines with --json), until Ctrl-C or SIGTERM.")
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="With --watch: stop after N exceptions.")
+@dsn_option
+@json_option
+@click.pass_context
+def exceptions_group(ctx: click.Context, store_id: Any, watch: bool, count: int | None, dsn: str | None,
+                     as_json: bool) -> None:
+    """The exception queue: the open exceptions, oldest first (view open_inventory_exceptions) - what
+    (kind, sku, batch, units short), where (store, till, receipt), who, why, when. Shortfalls of lenient
+    and offline sales, and the rules offline sales broke; each stays open until resolved.
+
+    With --watch, LISTEN on the channel posledger_inventory_exceptions and print each new exception
+    when the transaction that raised it commits ("listening" goes to stderr once it waits).
+
+    \b
+    Example:
+      posledger exceptions --store-id 5071d685-00dc-4e56-bb11-36e31b305c50
+      posledger exceptions --watch --json >> exceptions.jsonl
+      posledger exceptions resolve resolution.json
+    """
+    if ctx.invoked_subcommand is not None:
+        if store_id or watch or count or dsn or as_json:
+            raise click.UsageError(f"the options of `exceptions` list or watch; `{ctx.invoked_subcommand}` "
+                                   "takes its own after its name")
+        return
+    if count is not None and not watch:
+        raise click.UsageError("--count goes with --watch")
+    store = str(store_id) if store_id else None
+    if watch:
+        _watch(_target(dsn), store, count, as_json)
+        return
+    with _connect(dsn) as conn:
+        found = queue.open_exceptions(conn, store)
+    _show(found, as_json, lambda rows: render.exceptions(rows, one_store=store is not None))
+
+
+def _watch(target: str, store_id: str | None, count: int | None, as_json: bool) -> None:
+    """Print each new exception as it comes, flushed at once, until ``count`` of them or a signal to stop."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # a service manager's stop, as Ctrl-C: exit 0
+
+    def listening() -> None:
+        render.err.print(f"listening on {queue.CHANNEL}" + (f" for store {store_id}" if store_id else ""),
+                         markup=False)
+
+    try:
+        with closing(queue.watch(target, store_id, listening=listening)) as announced:
+            for row in islice(announced, count):
+                if as_json:
+                    click.echo(json.dumps(row, default=str))
+                else:
+                    render.announced(row)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        render.err.print("stopped")
+
+
+_payload_command("resolve", resolve_exception, render.resolution,
+                 """Resolve one exception of the queue with who and why (resolve_inventory_exception),
+    from PAYLOAD (a JSON file, or - for standard input):
+    {"store_id", "exception_id", "resolved_by", "reason"} and, for a shortfall, the stock it moves: an
+    "adjustment" (adjust's payload) or a "count" (count's payload), run in the same transaction.
+    Sending the same resolution again is safe: the first result comes back, marked replayed.
+
+    \b
+    Example:
+      posledger exceptions resolve resolution.json
+      posledger exceptions resolve - --json < resolution.json
+    """, group=exceptions_group)
 
 
 def _moment(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:

@@ -31,10 +31,10 @@ HEADINGS = {
     "id": "id", "created_at": "time", "receipt_number": "receipt", "shipment": "shipment", "line_no": "line",
     "sku": "sku", "batch": "batch", "batch_lot": "batch", "status": "status", "from": "from", "fefo_rank": "FEFO",
     "packaged_on_date": "packaged", "transaction_type": "type", "reason_code": "reason",
-    "quantity_deducted": "deducted", "quantity": "quantity", "quantity_after": "balance",
+    "quantity_deducted": "deducted", "quantity": "quantity", "quantity_short": "short", "quantity_after": "balance",
     "remaining": "remaining", "quantity_on_hand": "on hand", "quantity_available": "available",
     "quantity_quarantined": "quarantined", "ledger_total": "ledger total", "last_balance": "last balance",
-    "difference": "difference",
+    "difference": "difference", "terminal_id": "till", "sold_at": "sold",
 }
 
 
@@ -43,6 +43,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, datetime.datetime):
         return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, datetime.timedelta):   # an age: to the second
+        return str(datetime.timedelta(seconds=int(value.total_seconds())))
     if isinstance(value, dict):
         return ", ".join(f"{key}={_cell(item)}" for key, item in value.items())
     if isinstance(value, list):
@@ -102,6 +104,35 @@ def return_(result: dict[str, Any]) -> None:
 def adjustment(result: dict[str, Any]) -> None:
     out.print(f"[bold]{result['kind']} {result['reference']}[/] ({result['reason_code']})" + _replayed(result))
     rows("adjusted", result["adjustments"], empty="none: the books already agreed")
+
+
+def exceptions(found: list[dict[str, Any]], one_store: bool = False) -> None:
+    """The open exceptions, oldest first, one row each: what people act on (--json has every column); the
+    store's column only when they are of every store."""
+    hidden = {"order_id", "detail", "status", "created_at"} | ({"store_id"} if one_store else set())
+    rows("open exceptions (oldest first)", [{key: value for key, value in row.items() if key not in hidden}
+                                            for row in found], empty="none")
+
+
+def announced(row: dict[str, Any]) -> None:
+    """A new exception on one line, as `exceptions --watch` prints it: what, where, who, why, when."""
+    what = f"{row['quantity_short']} x {row['sku']}" if row.get("quantity_short") else row.get("sku")
+    facts = [f"exception {row['id']} {row['kind']}" + (f": {what}" if what else "")]
+    for label, key in (("batch", "batch_lot"), ("store", "store_id"), ("till", "terminal_id"),
+                       ("receipt", "receipt_number"), ("who", "who"), ("sold", "sold_at"), ("why", "why")):
+        if row.get(key) is not None:
+            facts.append(f"{label} {_cell(row[key])}")
+    if row.get("status") != "open":
+        facts.append(f"(already {row.get('status')})")
+    out.print(", ".join(facts), markup=False)
+
+
+def resolution(result: dict[str, Any]) -> None:
+    out.print(f"[bold]exception {result['id']} ({result['kind']})[/]: {result['status']} by {result['resolved_by']}"
+              + _replayed(result))
+    out.print(f"reason: {result['reason']}", markup=False)
+    if result["moved"]:
+        adjustment(result["moved"])
 
 
 def batch_status(result: dict[str, Any]) -> None:

@@ -64,8 +64,9 @@ BEGIN
     v_result := posledger_private.adjustment_complete(v_header, v_deltas);
 
     -- A shortfall names its batch, or none when FEFO found nothing: counting the sku settles the latter.
+    -- Only shortfalls: a rule an offline sale broke (a recalled batch sold) is closed by a person's reason.
     UPDATE public.inventory_exceptions e SET status = 'resolved', resolved_by = v_header.id, resolved_at = now()
-    WHERE e.store_id = v_store_id AND e.status = 'open'
+    WHERE e.store_id = v_store_id AND e.status = 'open' AND e.kind = 'shortfall'
       AND EXISTS (SELECT FROM posledger_private.adjustment_lines(v_header) l
                   WHERE l.sku = e.sku AND (e.batch_lot IS NULL OR l.batch_lot = e.batch_lot));
     GET DIAGNOSTICS v_settled = ROW_COUNT;

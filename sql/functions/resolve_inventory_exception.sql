@@ -70,10 +70,15 @@ BEGIN
         THEN '[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]'
         ELSE '[]' END::jsonb, 'resolution');
 
+    -- "was": its status when the call came. A count of this call settles the shortfalls of what it counts
+    -- (count_inventory), this one among them, a moment before it was locked here: then it was open.
     v_result := jsonb_build_object('id', v_exception.id, 'store_id', v_store_id, 'kind', v_exception.kind,
                                    'status', 'resolved', 'resolved_by', p_resolution->>'resolved_by',
                                    'reason', p_resolution->>'reason', 'replayed', false,
-                                   'was', v_exception.status, 'moved', v_moved);
+                                   'was', CASE WHEN v_exception.resolved_by = (v_moved->>'id')::uuid
+                                                    AND NOT (v_moved->>'replayed')::boolean
+                                               THEN 'open' ELSE v_exception.status END,
+                                   'moved', v_moved);
     UPDATE public.inventory_exceptions e
     SET status = 'resolved', resolved_at = coalesce(e.resolved_at, now()),
         resolved_by = coalesce((v_moved->>'id')::uuid, e.resolved_by),
