@@ -514,13 +514,13 @@ CREATE FUNCTION posledger_private.begun_elsewhere() RETURNS boolean
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
+    v_query text := 'SELECT t.transaction_number <> 0
+                            AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                     FROM pg_catalog.get_current_transaction_id() t';
     v_elsewhere boolean := false;
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        EXECUTE 'SELECT t.transaction_number <> 0
-                        AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
-                 FROM pg_catalog.get_current_transaction_id() t'
-        INTO v_elsewhere;
+        EXECUTE v_query INTO v_elsewhere;
     END IF;
     RETURN v_elsewhere;
 END $$;
@@ -947,21 +947,12 @@ END $$;
 
 CREATE FUNCTION posledger_private.exceptions_announce_here(p_store_id uuid, p_order_id uuid) RETURNS void
     LANGUAGE plpgsql
-    AS $_$
+    AS $$
 DECLARE
     v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
     v_rows     public.inventory_exceptions[];
-    v_elsewhere boolean := false;
 BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
-                        THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
-                                         WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
-                                           AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
-                        ELSE false END'
-        INTO v_elsewhere USING 'public.inventory_exceptions'::regclass, v_store_id;
-    END IF;
-    IF NOT v_elsewhere THEN
+    IF NOT posledger_private.placed_elsewhere('public.inventory_exceptions', v_store_id) THEN
         RETURN;
     END IF;
     -- Read, then announce: pg_notify inside a statement on the table would run on the worker too.
@@ -969,7 +960,7 @@ BEGIN
                  WHERE e.store_id = v_store_id AND e.order_id = p_order_id ORDER BY e.id) INTO v_rows;
     PERFORM pg_notify('posledger_inventory_exceptions', posledger_private.exception_announcement(e))
     FROM unnest(v_rows) e;
-END $_$;
+END $$;
 
 CREATE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
     LANGUAGE plpgsql IMMUTABLE
@@ -1211,6 +1202,23 @@ CREATE FUNCTION posledger_private.max_lines() RETURNS integer
     AS $$
     SELECT 10000
 $$;
+
+CREATE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    AS $_$
+DECLARE
+    v_query text := 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
+                     THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
+                                      WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
+                                        AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
+                     ELSE false END';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere USING p_table, p_store_id;
+    END IF;
+    RETURN v_elsewhere;
+END $_$;
 
 CREATE TABLE public.pos_orders (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -4132,6 +4140,8 @@ REVOKE ALL ON FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive bo
 REVOKE ALL ON FUNCTION posledger_private.lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.max_lines() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
 

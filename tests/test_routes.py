@@ -107,9 +107,10 @@ def test_the_shell_calls_a_store_scoped_entry_so_that_citus_delegates_it(dsn, st
                 **sale_payload(store, item("SCARCE", 2), receipt_number="D-L1"), "policy": "lenient",
                 "authorized_by": "manager-7"})),
             "resolve_inventory_exception": lambda: resolve_exception(conn, {
-                "store_id": store, "exception_id": exception_of(conn, store, shortfall["id"]), "resolved_by": "manager-7",
-                "reason": "shelf counted", "count": {"reference": "D-C1", "reason_code": "cycle_count", "note": "n",
-                                                     "actor": "manager-7", "lines": [{"sku": "SCARCE", "counted": 0}]}}),
+                "store_id": store, "exception_id": exception_of(conn, store, shortfall["id"]),
+                "resolved_by": "manager-7", "reason": "shelf counted",
+                "count": {"reference": "D-C1", "reason_code": "cycle_count", "note": "n", "actor": "manager-7",
+                          "lines": [{"sku": "SCARCE", "counted": 0}]}}),
         }
         delegated = {}
         for name, run in calls.items():
@@ -176,8 +177,8 @@ def test_reservations_and_the_exception_queue_work_by_every_route(db, dsn, store
         else:
             with conn.transaction():
                 released = conn.execute("SELECT release_expired_reservations(%s, 100)", [store]).fetchone()[0]
-        short = run("record_pos_sale", sale_payload(store, item("SCARCE", 3), receipt_number="LEN-1", cashier_id=CASHIER,
-                                                    policy="lenient", authorized_by="manager-7"))
+        short = run("record_pos_sale", sale_payload(store, item("SCARCE", 3), receipt_number="LEN-1",
+                                                    cashier_id=CASHIER, policy="lenient", authorized_by="manager-7"))
         resolved = run("resolve_inventory_exception", {
             "store_id": store, "exception_id": exception_of(conn, store, short["id"]), "resolved_by": "manager-7",
             "reason": "the shelf is empty, as the books say", "count": {

@@ -141,17 +141,37 @@ $$;
 
 -- Whether this transaction is a worker's part of a Citus transaction that another node began (a call
 -- the coordinator ran without delegating it): Citus assigns it that node's id. Never on one server.
--- Dynamic SQL: the function it asks exists only where the citus extension is installed.
+-- The query is text, run by EXECUTE: what it reads exists only where the citus extension is installed,
+-- so plpgsql_check, which plans every static statement, would report it missing on one server.
 CREATE OR REPLACE FUNCTION posledger_private.begun_elsewhere() RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
+    v_query text := 'SELECT t.transaction_number <> 0
+                            AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                     FROM pg_catalog.get_current_transaction_id() t';
     v_elsewhere boolean := false;
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        EXECUTE 'SELECT t.transaction_number <> 0
-                        AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
-                 FROM pg_catalog.get_current_transaction_id() t'
-        INTO v_elsewhere;
+        EXECUTE v_query INTO v_elsewhere;
+    END IF;
+    RETURN v_elsewhere;
+END $$;
+
+-- Whether a store's rows of a table live on another node: on Citus, when the table is distributed and
+-- the store's shard is not placed on this one (the coordinator holds none). Never on one server. A
+-- text run by EXECUTE, as in begun_elsewhere.
+CREATE OR REPLACE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_query text := 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
+                     THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
+                                      WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
+                                        AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
+                     ELSE false END';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere USING p_table, p_store_id;
     END IF;
     RETURN v_elsewhere;
 END $$;
@@ -166,17 +186,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
     v_rows     public.inventory_exceptions[];
-    v_elsewhere boolean := false;
 BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        EXECUTE 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
-                        THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
-                                         WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
-                                           AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
-                        ELSE false END'
-        INTO v_elsewhere USING 'public.inventory_exceptions'::regclass, v_store_id;
-    END IF;
-    IF NOT v_elsewhere THEN
+    IF NOT posledger_private.placed_elsewhere('public.inventory_exceptions', v_store_id) THEN
         RETURN;
     END IF;
     -- Read, then announce: pg_notify inside a statement on the table would run on the worker too.
