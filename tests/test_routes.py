@@ -28,6 +28,7 @@ from posledger.calls import call
 from posledger.pgserver import server_kind
 
 CASHIER = "cashier-12"
+CUSTOMER = "8a8e2d4e-6f4e-4a55-9d3c-0e8e5d3c1a11"
 
 
 def sale(store, receipt):
@@ -127,6 +128,63 @@ def test_the_shell_calls_a_store_scoped_entry_so_that_citus_delegates_it(dsn, st
     # Not delegated, a sale is a two-phase commit: Citus writes its order lines (INSERT ... SELECT) by COPY,
     # which always prepares. So the check above can see one.
     assert any(n.startswith("issuing PREPARE TRANSACTION") for n in notices)
+
+
+def test_a_store_scoped_call_on_its_stores_worker_sends_nothing_to_another_node(db, dsn, store):
+    """What a delegated call does: the two-argument form run on the worker holding the store. Every statement
+    of it must run there (Citus says "executing the command locally"), none sent to another node ("issuing"):
+    a single-shard transaction on one worker. Not yet a return (docs/scaling.md, "Known limits")."""
+    if server_kind() != "citus":
+        pytest.skip("the nodes are Citus's: the distributed pass checks them")
+    add_stock(db, store, "SKU", 10, "LOT-1")
+    add_stock(db, store, "SCARCE", 0, "LOT-S")
+    worker = nodes_of(db, dsn)[worker_of(db, store)]
+    db.commit()
+    offline = {"policy": "offline", "occurred_at": "2026-11-30T10:00:00-05:00", "terminal_id": "T-1"}
+    calls = [
+        ("record_pos_sale", sale(store, "W-1")),
+        ("record_pos_sale", {**sale(store, "W-2"), "status": "reserved", "user_id": CUSTOMER}),
+        ("complete_reservation", {"store_id": store, "receipt_number": "W-2"}),
+        ("record_pos_sale", {**sale(store, "W-3"), "status": "parked"}),
+        ("cancel_reservation", {"store_id": store, "receipt_number": "W-3", "cancelled_by": CASHIER}),
+        ("record_pos_sale", sale_payload(store, item("SCARCE", 2), receipt_number="W-4", policy="lenient",
+                                         authorized_by="manager-7")),
+        ("record_pos_sale", sale_payload(store, item("SCARCE", 1), item("UNKNOWN", 1), receipt_number="W-5",
+                                         terminal_sequence=1, **offline)),
+        ("adjust_inventory", {"store_id": store, "reference": "W-ADJ", "reason_code": "data_entry_error", "note": "n",
+                              "actor": "a", "lines": [{"sku": "SKU", "batch_lot": "LOT-1", "quantity": 1}]}),
+        ("resolve_inventory_exception", lambda conn: {
+            "store_id": store, "exception_id": exception_of(conn, store, sold["W-4"]), "resolved_by": "manager-7",
+            "reason": "counted", "count": {
+                "reference": "W-COUNT", "reason_code": "cycle_count", "note": "n", "actor": "a",
+                "lines": [{"sku": "SCARCE", "batch_lot": "LOT-S", "counted": 0}]}}),
+        ("return_pos_sale", {"store_id": store, "reference": "W-RET", "receipt_number": "W-1",
+                             "lines": [{"line_no": 1, "quantity": 1}]}),
+    ]
+    sold, sent = {}, {}
+    notices = []
+    with psycopg.connect(worker, autocommit=True) as conn:
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+        conn.execute("SET citus.log_remote_commands = on")
+        conn.execute("SET client_min_messages = debug1")
+        for function, payload in calls:
+            payload = payload(conn) if callable(payload) else payload
+            notices.clear()
+            result = conn.execute(f"SELECT {function}(%s, %s)", [store, Jsonb(payload)]).fetchone()[0]
+            sold[payload.get("receipt_number")] = result.get("id")
+            sent[f"{function} {payload.get('reference') or payload.get('receipt_number') or ''}"] = [
+                notice for notice in notices if notice.startswith("issuing")]
+        # The scheduler's call, of a reservation made past its end.
+        conn.execute("SELECT record_pos_sale(%s, %s)", [store, Jsonb({**sale(store, "W-6"), "status": "reserved"})])
+        conn.execute("UPDATE pos_orders SET expires_at = now() - interval '1 second'"
+                     " WHERE store_id = %s AND receipt_number = 'W-6'", [store])
+        notices.clear()
+        assert conn.execute("SELECT release_expired_reservations(%s, 10)", [store]).fetchone()[0]["released"] == 1
+        sent["release_expired_reservations"] = [notice for notice in notices if notice.startswith("issuing")]
+    # A return still reads its order's lines from every shard (docs/scaling.md, "Known limits"); which also
+    # shows that this test sees a statement sent to another node.
+    assert sent.pop("return_pos_sale W-RET") != []
+    assert sent == {name: [] for name in sent}
 
 
 def exception_of(conn, store, order_id):
