@@ -510,6 +510,21 @@ BEGIN
       AND (p_change->>'store_id' IS NULL OR i.store_id = (p_change->>'store_id')::uuid);
 END $$;
 
+CREATE FUNCTION posledger_private.begun_elsewhere() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_query text := 'SELECT t.transaction_number <> 0
+                            AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                     FROM pg_catalog.get_current_transaction_id() t';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere;
+    END IF;
+    RETURN v_elsewhere;
+END $$;
+
 CREATE FUNCTION posledger_private.catalogue_amount(p_value jsonb) RETURNS numeric
     LANGUAGE sql IMMUTABLE
     AS $_$
@@ -807,6 +822,46 @@ BEGIN
     RETURN v_result;
 END $$;
 
+CREATE TABLE public.inventory_exceptions (
+    id bigint NOT NULL,
+    store_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer,
+    sku text,
+    batch_lot text,
+    quantity_short integer,
+    authorized_by text,
+    status text DEFAULT 'open'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_by uuid,
+    resolved_at timestamp with time zone,
+    kind text DEFAULT 'shortfall'::text NOT NULL,
+    reason text,
+    detail jsonb,
+    resolution jsonb,
+    CONSTRAINT inventory_exceptions_kind_known CHECK ((kind = ANY (ARRAY['shortfall'::text, 'over_limit'::text, 'blocked_batch'::text, 'uncatalogued'::text]))),
+    CONSTRAINT inventory_exceptions_quantity_short_check CHECK ((quantity_short > 0)),
+    CONSTRAINT inventory_exceptions_resolution_recorded CHECK (((status = 'resolved'::text) = (resolved_at IS NOT NULL))),
+    CONSTRAINT inventory_exceptions_shortfall_names_units CHECK (((kind <> 'shortfall'::text) OR ((line_no IS NOT NULL) AND (sku IS NOT NULL) AND (quantity_short IS NOT NULL)))),
+    CONSTRAINT inventory_exceptions_status_check CHECK ((status = ANY (ARRAY['open'::text, 'resolved'::text])))
+);
+
+COMMENT ON TABLE public.inventory_exceptions IS 'The exception queue: units lenient and offline sales sold that the books did not have (shortfall), and the offline sales that broke a rule they could not be refused for (over_limit, blocked_batch, uncatalogued). Open until resolved by a count or resolve_inventory_exception; each new row is announced on the channel posledger_inventory_exceptions.';
+
+COMMENT ON COLUMN public.inventory_exceptions.kind IS 'shortfall (quantity_short units no batch covered), over_limit (a purchase limit), blocked_batch (a held or expired batch), uncatalogued (a sku the catalogue cannot weigh).';
+
+COMMENT ON COLUMN public.inventory_exceptions.reason IS 'Why, in words (NULL on rows before migration 0020: a lenient sale''s shortfall).';
+
+COMMENT ON COLUMN public.inventory_exceptions.resolution IS 'How it was closed by resolve_inventory_exception: who, why, the payload, the adjustment or count that moved stock.';
+
+CREATE FUNCTION posledger_private.exception_announcement(p_row public.inventory_exceptions) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', p_row.id, 'store_id', p_row.store_id, 'kind', p_row.kind, 'order_id', p_row.order_id, 'sku', p_row.sku,
+        'batch', p_row.batch_lot, 'quantity_short', p_row.quantity_short, 'created_at', p_row.created_at)::text
+$$;
+
 CREATE FUNCTION posledger_private.exception_problems(p_payload jsonb) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $_$
@@ -851,6 +906,7 @@ DECLARE
     v_exception public.inventory_exceptions;
     v_moved     jsonb;
     v_result    jsonb;
+    v_resolved_at timestamptz;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.exception_problems(p_resolution), 'resolution');
     v_store_id := (p_resolution->>'store_id')::uuid;
@@ -884,12 +940,32 @@ BEGIN
                                                     AND NOT (v_moved->>'replayed')::boolean
                                                THEN 'open' ELSE v_exception.status END,
                                    'moved', v_moved);
+    -- When it was resolved (a count may have settled it already), computed here: Citus refuses a
+    -- statement with a non-immutable function (now()) inside a COALESCE or CASE. The row is locked.
+    v_resolved_at := coalesce(v_exception.resolved_at, now());
     UPDATE public.inventory_exceptions e
-    SET status = 'resolved', resolved_at = coalesce(e.resolved_at, now()),
+    SET status = 'resolved', resolved_at = v_resolved_at,
         resolved_by = coalesce((v_moved->>'id')::uuid, e.resolved_by),
         resolution = jsonb_build_object('payload', p_resolution, 'result', v_result, 'at', now())
     WHERE e.store_id = v_store_id AND e.id = v_exception.id;
     RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.exceptions_announce_here(p_store_id uuid, p_order_id uuid) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_rows     public.inventory_exceptions[];
+BEGIN
+    IF NOT posledger_private.placed_elsewhere('public.inventory_exceptions', v_store_id) THEN
+        RETURN;
+    END IF;
+    -- Read, then announce: pg_notify inside a statement on the table would run on the worker too.
+    SELECT ARRAY(SELECT e FROM public.inventory_exceptions e
+                 WHERE e.store_id = v_store_id AND e.order_id = p_order_id ORDER BY e.id) INTO v_rows;
+    PERFORM pg_notify('posledger_inventory_exceptions', posledger_private.exception_announcement(e))
+    FROM unnest(v_rows) e;
 END $$;
 
 CREATE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
@@ -1132,6 +1208,23 @@ CREATE FUNCTION posledger_private.max_lines() RETURNS integer
     AS $$
     SELECT 10000
 $$;
+
+CREATE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    AS $_$
+DECLARE
+    v_query text := 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
+                     THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
+                                      WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
+                                        AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
+                     ELSE false END';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere USING p_table, p_store_id;
+    END IF;
+    RETURN v_elsewhere;
+END $_$;
 
 CREATE TABLE public.pos_orders (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1692,6 +1785,9 @@ BEGIN
                       CASE WHEN a.quantity = 1 THEN 'unit' ELSE 'units' END),
                jsonb_build_object('available', a.available)
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
+    END IF;
+    IF p_short <> '[]' OR p_order.policy = 'offline' THEN   -- the only sales that raise exceptions
+        PERFORM posledger_private.exceptions_announce_here(v_store_id, p_order.id);
     END IF;
 
     v_result := jsonb_build_object(
@@ -2761,9 +2857,11 @@ CREATE FUNCTION public.inventory_exception_announce() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    PERFORM pg_notify('posledger_inventory_exceptions', jsonb_build_object(
-        'id', NEW.id, 'store_id', NEW.store_id, 'kind', NEW.kind, 'order_id', NEW.order_id, 'sku', NEW.sku,
-        'batch', NEW.batch_lot, 'quantity_short', NEW.quantity_short, 'created_at', NEW.created_at)::text);
+    IF NOT posledger_private.begun_elsewhere() THEN
+        -- On a Citus shard NEW is the shard's row type: the same row, as the table's type.
+        PERFORM pg_notify('posledger_inventory_exceptions',
+                          posledger_private.exception_announcement(ROW(NEW.*)::public.inventory_exceptions));
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -3250,38 +3348,6 @@ CREATE VIEW public.inventory_discrepancies AS
   WHERE ((i.quantity_on_hand <> COALESCE(l.total, (0)::bigint)) OR (i.quantity_on_hand <> COALESCE(l.last_balance, 0)));
 
 COMMENT ON VIEW public.inventory_discrepancies IS 'Stock rows whose on hand differs from their ledger (its sum or its last running balance). Empty on a healthy database; docs/runbook.md says what to do.';
-
-CREATE TABLE public.inventory_exceptions (
-    id bigint NOT NULL,
-    store_id uuid NOT NULL,
-    order_id uuid NOT NULL,
-    line_no integer,
-    sku text,
-    batch_lot text,
-    quantity_short integer,
-    authorized_by text,
-    status text DEFAULT 'open'::text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    resolved_by uuid,
-    resolved_at timestamp with time zone,
-    kind text DEFAULT 'shortfall'::text NOT NULL,
-    reason text,
-    detail jsonb,
-    resolution jsonb,
-    CONSTRAINT inventory_exceptions_kind_known CHECK ((kind = ANY (ARRAY['shortfall'::text, 'over_limit'::text, 'blocked_batch'::text, 'uncatalogued'::text]))),
-    CONSTRAINT inventory_exceptions_quantity_short_check CHECK ((quantity_short > 0)),
-    CONSTRAINT inventory_exceptions_resolution_recorded CHECK (((status = 'resolved'::text) = (resolved_at IS NOT NULL))),
-    CONSTRAINT inventory_exceptions_shortfall_names_units CHECK (((kind <> 'shortfall'::text) OR ((line_no IS NOT NULL) AND (sku IS NOT NULL) AND (quantity_short IS NOT NULL)))),
-    CONSTRAINT inventory_exceptions_status_check CHECK ((status = ANY (ARRAY['open'::text, 'resolved'::text])))
-);
-
-COMMENT ON TABLE public.inventory_exceptions IS 'The exception queue: units lenient and offline sales sold that the books did not have (shortfall), and the offline sales that broke a rule they could not be refused for (over_limit, blocked_batch, uncatalogued). Open until resolved by a count or resolve_inventory_exception; each new row is announced on the channel posledger_inventory_exceptions.';
-
-COMMENT ON COLUMN public.inventory_exceptions.kind IS 'shortfall (quantity_short units no batch covered), over_limit (a purchase limit), blocked_batch (a held or expired batch), uncatalogued (a sku the catalogue cannot weigh).';
-
-COMMENT ON COLUMN public.inventory_exceptions.reason IS 'Why, in words (NULL on rows before migration 0020: a lenient sale''s shortfall).';
-
-COMMENT ON COLUMN public.inventory_exceptions.resolution IS 'How it was closed by resolve_inventory_exception: who, why, the payload, the adjustment or count that moved stock.';
 
 ALTER TABLE public.inventory_exceptions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.inventory_exceptions_id_seq
@@ -4007,6 +4073,8 @@ REVOKE ALL ON FUNCTION posledger_private.batch_status_record(p_change jsonb) FRO
 
 REVOKE ALL ON FUNCTION posledger_private.batch_status_targets(p_change jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.begun_elsewhere() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.catalogue_amount(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.catalogue_bad_rows(p_load jsonb, p_seen jsonb) FROM PUBLIC;
@@ -4037,9 +4105,15 @@ REVOKE ALL ON FUNCTION posledger_private.catalogue_write(p_load jsonb, p_bad int
 
 REVOKE ALL ON FUNCTION posledger_private.count_record(p_count jsonb) FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.inventory_exceptions TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.exception_announcement(p_row public.inventory_exceptions) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.exception_problems(p_payload jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.exception_resolve(p_resolution jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.exceptions_announce_here(p_store_id uuid, p_order_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_date(p_yymmdd text) FROM PUBLIC;
 
@@ -4076,6 +4150,8 @@ REVOKE ALL ON FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive bo
 REVOKE ALL ON FUNCTION posledger_private.lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.max_lines() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
 
@@ -4262,8 +4338,6 @@ GRANT SELECT ON TABLE public.catalogue_categories TO posledger_readonly;
 GRANT SELECT ON TABLE public.dried_equivalency_factors TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.inventory_discrepancies TO posledger_readonly;
-
-GRANT SELECT ON TABLE public.inventory_exceptions TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.inventory_movements_monthly TO posledger_readonly;
 

@@ -144,9 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # The distributed pass (POSLEDGER_TEST_SERVER=citus) runs these through the coordinator of a local Citus
-# cluster: the fix plan's cases, the races, the lifecycle, the DBA views and every route of a call.
+# cluster: the fix plan's cases, the races, the lifecycle, the DBA views, every route of a call, the
+# reservations of issue 17, and the schema's fit with every two-argument form routed right and wrong.
 DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
-                    "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py"}
+                    "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py",
+                    "test_reservations.py", "test_distribution.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

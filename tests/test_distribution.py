@@ -1,6 +1,7 @@
 """The schema fits Citus as docs/scaling.md distributes it: store-scoped tables by store_id, the rest
 reference tables. Read from the catalog of a migrated database, so a new table or key that would not
-distribute fails here first."""
+distribute fails here first; in the distributed pass, from the coordinator's catalog, and every two-argument
+form is called, routed right and wrong, on the cluster."""
 
 import json
 import re
@@ -28,7 +29,8 @@ KEYS = """
            confrelid::regclass::text,
            (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(confkey) WITH ORDINALITY k(attnum, n)
             JOIN pg_attribute a ON a.attrelid = confrelid AND a.attnum = k.attnum)
-    FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('p', 'u', 'f')"""
+    FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('p', 'u', 'f')
+      AND conrelid IN (SELECT oid FROM pg_class)   -- on a Citus coordinator, not its shards' (pg_class hides them)"""
 
 
 def classified(db):
@@ -114,7 +116,8 @@ def test_function_bodies_schema_qualify_every_table_and_function_of_ours(db):
 
 def store_payloads(store):
     """A valid payload for each store-scoped entry function, in an order that makes each valid in turn,
-    and a field each requires."""
+    and a field each requires. A payload that names a row an earlier call made (an exception's id) is a
+    function of the connection, read when its turn comes."""
     movement = {"store_id": store, "note": "n", "actor": "a"}
     return [
         ("receive_inventory", {"store_id": store, "shipment_id": "S-1",
@@ -126,6 +129,23 @@ def store_payloads(store):
                               "lines": [{"sku": "SKU", "batch_lot": "LOT-A", "quantity": 1}]}, "reference"),
         ("count_inventory", {**movement, "reference": "COUNT-1", "reason_code": "cycle_count",
                              "lines": [{"sku": "SKU", "batch_lot": "LOT-A", "counted": 5}]}, "reference"),
+        # Issue 17: a reservation completed, another cancelled, and a lenient sale's shortfall resolved.
+        ("record_pos_sale", sale_payload(store, item("SKU", 1), receipt_number="RES-1", status="reserved"),
+         "receipt_number"),
+        ("complete_reservation", {"store_id": store, "receipt_number": "RES-1"}, "receipt_number"),
+        ("record_pos_sale", sale_payload(store, item("SKU", 1), receipt_number="RES-2", status="parked"),
+         "receipt_number"),
+        ("cancel_reservation", {"store_id": store, "receipt_number": "RES-2", "cancelled_by": "cashier"},
+         "cancelled_by"),
+        ("record_pos_sale", sale_payload(store, item("SKU", 6), receipt_number="L-1", policy="lenient",
+                                         authorized_by="manager"), "authorized_by"),
+        ("resolve_inventory_exception", lambda db: {
+            "store_id": store, "exception_id": db.execute(
+                "SELECT e.id FROM inventory_exceptions e JOIN pos_orders o ON o.store_id = e.store_id"
+                " AND o.id = e.order_id WHERE e.store_id = %s AND o.receipt_number = 'L-1'", [store]).fetchone()[0],
+            "resolved_by": "manager", "reason": "the shelf is empty, as the books say",
+            "count": {"reference": "COUNT-2", "reason_code": "cycle_count", "note": "n", "actor": "a",
+                      "lines": [{"sku": "SKU", "batch_lot": "LOT-A", "counted": 0}]}}, "reason"),
     ]
 
 
@@ -133,6 +153,7 @@ def test_every_store_scoped_entry_has_a_two_argument_form_that_writes_only_the_s
     store, other = new_store(db), new_store(db)
     catalogue(db, "SKU")
     for function, payload, required in store_payloads(store):
+        payload = payload(db) if callable(payload) else payload
         call = f"SELECT {function}(%s::uuid, %s)"
         holed = {key: value for key, value in payload.items() if key != required}
         with pytest.raises(psycopg.Error) as refused:
@@ -144,5 +165,12 @@ def test_every_store_scoped_entry_has_a_two_argument_form_that_writes_only_the_s
         result = db.execute(call, [store, Jsonb(payload)]).fetchone()[0]
         db.commit()
         assert result["replayed"] is False, function
-    assert batches_of(db, store, "SKU") == {"LOT-A": (5, 5, 0, "active")}   # +5 -2 +1 +1, counted 5
-    assert count_rows(db, "ocs_inventory_transactions") == 4   # the count agreed: no row
+    # +5 -2 +1 +1, counted 5; a reservation of 1 completed (-1), another cancelled (0); a lenient sale of 6
+    # takes the 4 there are and is 2 short; the shortfall resolved by a count of the empty shelf, which agrees.
+    assert batches_of(db, store, "SKU") == {"LOT-A": (0, 0, 0, "active")}
+    assert count_rows(db, "ocs_inventory_transactions") == 6   # the counts agreed: no row
+    assert db.execute("SELECT kind, quantity_short, status FROM inventory_exceptions WHERE store_id = %s",
+                      [store]).fetchall() == [("shortfall", 2, "resolved")]
+    assert db.execute("SELECT receipt_number, status FROM pos_orders WHERE store_id = %s"
+                      " AND receipt_number LIKE 'RES-%%' ORDER BY 1", [store]).fetchall() == [
+        ("RES-1", "completed"), ("RES-2", "cancelled")]

@@ -113,14 +113,86 @@ END $$;
 -- The exception queue calls for help: each new exception is announced on the channel
 -- posledger_inventory_exceptions (docs/runbook.md), delivered by PostgreSQL only when the transaction
 -- that raised it commits. The payload is small (PostgreSQL's limit is 8000 bytes): the listener reads
--- the rest from open_inventory_exceptions by id.
+-- the rest from open_inventory_exceptions by id. On Citus the row is written on the worker holding its
+-- store's shard, and announced there when that worker's transaction is its own (a call delegated to it).
+-- A worker's part of a transaction another node began is prepared (two-phase commit), and PostgreSQL
+-- cannot prepare a transaction that has executed NOTIFY: that node announces the row instead, at its own
+-- commit (posledger_private.exceptions_announce_here).
 CREATE OR REPLACE FUNCTION inventory_exception_announce() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_notify('posledger_inventory_exceptions', jsonb_build_object(
-        'id', NEW.id, 'store_id', NEW.store_id, 'kind', NEW.kind, 'order_id', NEW.order_id, 'sku', NEW.sku,
-        'batch', NEW.batch_lot, 'quantity_short', NEW.quantity_short, 'created_at', NEW.created_at)::text);
+    IF NOT posledger_private.begun_elsewhere() THEN
+        -- On a Citus shard NEW is the shard's row type: the same row, as the table's type.
+        PERFORM pg_notify('posledger_inventory_exceptions',
+                          posledger_private.exception_announcement(ROW(NEW.*)::public.inventory_exceptions));
+    END IF;
     RETURN NULL;
+END $$;
+
+-- What the channel says of a new exception (README, "The exception queue").
+CREATE OR REPLACE FUNCTION posledger_private.exception_announcement(p_row public.inventory_exceptions) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'id', p_row.id, 'store_id', p_row.store_id, 'kind', p_row.kind, 'order_id', p_row.order_id, 'sku', p_row.sku,
+        'batch', p_row.batch_lot, 'quantity_short', p_row.quantity_short, 'created_at', p_row.created_at)::text
+$$;
+
+-- Whether this transaction is a worker's part of a Citus transaction that another node began (a call
+-- the coordinator ran without delegating it): Citus assigns it that node's id. Never on one server.
+-- The query is text, run by EXECUTE: what it reads exists only where the citus extension is installed,
+-- so plpgsql_check, which plans every static statement, would report it missing on one server.
+CREATE OR REPLACE FUNCTION posledger_private.begun_elsewhere() RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_query text := 'SELECT t.transaction_number <> 0
+                            AND t.initiator_node_identifier <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                     FROM pg_catalog.get_current_transaction_id() t';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere;
+    END IF;
+    RETURN v_elsewhere;
+END $$;
+
+-- Whether a store's rows of a table live on another node: on Citus, when the table is distributed and
+-- the store's shard is not placed on this one (the coordinator holds none). Never on one server. A
+-- text run by EXECUTE, as in begun_elsewhere.
+CREATE OR REPLACE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_query text := 'SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)
+                     THEN NOT EXISTS (SELECT FROM pg_catalog.pg_dist_placement p
+                                      WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column($1, $2)
+                                        AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))
+                     ELSE false END';
+    v_elsewhere boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE v_query INTO v_elsewhere USING p_table, p_store_id;
+    END IF;
+    RETURN v_elsewhere;
+END $$;
+
+-- Announces an order's exceptions from the node that ran its sale, when their rows were written on
+-- another: on Citus, a sale the coordinator ran itself (the one-argument form, or a call inside the
+-- caller's transaction) writes them on the store's worker, in a transaction the coordinator began, where
+-- the trigger does not announce them (inventory_exception_announce). On one server, and in a call
+-- delegated to the store's worker, the rows were written here and the trigger announced them.
+CREATE OR REPLACE FUNCTION posledger_private.exceptions_announce_here(p_store_id uuid, p_order_id uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_rows     public.inventory_exceptions[];
+BEGIN
+    IF NOT posledger_private.placed_elsewhere('public.inventory_exceptions', v_store_id) THEN
+        RETURN;
+    END IF;
+    -- Read, then announce: pg_notify inside a statement on the table would run on the worker too.
+    SELECT ARRAY(SELECT e FROM public.inventory_exceptions e
+                 WHERE e.store_id = v_store_id AND e.order_id = p_order_id ORDER BY e.id) INTO v_rows;
+    PERFORM pg_notify('posledger_inventory_exceptions', posledger_private.exception_announcement(e))
+    FROM unnest(v_rows) e;
 END $$;

@@ -593,6 +593,9 @@ BEGIN
                jsonb_build_object('available', a.available)
         FROM unnest(p_alloc) a WHERE a.inventory_id IS NULL;
     END IF;
+    IF p_short <> '[]' OR p_order.policy = 'offline' THEN   -- the only sales that raise exceptions
+        PERFORM posledger_private.exceptions_announce_here(v_store_id, p_order.id);
+    END IF;
 
     v_result := jsonb_build_object(
         'id', p_order.id, 'store_id', v_store_id, 'receipt_number', p_order.receipt_number,

@@ -46,6 +46,7 @@ DECLARE
     v_exception public.inventory_exceptions;
     v_moved     jsonb;
     v_result    jsonb;
+    v_resolved_at timestamptz;
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.exception_problems(p_resolution), 'resolution');
     v_store_id := (p_resolution->>'store_id')::uuid;
@@ -79,8 +80,11 @@ BEGIN
                                                     AND NOT (v_moved->>'replayed')::boolean
                                                THEN 'open' ELSE v_exception.status END,
                                    'moved', v_moved);
+    -- When it was resolved (a count may have settled it already), computed here: Citus refuses a
+    -- statement with a non-immutable function (now()) inside a COALESCE or CASE. The row is locked.
+    v_resolved_at := coalesce(v_exception.resolved_at, now());
     UPDATE public.inventory_exceptions e
-    SET status = 'resolved', resolved_at = coalesce(e.resolved_at, now()),
+    SET status = 'resolved', resolved_at = v_resolved_at,
         resolved_by = coalesce((v_moved->>'id')::uuid, e.resolved_by),
         resolution = jsonb_build_object('payload', p_resolution, 'result', v_result, 'at', now())
     WHERE e.store_id = v_store_id AND e.id = v_exception.id;
