@@ -3005,7 +3005,7 @@ END $$;
 CREATE FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer DEFAULT 10000) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
+    SET plan_cache_mode TO 'force_custom_plan'
     SET lock_timeout TO '3s'
     AS $$
 DECLARE
