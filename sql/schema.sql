@@ -2646,6 +2646,7 @@ CREATE FUNCTION posledger_private.reservation_release(p_store_id uuid, p_orders 
 DECLARE
     v_store_id uuid := p_store_id;   -- a plain variable: Citus prunes shards by a scalar only
     v_units bigint;
+    v_closed bigint;
 BEGIN
     PERFORM FROM public.ocs_inventory i
     WHERE i.store_id = v_store_id
@@ -2670,16 +2671,28 @@ BEGIN
                                    ORDER BY inventory_id) AS released
         FROM released GROUP BY order_id
     ), closed AS (
+        -- Driven by the released holds, one index probe per order. Joined to unnest(p_orders) instead,
+        -- neither side indexed, it ran as a nested loop when the statistics said no hold was open:
+        -- 5 * 10^7 comparisons and 11 s for 10,000 orders (docs/benchmarks.md, "Reservations").
         UPDATE public.pos_orders o
         SET status = p_as, closed_at = now(),
-            result = o.result || jsonb_build_object('status', p_as, 'closed_at', now(),
-                                                    'released', coalesce(b.released, '[]')) || p_note
-        FROM unnest(p_orders) x(id) LEFT JOIN by_order b ON b.order_id = x.id
-        WHERE o.store_id = v_store_id AND o.id = x.id
+            result = o.result || jsonb_build_object('status', p_as, 'closed_at', now(), 'released', b.released)
+                     || p_note
+        FROM by_order b
+        WHERE o.store_id = v_store_id AND o.id = b.order_id
         RETURNING o.id
     )
-    -- Every data-modifying part runs whether or not this reads it (closed included).
-    SELECT coalesce(sum(quantity), 0) INTO v_units FROM restocked;
+    -- Every data-modifying part runs whether or not this reads it.
+    SELECT coalesce(sum(quantity), 0), (SELECT count(*) FROM closed) INTO v_units, v_closed FROM restocked;
+    -- An open reservation holds something (the books' invariant), so each order was closed above; one
+    -- that held nothing is closed here, nothing released, rather than left open for the next call.
+    IF v_closed < cardinality(p_orders) THEN
+        UPDATE public.pos_orders o
+        SET status = p_as, closed_at = now(),
+            result = o.result || jsonb_build_object('status', p_as, 'closed_at', now(), 'released', '[]'::jsonb)
+                     || p_note
+        WHERE o.store_id = v_store_id AND o.id = ANY (p_orders) AND o.status IN ('reserved', 'parked');
+    END IF;
     RETURN v_units;
 END $$;
 
@@ -3100,7 +3113,7 @@ END $$;
 CREATE FUNCTION public.release_expired_reservations(p_store_id uuid, p_max_orders integer DEFAULT 10000) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
+    SET plan_cache_mode TO 'force_custom_plan'
     SET lock_timeout TO '3s'
     AS $$
 DECLARE

@@ -6,11 +6,16 @@
 -- so no reservation is released twice, and a completion or cancellation holding one is left to finish.
 -- At most p_max_orders per call ("more" says whether to call again), so one call's locks stay bounded.
 -- Per store, like every other call: on Citus it runs on the store's worker.
+-- Custom plans, unlike the other entries: each call's orders are then a constant array, whose `= ANY`
+-- is a hash lookup wherever the plan puts it. Under a generic plan it is a parameter, searched element
+-- by element: planned when the statistics said no hold was open, the holds were read by their partial
+-- index with that search as a filter, 50,000 holds against 10,000 orders, 3 s of a 4.4 s release
+-- (docs/benchmarks.md, "Reservations"). A scheduler's call is worth planning.
 CREATE OR REPLACE FUNCTION release_expired_reservations(p_store_id uuid, p_max_orders integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
+SET plan_cache_mode = force_custom_plan
 SET lock_timeout = '3s'
 AS $$
 DECLARE
