@@ -3373,14 +3373,15 @@ ALTER TABLE public.inventory_exceptions ALTER COLUMN id ADD GENERATED ALWAYS AS 
 
 CREATE VIEW public.inventory_movements_monthly AS
  WITH by_reason AS (
-         SELECT ocs_inventory_transactions.store_id,
-            ocs_inventory_transactions.sku,
-            (date_trunc('month'::text, COALESCE(ocs_inventory_transactions.occurred_at, ocs_inventory_transactions.created_at)))::date AS month,
-            ocs_inventory_transactions.transaction_type,
-            ocs_inventory_transactions.reason_code,
-            sum(ocs_inventory_transactions.quantity) AS quantity
-           FROM public.ocs_inventory_transactions
-          GROUP BY ocs_inventory_transactions.store_id, ocs_inventory_transactions.sku, (date_trunc('month'::text, COALESCE(ocs_inventory_transactions.occurred_at, ocs_inventory_transactions.created_at))), ocs_inventory_transactions.transaction_type, ocs_inventory_transactions.reason_code
+         SELECT t.store_id,
+            t.sku,
+            (date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date AS month,
+            t.transaction_type,
+            t.reason_code,
+            sum(t.quantity) AS quantity
+           FROM (public.ocs_inventory_transactions t
+             JOIN public.stores s ON ((s.id = t.store_id)))
+          GROUP BY t.store_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code
         ), monthly AS (
          SELECT by_reason.store_id,
             by_reason.sku,
@@ -3419,7 +3420,7 @@ CREATE VIEW public.inventory_movements_monthly AS
    FROM monthly m
   WINDOW w AS (PARTITION BY m.store_id, m.sku ORDER BY m.month);
 
-COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month (the month a movement happened: occurred_at, else when recorded): opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
+COMMENT ON VIEW public.inventory_movements_monthly IS 'Per store, sku and month (the month a movement happened, occurred_at else when recorded, in the store''s calendar): opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
 
 CREATE TABLE public.loyalty_accounts (
     store_id uuid NOT NULL,

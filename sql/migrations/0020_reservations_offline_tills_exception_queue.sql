@@ -169,14 +169,17 @@ FROM ocs_inventory
 WHERE quantity_on_hand < 0 OR quantity_available < 0 OR quantity_quarantined < 0 OR quantity_reserved < 0
    OR quantity_available + quantity_quarantined + quantity_reserved > quantity_on_hand;
 
--- The monthly movements as in 0015, each in the month it happened: an offline sale recorded after
--- midnight on the first belongs to the month before, as the regulator counts it.
+-- The monthly movements as in 0015, each in the month it happened in its store's calendar (as expiry is
+-- judged): an offline sale recorded after midnight on the first belongs to the month before, and a sale at
+-- 22:00 in Toronto on the 31st to that month, whatever the session's TimeZone, as the regulator counts it.
 CREATE OR REPLACE VIEW inventory_movements_monthly AS
 WITH by_reason AS (
-    SELECT store_id, sku, date_trunc('month', coalesce(occurred_at, created_at))::date AS month, transaction_type,
-           reason_code, sum(quantity) AS quantity
-    FROM ocs_inventory_transactions
-    GROUP BY store_id, sku, date_trunc('month', coalesce(occurred_at, created_at)), transaction_type, reason_code
+    SELECT t.store_id, t.sku,
+           date_trunc('month', coalesce(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)::date AS month,
+           t.transaction_type, t.reason_code, sum(t.quantity) AS quantity
+    FROM ocs_inventory_transactions t
+    JOIN stores s ON s.id = t.store_id
+    GROUP BY t.store_id, t.sku, 3, t.transaction_type, t.reason_code
 ), monthly AS (
     SELECT store_id, sku, month,
            coalesce(sum(quantity) FILTER (WHERE transaction_type = 'receipt'), 0) AS received,
@@ -201,4 +204,4 @@ SELECT m.store_id, m.sku, m.month,
        END AS on_hand_now
 FROM monthly m
 WINDOW w AS (PARTITION BY m.store_id, m.sku ORDER BY m.month);
-COMMENT ON VIEW inventory_movements_monthly IS 'Per store, sku and month (the month a movement happened: occurred_at, else when recorded): opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
+COMMENT ON VIEW inventory_movements_monthly IS 'Per store, sku and month (the month a movement happened, occurred_at else when recorded, in the store''s calendar): opening, every kind of movement signed, and closing; on the latest month, on_hand_now beside the closing shows stock changed behind the ledger''s back.';
