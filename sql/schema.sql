@@ -869,9 +869,10 @@ BEGIN
             jsonb_build_object('store_id', v_store_id, 'exception_id', v_exception.id));
         RETURN v_exception.resolution->'result' || '{"replayed": true}';
     END IF;
-    IF v_exception.kind = 'shortfall' AND v_exception.status = 'open' AND v_moved IS NULL THEN
-        PERFORM posledger_private.refuse_problems('[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]', 'resolution');
-    END IF;
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_exception.kind = 'shortfall' AND v_exception.status = 'open'
+                                                        AND v_moved IS NULL
+        THEN '[{"field": "adjustment", "problem": "a shortfall is resolved by moving stock: give an adjustment or a count"}]'
+        ELSE '[]' END::jsonb, 'resolution');
 
     v_result := jsonb_build_object('id', v_exception.id, 'store_id', v_store_id, 'kind', v_exception.kind,
                                    'status', 'resolved', 'resolved_by', p_resolution->>'resolved_by',
@@ -1470,10 +1471,13 @@ CREATE FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_inventory
                CASE WHEN i.expiry_date < p_today THEN 0 ELSE i.quantity_available END AS quantity_available
         FROM unnest(p_stock) i
     ), named AS (
-        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
-               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+        -- A batch the store never stocked has nothing to give: its lines are short in full, not dropped
+        -- (only an offline sale gets here naming one; any other was refused IV404 before).
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, coalesce(s.quantity_available, 0) AS quantity_available,
+               least(l.quantity, greatest(coalesce(s.quantity_available, 0) - (sum(l.quantity) OVER w - l.quantity), 0))
                    AS taken
-        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        FROM line l LEFT JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WHERE l.batch_lot IS NOT NULL
         WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
     ), supply AS (
         -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.

@@ -472,10 +472,13 @@ LANGUAGE sql IMMUTABLE AS $$
                CASE WHEN i.expiry_date < p_today THEN 0 ELSE i.quantity_available END AS quantity_available
         FROM unnest(p_stock) i
     ), named AS (
-        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, s.quantity_available,
-               least(l.quantity, greatest(s.quantity_available - (sum(l.quantity) OVER w - l.quantity), 0))
+        -- A batch the store never stocked has nothing to give: its lines are short in full, not dropped
+        -- (only an offline sale gets here naming one; any other was refused IV404 before).
+        SELECT l.line_no, l.sku, l.batch_lot, l.quantity, s.id, coalesce(s.quantity_available, 0) AS quantity_available,
+               least(l.quantity, greatest(coalesce(s.quantity_available, 0) - (sum(l.quantity) OVER w - l.quantity), 0))
                    AS taken
-        FROM line l JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        FROM line l LEFT JOIN stock s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        WHERE l.batch_lot IS NOT NULL
         WINDOW w AS (PARTITION BY s.id ORDER BY l.line_no)
     ), supply AS (
         -- Joins and windows only, no subquery per row: a cart's cost stays n log n in its lines.
