@@ -386,7 +386,8 @@ def test_the_ledger_keeps_when_an_offline_sale_happened_and_the_month_counts_it_
     add_stock(db, store, "SKU-1", 10, "LOT-A")
     add_stock(db, store, "SKU-1", 10, "LOT-B", "2026-01-01")
     zone, today = zone_of(db, store)
-    # Noon of the last day of last month, in the store's zone: recorded now, in a later month.
+    # Noon of the last day of last month, in the store's zone: recorded now, in a later month. (Noon: the
+    # view's month is the session's time zone's; see the xfail test below.)
     last_day = today.replace(day=1) - datetime.timedelta(days=1)
     occurred_at = datetime.datetime.combine(last_day, datetime.time(12), zone)
     recorded_from = db.execute("SELECT now()").fetchone()[0]
@@ -408,6 +409,22 @@ def test_the_ledger_keeps_when_an_offline_sale_happened_and_the_month_counts_it_
     db.commit()
     assert months == {last_day.replace(day=1): -12, today.replace(day=1): -1}
     assert db.execute("SELECT * FROM verify_ledger(%s)", [store]).fetchall() == []
+
+
+@pytest.mark.xfail(strict=True, reason="inventory_movements_monthly takes the month in the session's time zone"
+                   " (date_trunc on a timestamptz), not the store's: reported, needs a migration")
+def test_a_sale_late_on_the_last_day_counts_in_that_month_of_the_stores_calendar(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 10, "LOT-A")
+    zone, today = zone_of(db, store)
+    last_day = today.replace(day=1) - datetime.timedelta(days=1)
+    # 22:00 in Toronto is 03:00 the next day in UTC, the sessions' zone here.
+    record_sale(db, offline(store, "T1", 1, datetime.datetime.combine(last_day, datetime.time(22), zone),
+                            item("SKU-1", 1)))
+    months = dict(db.execute("SELECT month, sold FROM inventory_movements_monthly WHERE store_id = %s",
+                             [store]).fetchall())
+    db.commit()
+    assert months.get(last_day.replace(day=1)) == -1
 
 
 @pytest.mark.tampers
