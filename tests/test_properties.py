@@ -280,7 +280,8 @@ class StoreModel(RuleBasedStateMachine):
         self.store = new_store(self.conn)
         self.rows = {}  # inventory id -> {sku, batch, date, expiry, qty, quarantined, reserved, status}
         self.sold = []  # (payload, result, {line_no: {row: units not yet returned}})
-        # receipt -> {payload, result, held: {line_no: {row: units}}, status, and the result that closed it}
+        # receipt -> {payload, result, held: {line_no: {row: units}}, status, and the result that closed it},
+        # drawn from in the order they were made: receipts are random, so their sorted order is not replayable
         self.reservations = {}
         self.sequence = 0   # the offline till's own numbering
         # SKU-A 1 g of dried flower a unit (stated on the label, corrected by a rule below), SKU-B a 355 mL
@@ -474,7 +475,7 @@ class StoreModel(RuleBasedStateMachine):
     def complete(self, data):
         """The customer came: an open reservation is sold from what it held, unless a batch it holds was held
         or expired meanwhile (it stays open); a completed one replays; a released one is closed."""
-        receipt = data.draw(st.sampled_from(sorted(self.reservations)))
+        receipt = data.draw(st.sampled_from(list(self.reservations)))
         r = self.reservations[receipt]
         key = {"store_id": self.store, "receipt_number": receipt}
         held = self.by_row(r["held"])
@@ -508,7 +509,7 @@ class StoreModel(RuleBasedStateMachine):
     def cancel(self, data):
         """An open reservation is cancelled: its units are available again (if their batch is); a cancelled one
         replays, an expired one answers with its expiry, a completed one is closed."""
-        receipt = data.draw(st.sampled_from(sorted(self.reservations)))
+        receipt = data.draw(st.sampled_from(list(self.reservations)))
         r = self.reservations[receipt]
         payload = {"store_id": self.store, "receipt_number": receipt, "cancelled_by": "model"}
         if r["status"] == "completed":
@@ -539,8 +540,8 @@ class StoreModel(RuleBasedStateMachine):
     def let_reservations_expire(self, data):
         """Some open reservations pass their end (moved into the past, as time would) and the scheduler runs:
         exactly those are released, their units available again."""
-        late = data.draw(st.lists(st.sampled_from(sorted(k for k, r in self.reservations.items()
-                                                         if r["status"] in OPEN)), min_size=1, unique=True))
+        late = data.draw(st.lists(st.sampled_from([k for k, r in self.reservations.items() if r["status"] in OPEN]),
+                                  min_size=1, unique=True))
         self.conn.execute("UPDATE pos_orders SET expires_at = now() - interval '1 second'"
                           " WHERE store_id = %s AND receipt_number = ANY(%s)", [self.store, late])
         self.conn.commit()
@@ -558,7 +559,7 @@ class StoreModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def retry_a_reservation(self, data):
         """The reservation's own call again tells what became of it, changing nothing."""
-        receipt = data.draw(st.sampled_from(sorted(self.reservations)))
+        receipt = data.draw(st.sampled_from(list(self.reservations)))
         r = self.reservations[receipt]
         result = record_sale(self.conn, r["payload"])
         if r["status"] == "expired":
