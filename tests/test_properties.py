@@ -328,7 +328,9 @@ class StoreModel(RuleBasedStateMachine):
     @rule(data=st.data(), days=st.integers(-3, 3))
     def expire(self, data, days):
         """A batch learns its expiry date: expired (before today), expiring today (still sold), or later."""
-        row = data.draw(st.sampled_from(sorted(i for i, r in self.rows.items() if r["batch"])))
+        self.set_expiry(data.draw(st.sampled_from(sorted(i for i, r in self.rows.items() if r["batch"]))), days)
+
+    def set_expiry(self, row, days):
         expiry = self.today + datetime.timedelta(days=days)
         self.conn.execute("UPDATE ocs_inventory SET expiry_date = %s WHERE id = %s", [expiry, row])
         self.conn.commit()
@@ -469,6 +471,25 @@ class StoreModel(RuleBasedStateMachine):
             (self.rows[row]["batch"], units, self.available(row)) for row, units in sorted(held.items())]
         self.reservations[payload["receipt_number"]] = {"payload": payload, "result": result, "held": expected,
                                                         "status": status}
+
+    def promised_batches(self):
+        """The batch rows open reservations hold."""
+        return sorted({row for r in self.reservations.values() if r["status"] in OPEN
+                       for row in self.by_row(r["held"]) if self.rows[row]["batch"]})
+
+    @precondition(lambda self: self.promised_batches())
+    @rule(data=st.data(), change=st.sampled_from(["quarantined", "recalled", "expired"]))
+    def block_a_promised_batch(self, data, change):
+        """A batch a reservation holds is recalled, quarantined or found expired before the customer comes
+        (hold_or_release and expire reach such a batch too, but seldom): its completion must be refused."""
+        row = data.draw(st.sampled_from(self.promised_batches()))
+        if change == "expired":
+            self.set_expiry(row, -1)
+        else:
+            r = self.rows[row]
+            set_batch_status(self.conn, {"reference": uuid.uuid4().hex, "store_id": self.store, "sku": r["sku"],
+                                         "batch_lot": r["batch"], "status": change, "reason": "model", "actor": "m"})
+            r["status"] = change
 
     @precondition(lambda self: self.reservations)
     @rule(data=st.data())
