@@ -158,10 +158,10 @@ def send(conn, payloads, results):
     """Send each payload; the first sending of a receipt is recorded, any later one must be its replay."""
     for payload in payloads:
         result = record_sale(conn, payload)
-        FIGURES["offline sales sent"] += 1
+        FIGURES["offline replay: sales sent"] += 1
         first = results.setdefault(payload["receipt_number"], result)
         if first is not result:
-            FIGURES["offline sales sent again (replayed)"] += 1
+            FIGURES["offline replay: sales sent again (replayed)"] += 1
             assert result == {**first, "replayed": True}
         else:
             assert result["replayed"] is False
@@ -239,10 +239,10 @@ def test_500_queued_offline_sales_from_three_tills_are_recorded_once_whatever_th
             assert books[mode]["short"][sku] == books["in order"]["short"][sku], (mode, sku)
     assert books["in order"]["on_hand"]["SKU-B"] == books["in order"]["on_hand"]["SKU-C"] == 0
     assert books["in order"]["short"]["SKU-A"] == books["in order"]["short"][FLOWER] == 0
-    FIGURES["offline sales recorded"] += sum(book["orders"] for book in books.values())
+    FIGURES["offline replay: sales recorded"] += sum(book["orders"] for book in books.values())
     for book in books.values():
         for kind, count in book["kinds"].items():
-            FIGURES[f"offline exceptions raised: {kind}"] += count
+            FIGURES[f"offline replay: exceptions raised: {kind}"] += count
 
 
 # One offline sale at a time
