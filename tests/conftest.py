@@ -148,7 +148,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # reservations of issue 17, and the schema's fit with every two-argument form routed right and wrong.
 DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
                     "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py",
-                    "test_reservations.py", "test_distribution.py", "test_exception_queue.py"}
+                    "test_reservations.py", "test_distribution.py", "test_exception_queue.py",
+                    "test_offline_tills.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

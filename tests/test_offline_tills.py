@@ -42,8 +42,8 @@ FLOWER = "FLOWER-3.5G"   # 3.5 g dried flower a unit: nine units (31.5 g) are ov
 
 
 def zone_of(db, store):
-    """The store's time zone: its calendar decides expiry and months (stores.time_zone)."""
-    row = db.execute("SELECT time_zone, posledger_private.store_today(s) FROM stores s WHERE id = %s",
+    """The store's time zone and its date today: its calendar decides expiry and months (stores.time_zone)."""
+    row = db.execute("SELECT time_zone, (now() AT TIME ZONE time_zone)::date FROM stores WHERE id = %s",
                      [store]).fetchone()
     db.commit()
     return ZoneInfo(row[0]), row[1]
@@ -301,7 +301,8 @@ def test_an_offline_sale_over_the_limit_is_recorded_and_flagged_while_online_it_
     assert flag["kind"] == "over_limit" and flag["reason"]
     assert [(kind, sku, short) for kind, sku, _, short, _ in exceptions_of(db, result["id"])] == [
         ("over_limit", None, None)]
-    assert db.execute("SELECT id, kind FROM open_inventory_exceptions").fetchall() == [(flag["id"], "over_limit")]
+    assert db.execute("SELECT id, kind FROM open_inventory_exceptions WHERE store_id = %s",
+                      [store]).fetchall() == [(flag["id"], "over_limit")]
     db.commit()
     with pytest.raises(LimitExceeded) as refused:
         record_sale(db, sale_payload(store, item(FLOWER, 9)))
