@@ -58,7 +58,8 @@ def watch(dsn: str, store_id: str | None = None, *,
         for listener in listeners:
             listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         threads = [threading.Thread(target=_hear, args=(listener, heard, stop), daemon=True) for listener in listeners]
-        stack.callback(lambda: [thread.join() for thread in threads])   # on the way out: stop, then join
+        for thread in threads:   # on the way out (last in, first out): stop, then join each
+            stack.callback(thread.join)
         stack.callback(stop.set)
         for thread in threads:
             thread.start()
