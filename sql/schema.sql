@@ -1102,6 +1102,15 @@ CREATE FUNCTION posledger_private.gtin14(p_gtin text) RETURNS text
                FROM generate_series(1, 14) AS n) % 10 = 0) END
 $_$;
 
+CREATE FUNCTION posledger_private.iso_in_zone(p_at timestamp with time zone, p_zone text) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT to_char(p_at AT TIME ZONE p_zone, 'YYYY-MM-DD"T"HH24:MI:SS.MS')
+           || CASE WHEN o < interval '0' THEN '-' ELSE '+' END || to_char(abs(extract(epoch FROM o))::integer / 3600, 'FM00')
+           || ':' || to_char(abs(extract(epoch FROM o))::integer % 3600 / 60, 'FM00')
+    FROM (SELECT (p_at AT TIME ZONE p_zone) - (p_at AT TIME ZONE 'UTC') AS o) z
+$$;
+
 CREATE FUNCTION posledger_private.json_is_boolean(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
@@ -1208,6 +1217,140 @@ CREATE FUNCTION posledger_private.max_lines() RETURNS integer
     AS $$
     SELECT 10000
 $$;
+
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
+    plant_limit integer DEFAULT 4 NOT NULL,
+    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
+    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
+    reservation_minutes integer DEFAULT 1440 NOT NULL,
+    parked_cart_minutes integer DEFAULT 30 NOT NULL,
+    crsa text,
+    crol text,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
+    CONSTRAINT stores_parked_cart_minutes_bounded CHECK (((parked_cart_minutes >= 1) AND (parked_cart_minutes <= 43200))),
+    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
+    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
+    CONSTRAINT stores_reservation_minutes_bounded CHECK (((reservation_minutes >= 1) AND (reservation_minutes <= 43200))),
+    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
+    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
+
+COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
+
+COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
+
+COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
+
+COMMENT ON COLUMN public.stores.reservation_minutes IS 'How long a reservation (status reserved) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+COMMENT ON COLUMN public.stores.parked_cart_minutes IS 'How long a parked cart (status parked) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+COMMENT ON COLUMN public.stores.crsa IS 'The store''s Cannabis Retail Store Authorization (CRSA): how the OCS data platform names the store; unique.';
+
+COMMENT ON COLUMN public.stores.crol IS 'The retailer''s Cannabis Retail Operator Licence (CROL), shared by its stores: transfers stay within one.';
+
+CREATE FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_store_id uuid := p_store.id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_events   jsonb;
+    v_position jsonb;
+    v_differ   jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(e.event ORDER BY e.outbox_id), '[]') INTO v_events
+    FROM posledger_private.ocs_events(v_store_id, ARRAY(
+        SELECT o.id FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.day = p_day)) e;
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
+               'inventoryBookValue', '0.00') ORDER BY p.sku), '[]')
+    INTO v_position
+    FROM posledger_private.ocs_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
+    -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
+                                                 'position', d.on_hand) ORDER BY d.sku), '[]')
+    INTO v_differ
+    FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events, coalesce(t.on_hand, 0) AS on_hand
+          FROM posledger_private.ocs_position(p_store, p_day) t
+          FULL JOIN posledger_private.ocs_position(p_store, p_day - 1) y USING (sku)
+          FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
+                     FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
+    WHERE d.previous + d.events <> d.on_hand;
+    RETURN jsonb_build_object('store_id', v_store_id, 'crsa', p_store.crsa, 'crol', p_store.crol, 'day', p_day,
+                              'events', jsonb_build_object('inventoryEventList', v_events),
+                              'position', jsonb_build_object(
+                                  'positionTimeStamp', posledger_private.iso_in_zone(
+                                      ((p_day + 1)::timestamp AT TIME ZONE p_store.time_zone) - interval '1 millisecond',
+                                      p_store.time_zone),
+                                  'inventoryPositionList', v_position),
+                              'check', jsonb_build_object('balanced', v_differ = '[]', 'differences', v_differ));
+END $$;
+
+CREATE FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) RETURNS TABLE(outbox_id bigint, event jsonb)
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RETURN QUERY
+    SELECT o.id, jsonb_strip_nulls(jsonb_build_object(
+        'ocsSku', t.sku,
+        'upcAndBarcode', coalesce(i.each_gtin, g.gtin, ''),
+        'posTransactionTimeStamp', posledger_private.iso_in_zone(coalesce(t.occurred_at, t.created_at), s.time_zone),
+        'posTransactionLineId', t.id::text,
+        'inventoryEventType', m.event_type,
+        'inventoryQuantityChange', t.quantity::text,
+        'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
+        'posSalesTransactionId', coalesce(po.receipt_number, t.reference_id::text, 'ledger-' || t.id),
+        'soldAtPrice', CASE WHEN t.transaction_type = 'sale' THEN p.price::numeric(14, 2)::text END,
+        'reasonCategory', coalesce(m.reason_category, t.reason_code)))
+    FROM public.ocs_outbox o
+    JOIN public.ocs_inventory_transactions t ON t.store_id = o.store_id AND t.id = o.ledger_id
+    JOIN public.stores s ON s.id = o.store_id
+    LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
+    LEFT JOIN LATERAL (SELECT pg.gtin FROM public.product_gtins pg WHERE pg.sku = t.sku ORDER BY pg.gtin LIMIT 1) g ON true
+    LEFT JOIN public.pos_orders po ON t.reference_type = 'pos_order' AND po.store_id = t.store_id AND po.id = t.reference_id
+    LEFT JOIN LATERAL (SELECT round(sum(l.quantity * l.unit_price) / nullif(sum(l.quantity), 0), 2) AS price
+                       FROM public.pos_order_lines l
+                       WHERE po.id IS NOT NULL AND l.store_id = t.store_id AND l.order_id = po.id
+                         AND l.inventory_id = t.inventory_id) p ON true
+    LEFT JOIN LATERAL (SELECT e.event_type, e.reason_category FROM public.ocs_event_types e
+                       WHERE e.transaction_type = t.transaction_type
+                         AND (e.reason_code = t.reason_code OR e.reason_code IS NULL)
+                       ORDER BY e.reason_code NULLS LAST LIMIT 1) m ON true
+    WHERE o.store_id = p_store_id AND o.id = ANY (p_ids)
+    ORDER BY o.id;
+END $$;
+
+CREATE FUNCTION posledger_private.ocs_position(p_store public.stores, p_day date) RETURNS TABLE(sku text, barcode text, on_hand bigint, moved boolean)
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_store_id uuid := p_store.id;
+BEGIN
+    RETURN QUERY
+    SELECT t.sku, coalesce(max(i.each_gtin), (SELECT min(g.gtin) FROM public.product_gtins g WHERE g.sku = t.sku), ''),
+           sum(t.quantity)::bigint,
+           bool_or((coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date = p_day)
+    FROM public.ocs_inventory_transactions t
+    LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
+    WHERE t.store_id = v_store_id
+      AND (coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date <= p_day
+    GROUP BY t.sku;
+END $$;
 
 CREATE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -1653,46 +1796,6 @@ BEGIN
               FROM unnest(p_lines) l WHERE l.batch_lot IS NULL AND l.scanned_expiry < p_today) b
     );
 END $$;
-
-CREATE TABLE public.stores (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    max_sale_lines integer DEFAULT 500 NOT NULL,
-    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
-    plant_limit integer DEFAULT 4 NOT NULL,
-    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
-    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
-    reservation_minutes integer DEFAULT 1440 NOT NULL,
-    parked_cart_minutes integer DEFAULT 30 NOT NULL,
-    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
-    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
-    CONSTRAINT stores_parked_cart_minutes_bounded CHECK (((parked_cart_minutes >= 1) AND (parked_cart_minutes <= 43200))),
-    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
-    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
-    CONSTRAINT stores_reservation_minutes_bounded CHECK (((reservation_minutes >= 1) AND (reservation_minutes <= 43200))),
-    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
-    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
-);
-
-COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
-
-COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
-
-COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
-
-COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
-
-COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
-
-COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
-
-COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
-
-COMMENT ON COLUMN public.stores.reservation_minutes IS 'How long a reservation (status reserved) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
-
-COMMENT ON COLUMN public.stores.parked_cart_minutes IS 'How long a parked cart (status parked) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
 
 CREATE FUNCTION posledger_private.pos_sale_claim(p_store public.stores, p_sale jsonb) RETURNS public.pos_orders
     LANGUAGE plpgsql
@@ -3028,6 +3131,43 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.ocs_outbox_write() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_zone text := (SELECT s.time_zone FROM public.stores s WHERE s.id = NEW.store_id);
+BEGIN
+    -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator.
+    INSERT INTO public.ocs_outbox (store_id, ledger_id, day)
+    VALUES (NEW.store_id, NEW.id, (coalesce(NEW.occurred_at, NEW.created_at) AT TIME ZONE v_zone)::date);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.ocs_report(p_request jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_store public.stores;
+    v_day   date;
+BEGIN
+    PERFORM posledger_private.refuse_problems((
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+        FROM (VALUES
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(p_request->'store_id')),
+            (2, 'day', 'is required and must be a date (YYYY-MM-DD)', NOT posledger_private.json_is_date(p_request->'day'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed), 'report');
+    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_day := (p_request->>'day')::date;
+    RETURN posledger_private.ocs_day(v_store, v_day);
+END $$;
+
+COMMENT ON FUNCTION public.ocs_report(p_request jsonb) IS 'A store''s day for the OCS data platform: {store_id, crsa, crol, day, events: {inventoryEventList}, position: {inventoryPositionList}, check: {balanced, differences}}.';
+
 CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -3480,6 +3620,19 @@ CREATE VIEW public.negative_inventory AS
 
 COMMENT ON VIEW public.negative_inventory IS 'Stock rows breaking what the CHECK constraints guarantee (after a restore or an import that disabled them). Empty on a healthy database.';
 
+CREATE TABLE public.ocs_event_types (
+    transaction_type text NOT NULL,
+    reason_code text,
+    event_type text NOT NULL,
+    reason_category text,
+    confirmed boolean DEFAULT false NOT NULL,
+    CONSTRAINT ocs_event_types_event_type_check CHECK ((event_type <> ''::text))
+);
+
+ALTER TABLE ONLY public.ocs_event_types REPLICA IDENTITY FULL;
+
+COMMENT ON TABLE public.ocs_event_types IS 'How each ledger movement is reported to the OCS data platform: its inventoryEventType and reasonCategory, by transaction_type and (for adjustments) reason_code. confirmed: checked against the platform''s published enumeration; false: posledger''s reading of it (docs/decisions.md).';
+
 ALTER TABLE public.ocs_inventory ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.ocs_inventory_id_seq
     START WITH 1
@@ -3491,6 +3644,27 @@ ALTER TABLE public.ocs_inventory ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 
 ALTER TABLE public.ocs_inventory_transactions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.ocs_inventory_transactions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.ocs_outbox (
+    store_id uuid NOT NULL,
+    id bigint NOT NULL,
+    ledger_id bigint NOT NULL,
+    day date NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL
+);
+
+COMMENT ON TABLE public.ocs_outbox IS 'The OCS feed''s transactional outbox: one row per ledger row, written in the same transaction; day is the store''s calendar day it happened (occurred_at, else created_at); sent_at once the platform accepted it.';
+
+ALTER TABLE public.ocs_outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_outbox_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -3835,6 +4009,9 @@ ALTER TABLE ONLY public.loyalty_accounts
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_pkey PRIMARY KEY (store_id, id);
 
+ALTER TABLE ONLY public.ocs_event_types
+    ADD CONSTRAINT ocs_event_types_transaction_type_reason_code_key UNIQUE NULLS NOT DISTINCT (transaction_type, reason_code);
+
 ALTER TABLE ONLY public.ocs_inventory
     ADD CONSTRAINT ocs_inventory_one_row_per_batch UNIQUE NULLS NOT DISTINCT (store_id, sku, batch_lot);
 
@@ -3843,6 +4020,12 @@ ALTER TABLE ONLY public.ocs_inventory
 
 ALTER TABLE ONLY public.ocs_inventory_transactions
     ADD CONSTRAINT ocs_inventory_transactions_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_outbox
+    ADD CONSTRAINT ocs_outbox_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.ocs_outbox
+    ADD CONSTRAINT ocs_outbox_store_id_ledger_id_key UNIQUE (store_id, ledger_id);
 
 ALTER TABLE ONLY public.ocs_shipment_lines
     ADD CONSTRAINT ocs_shipment_lines_pkey PRIMARY KEY (store_id, id);
@@ -3883,6 +4066,12 @@ ALTER TABLE ONLY public.products
 ALTER TABLE ONLY public.reservation_holds
     ADD CONSTRAINT reservation_holds_pkey PRIMARY KEY (store_id, id);
 
+ALTER TABLE public.stores
+    ADD CONSTRAINT stores_crol_not_empty CHECK ((crol <> ''::text)) NOT VALID;
+
+ALTER TABLE public.stores
+    ADD CONSTRAINT stores_crsa_not_empty CHECK ((crsa <> ''::text)) NOT VALID;
+
 ALTER TABLE ONLY public.stores
     ADD CONSTRAINT stores_pkey PRIMARY KEY (id);
 
@@ -3903,6 +4092,10 @@ CREATE INDEX ocs_inventory_by_batch_lot ON public.ocs_inventory USING btree (bat
 CREATE INDEX ocs_inventory_transactions_by_reference ON public.ocs_inventory_transactions USING btree (store_id, reference_id);
 
 CREATE INDEX ocs_inventory_transactions_by_row ON public.ocs_inventory_transactions USING btree (store_id, inventory_id, id);
+
+CREATE INDEX ocs_outbox_by_day ON public.ocs_outbox USING btree (store_id, day);
+
+CREATE INDEX ocs_outbox_unsent ON public.ocs_outbox USING btree (store_id, id) WHERE (sent_at IS NULL);
 
 CREATE INDEX ocs_shipment_lines_by_shipment ON public.ocs_shipment_lines USING btree (store_id, shipment_id);
 
@@ -3957,6 +4150,8 @@ CREATE TRIGGER ocs_inventory_ledger_opening AFTER INSERT ON public.ocs_inventory
 
 CREATE TRIGGER ocs_inventory_transactions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.ocs_inventory_transactions FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_ledger_rewrite();
 
+CREATE TRIGGER ocs_inventory_transactions_outbox AFTER INSERT ON public.ocs_inventory_transactions FOR EACH ROW EXECUTE FUNCTION public.ocs_outbox_write();
+
 CREATE TRIGGER ocs_inventory_transactions_seal BEFORE INSERT ON public.ocs_inventory_transactions FOR EACH ROW EXECUTE FUNCTION public.ocs_ledger_seal();
 
 ALTER TABLE ONLY public.batch_lot_holds
@@ -4003,6 +4198,9 @@ ALTER TABLE ONLY public.ocs_inventory_transactions
 
 ALTER TABLE ONLY public.ocs_inventory_transactions
     ADD CONSTRAINT ocs_inventory_transactions_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
+
+ALTER TABLE ONLY public.ocs_outbox
+    ADD CONSTRAINT ocs_outbox_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
 
 ALTER TABLE ONLY public.ocs_shipment_lines
     ADD CONSTRAINT ocs_shipment_lines_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
@@ -4144,6 +4342,8 @@ REVOKE ALL ON FUNCTION posledger_private.gs1_parse(p_scan text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gtin14(p_gtin text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.iso_in_zone(p_at timestamp with time zone, p_zone text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.json_is_boolean(p_value jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.json_is_date(p_value jsonb) FROM PUBLIC;
@@ -4170,6 +4370,14 @@ REVOKE ALL ON FUNCTION posledger_private.lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.max_lines() FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.ocs_position(p_store public.stores, p_day date) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.pos_orders TO posledger_readonly;
@@ -4193,8 +4401,6 @@ REVOKE ALL ON FUNCTION posledger_private.pos_sale_allocate(p_stock public.ocs_in
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_award_points(p_order public.pos_orders) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_blocked(p_stock public.ocs_inventory[], p_lines posledger_private.pos_sale_line[], p_today date) FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.pos_sale_claim(p_store public.stores, p_sale jsonb) FROM PUBLIC;
 
@@ -4307,6 +4513,11 @@ GRANT ALL ON FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transact
 
 REVOKE ALL ON FUNCTION public.ocs_ledger_seal() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.ocs_outbox_write() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.ocs_report(p_request jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ocs_report(p_request jsonb) TO posledger_app;
+
 REVOKE ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) TO posledger_app;
 
@@ -4365,6 +4576,10 @@ GRANT SELECT ON TABLE public.loyalty_accounts TO posledger_readonly;
 GRANT SELECT ON TABLE public.loyalty_transactions TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.negative_inventory TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.ocs_event_types TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.ocs_outbox TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_shipment_lines TO posledger_readonly;
 

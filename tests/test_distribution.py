@@ -15,7 +15,8 @@ from posledger.distribution import DISTRIBUTE_SQL
 
 # docs/scaling.md: every other table of ours that has a store_id column is distributed by it.
 REFERENCE_TABLES = {"stores", "adjustment_reasons", "batch_status_requests", "batch_lot_holds",
-                    "product_classes", "dried_equivalency_factors", "catalogue_categories", "products", "product_gtins"}
+                    "product_classes", "dried_equivalency_factors", "catalogue_categories", "products", "product_gtins",
+                    "ocs_event_types"}
 
 TABLES = """
     SELECT c.relname, EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'store_id'

@@ -16,7 +16,8 @@ SET citus.enable_local_reference_table_foreign_keys = off;
 -- Reference tables first (a copy on every node): the distributed tables' foreign keys point at them.
 SELECT create_reference_table(t)
 FROM unnest(ARRAY['stores', 'adjustment_reasons', 'batch_status_requests', 'batch_lot_holds', 'product_classes',
-                  'dried_equivalency_factors', 'catalogue_categories', 'products', 'product_gtins'])
+                  'dried_equivalency_factors', 'catalogue_categories', 'products', 'product_gtins',
+                  'ocs_event_types'])
      WITH ORDINALITY AS r(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;
@@ -27,7 +28,7 @@ SELECT create_distributed_table(t, 'store_id', colocate_with => CASE WHEN n = 1 
 FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', 'pos_order_lines',
                   'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
                   'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
-                  'batch_status_changes', 'reservation_holds'])
+                  'batch_status_changes', 'reservation_holds', 'ocs_outbox'])
      WITH ORDINALITY AS d(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;

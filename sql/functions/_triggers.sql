@@ -196,3 +196,19 @@ BEGIN
     PERFORM pg_notify('posledger_inventory_exceptions', posledger_private.exception_announcement(e))
     FROM unnest(v_rows) e;
 END $$;
+
+-- The OCS feed's outbox (README, "The OCS feed"): each ledger row leaves its outbox row in the same
+-- transaction, so the platform hears of a movement exactly when it committed. The day is the store's
+-- calendar day it happened (an offline sale's, when the till made it): the day whose events it belongs to.
+CREATE OR REPLACE FUNCTION ocs_outbox_write() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_zone text := (SELECT s.time_zone FROM public.stores s WHERE s.id = NEW.store_id);
+BEGIN
+    -- VALUES, not a SELECT: Citus routes an INSERT ... SELECT through the coordinator.
+    INSERT INTO public.ocs_outbox (store_id, ledger_id, day)
+    VALUES (NEW.store_id, NEW.id, (coalesce(NEW.occurred_at, NEW.created_at) AT TIME ZONE v_zone)::date);
+    RETURN NULL;
+END $$;

@@ -1,0 +1,115 @@
+"""The OCS data platform's feed (issue 18, first part): every committed movement leaves its event in the outbox
+in the same transaction; ocs_report renders a store's day as the platform's JSON (events and position) and makes
+the platform's check (yesterday's position + today's events = today's position, per SKU). The JSON is validated
+against sql/ocs/ocs_feed.schema.json, written from the platform's published shape."""
+
+import datetime
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from conftest import add_stock, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
+from posledger import adjust_inventory, return_sale
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
+
+
+def report(db, store, day):
+    result = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store, "day": str(day)})]).fetchone()[0]
+    db.commit()
+    jsonschema.validate(result["events"], SCHEMA)
+    jsonschema.validate(result["position"], SCHEMA)
+    return result
+
+
+def today_of(db, store):
+    zone = db.execute("SELECT time_zone FROM stores WHERE id = %s", [store]).fetchone()[0]
+    db.commit()
+    return ZoneInfo(zone), datetime.datetime.now(ZoneInfo(zone)).date()
+
+
+def test_a_day_of_movements_is_reported_as_the_platforms_events_and_position_and_balances(db):
+    store = new_store(db, crsa="CRSA-TEST-1", crol="CROL-TEST")
+    receive(db, store, shipment_line("SKU-1", 10, "LOT-A", each_gtin="0627701000049"))
+    add_stock(db, store, "SKU-2", 4, "LOT-B")
+    sale = record_sale(db, sale_payload(store, item("SKU-1", 3), total=30.0))
+    return_sale(db, {"store_id": store, "reference": "RET-1", "order_id": sale["id"],
+                     "lines": [{"line_no": 1, "quantity": 1}]})
+    adjust_inventory(db, {"store_id": store, "reference": "ADJ-1", "reason_code": "destruction", "note": "n",
+                          "actor": "a", "lines": [{"sku": "SKU-2", "batch_lot": "LOT-B", "quantity": -1}]})
+    assert count_rows(db, "ocs_outbox") == count_rows(db, "ocs_inventory_transactions") == 5
+    _, today = today_of(db, store)
+    day = report(db, store, today)
+    assert (day["crsa"], day["crol"]) == ("CRSA-TEST-1", "CROL-TEST")
+    assert day["check"] == {"balanced": True, "differences": []}
+    events = day["events"]["inventoryEventList"]
+    assert [(e["ocsSku"], e["inventoryEventType"], e["inventoryQuantityChange"]) for e in events] == [
+        ("SKU-1", "RECEIVING", "10"), ("SKU-2", "ADJUSTMENT", "4"), ("SKU-1", "PURCHASE", "-3"),
+        ("SKU-1", "RETURN", "1"), ("SKU-2", "DESTRUCTION", "-1")]
+    purchase = events[2]
+    assert purchase["posSalesTransactionId"] == sale["receipt_number"]
+    assert purchase["upcAndBarcode"] == "00627701000049"   # the GTIN as stored: 14 digits
+    assert events[4]["reasonCategory"] == "DESTRUCTION"
+    assert len({e["posTransactionLineId"] for e in events}) == 5
+    position = {p["ocsSku"]: p["inventoryQuantityOnHand"] for p in day["position"]["inventoryPositionList"]}
+    assert position == {"SKU-1": "8", "SKU-2": "3"}
+
+
+def test_an_offline_sale_belongs_to_the_day_it_happened_and_every_day_still_balances(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 10, "LOT-A")
+    zone, today = today_of(db, store)
+    yesterday = today - datetime.timedelta(days=1)
+    record_sale(db, sale_payload(store, item("SKU-1", 2), policy="offline", terminal_id="T1", terminal_sequence=1,
+                                 occurred_at=datetime.datetime.combine(yesterday, datetime.time(12), zone).isoformat()))
+    record_sale(db, sale_payload(store, item("SKU-1", 1)))
+    before, after = report(db, store, yesterday), report(db, store, today)
+    assert [e["inventoryQuantityChange"] for e in before["events"]["inventoryEventList"]] == ["-2"]
+    assert before["events"]["inventoryEventList"][0]["posTransactionTimeStamp"].startswith(f"{yesterday}T12:00:00")
+    assert [e["inventoryQuantityChange"] for e in after["events"]["inventoryEventList"]] == ["10", "-1"]
+    assert before["check"]["balanced"] and after["check"]["balanced"]
+
+
+def test_the_check_fails_and_shows_the_difference_when_a_movement_has_no_event(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 10, "LOT-A")
+    _, today = today_of(db, store)
+    # What only the owner can do: a ledger row written with the outbox's trigger out of the way.
+    db.execute("ALTER TABLE ocs_inventory_transactions DISABLE TRIGGER ocs_inventory_transactions_outbox")
+    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 7, quantity_available = 7 WHERE store_id = %s", [store])
+    db.execute("ALTER TABLE ocs_inventory_transactions ENABLE TRIGGER ocs_inventory_transactions_outbox")
+    db.commit()
+    day = report(db, store, today)
+    assert day["check"] == {"balanced": False, "differences": [
+        {"ocsSku": "SKU-1", "previous": 0, "events": 10, "position": 7}]}
+
+
+def test_the_mapping_is_data_a_corrected_event_type_keeps_its_ids(db):
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 10, "LOT-A")
+    record_sale(db, sale_payload(store, item("SKU-1", 1)))
+    _, today = today_of(db, store)
+    first = report(db, store, today)["events"]["inventoryEventList"]
+    db.execute("UPDATE ocs_event_types SET event_type = 'OPENING_BALANCE' WHERE transaction_type = 'opening'")
+    try:
+        again = report(db, store, today)["events"]["inventoryEventList"]   # commits the correction
+    finally:
+        db.execute("UPDATE ocs_event_types SET event_type = 'ADJUSTMENT' WHERE transaction_type = 'opening'")
+        db.commit()
+    assert [e["inventoryEventType"] for e in first] == ["ADJUSTMENT", "PURCHASE"]
+    assert [e["inventoryEventType"] for e in again] == ["OPENING_BALANCE", "PURCHASE"]
+    assert [(e["posTransactionLineId"], e["posSalesTransactionId"]) for e in again] == [
+        (e["posTransactionLineId"], e["posSalesTransactionId"]) for e in first]
+
+
+def test_a_bad_request_is_refused_with_every_problem(db):
+    with pytest.raises(psycopg.Error) as refused:
+        db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": "x", "day": "2026-02-30"})])
+    db.rollback()
+    assert refused.value.sqlstate == "IV400"
+    assert [p["field"] for p in json.loads(refused.value.diag.message_detail)["problems"]] == ["store_id", "day"]
