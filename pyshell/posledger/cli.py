@@ -407,7 +407,12 @@ _check_command("verify", reports.verification, render.verification, "intact", ""
 
 @main.group("report")
 def report_group() -> None:
-    """The reports a store files with the regulator."""
+    """The reports a store files with the regulator.
+
+    \b
+    Example:
+      posledger report monthly --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --month 2026-10 --xlsx october.xlsx
+    """
 
 
 def _month(_: click.Context, __: click.Parameter, value: str) -> date:
