@@ -3669,7 +3669,7 @@ CREATE VIEW public.monthly_report AS
                   ORDER BY f_1.in_force_from DESC
                  LIMIT 1) f ON (true))
           GROUP BY b.store_id, COALESCE(p.product_class, 'uncatalogued'::text), b.month, b.transaction_type, b.reason_code
-        ), moved AS (
+        ), moved AS NOT MATERIALIZED (
          SELECT by_reason.store_id,
             by_reason.product_class,
             by_reason.month,

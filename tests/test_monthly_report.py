@@ -18,6 +18,7 @@ import pytest
 
 from conftest import add_stock, catalogue, item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import adjust_inventory, reports, return_sale
+from posledger.pgserver import server_kind
 
 # Grams of one unit by the catalogue below: 3.5 g dried; 355 mL of a beverage over Schedule 3's 570 (since
 # 2022-12-02); an accessory counts nothing; an uncatalogued sku counts 0 g.
@@ -213,3 +214,25 @@ def test_posledger_report_monthly_writes_the_csv_and_the_workbook(db, dsn, tmp_p
     bad = subprocess.run([sys.executable, "-m", "posledger", "report", "monthly", "--store-id", store,
                           "--month", "2026-13", "--dsn", dsn], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+
+
+def test_a_stores_report_reads_that_stores_ledger_only(db):
+    """The view reads the movements twice (the months and the sums): both reads must take the store's filter,
+    not sum every store's ledger first (a materialised CTE would)."""
+    if server_kind() == "citus":
+        pytest.skip("the coordinator's plan is one Citus scan: a worker's plan is what this reads")
+    store = new_store(db)
+    add_stock(db, store, "ACC-1", 7, "LOT-A")
+    plan = db.execute("EXPLAIN (FORMAT JSON) SELECT * FROM monthly_report WHERE store_id = %s AND month = %s",
+                      [store, datetime.date(2026, 1, 1)]).fetchone()[0]
+    db.commit()
+    scans = []
+
+    def walk(node):
+        if node.get("Relation Name") == "ocs_inventory_transactions":
+            scans.append(json.dumps(node))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    assert len(scans) == 2 and all(store in scan for scan in scans), scans

@@ -41,7 +41,9 @@ WITH by_sku AS (
                          AND f.in_force_from <= b.today
                        ORDER BY f.in_force_from DESC LIMIT 1) f ON true
     GROUP BY b.store_id, 2, b.month, b.transaction_type, b.reason_code
-), moved AS (
+), moved AS NOT MATERIALIZED (
+    -- Read twice (the months, the movements): inlined in both, so a query's store_id reaches the ledger's
+    -- index instead of every store's ledger being summed first.
     SELECT store_id, product_class, month, m.measure,
            sum(m.amount) FILTER (WHERE transaction_type = 'receipt') AS receipts,
            sum(m.amount) FILTER (WHERE transaction_type = 'sale') AS sales,
