@@ -3606,6 +3606,123 @@ ALTER TABLE public.loyalty_transactions ALTER COLUMN id ADD GENERATED ALWAYS AS 
     CACHE 1
 );
 
+CREATE TABLE public.product_classes (
+    product_class text NOT NULL,
+    counts_toward text NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT product_classes_counts_toward_check CHECK ((counts_toward = ANY (ARRAY['dried_grams'::text, 'plants'::text, 'nothing'::text])))
+);
+
+COMMENT ON TABLE public.product_classes IS 'The regulated classes of products and what each counts toward in one sale: dried-equivalent grams, plants, or nothing.';
+
+CREATE TABLE public.products (
+    sku text NOT NULL,
+    name text NOT NULL,
+    brand text,
+    category text,
+    product_class text NOT NULL,
+    net_content numeric,
+    net_unit text,
+    stated_dried_grams numeric,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
+    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
+    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
+    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
+    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
+);
+
+COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
+
+CREATE VIEW public.monthly_report AS
+ WITH by_sku AS (
+         SELECT t.store_id,
+            t.sku,
+            (date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date AS month,
+            t.transaction_type,
+            t.reason_code,
+            sum(t.quantity) AS units,
+            ((now() AT TIME ZONE s.time_zone))::date AS today
+           FROM (public.ocs_inventory_transactions t
+             JOIN public.stores s ON ((s.id = t.store_id)))
+          GROUP BY t.store_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code, s.time_zone
+        ), by_reason AS (
+         SELECT b.store_id,
+            COALESCE(p.product_class, 'uncatalogued'::text) AS product_class,
+            b.month,
+            b.transaction_type,
+            b.reason_code,
+            sum(b.units) AS units,
+            sum(((b.units)::numeric *
+                CASE
+                    WHEN (c.counts_toward = 'dried_grams'::text) THEN COALESCE(p.stated_dried_grams, (p.net_content / f.amount_per_dried_gram), (0)::numeric)
+                    ELSE (0)::numeric
+                END)) AS grams
+           FROM (((by_sku b
+             LEFT JOIN public.products p ON ((p.sku = b.sku)))
+             LEFT JOIN public.product_classes c ON ((c.product_class = p.product_class)))
+             LEFT JOIN LATERAL ( SELECT f_1.amount_per_dried_gram
+                   FROM public.dried_equivalency_factors f_1
+                  WHERE ((f_1.product_class = p.product_class) AND (f_1.net_unit = p.net_unit) AND (f_1.in_force_from <= b.today))
+                  ORDER BY f_1.in_force_from DESC
+                 LIMIT 1) f ON (true))
+          GROUP BY b.store_id, COALESCE(p.product_class, 'uncatalogued'::text), b.month, b.transaction_type, b.reason_code
+        ), moved AS NOT MATERIALIZED (
+         SELECT by_reason.store_id,
+            by_reason.product_class,
+            by_reason.month,
+            m_1.measure,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type = 'receipt'::text)) AS receipts,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type = 'sale'::text)) AS sales,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type = ANY (ARRAY['return'::text, 'void'::text]))) AS returns,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type = 'transfer_in'::text)) AS transfers_in,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type = 'transfer_out'::text)) AS transfers_out,
+            sum(m_1.amount) FILTER (WHERE ((by_reason.transaction_type = 'adjustment'::text) AND (by_reason.reason_code <> 'destruction'::text))) AS adjusted,
+            jsonb_object_agg(by_reason.reason_code, m_1.amount) FILTER (WHERE ((by_reason.transaction_type = 'adjustment'::text) AND (by_reason.reason_code <> 'destruction'::text))) AS adjustments,
+            sum(m_1.amount) FILTER (WHERE ((by_reason.transaction_type = 'adjustment'::text) AND (by_reason.reason_code = 'destruction'::text))) AS destructions,
+            sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type <> ALL (ARRAY['receipt'::text, 'sale'::text, 'return'::text, 'void'::text, 'transfer_in'::text, 'transfer_out'::text, 'adjustment'::text]))) AS other,
+            sum(m_1.amount) AS net
+           FROM (by_reason
+             CROSS JOIN LATERAL ( VALUES ('units'::text,by_reason.units), ('grams'::text,by_reason.grams), ('value'::text,(0)::numeric)) m_1(measure, amount))
+          GROUP BY by_reason.store_id, by_reason.product_class, by_reason.month, m_1.measure
+        ), months AS (
+         SELECT f.store_id,
+            f.product_class,
+            f.measure,
+            (g.month)::date AS month
+           FROM ((( SELECT moved.store_id,
+                    moved.product_class,
+                    moved.measure,
+                    min(moved.month) AS first_month,
+                    max(moved.month) AS last_month
+                   FROM moved
+                  GROUP BY moved.store_id, moved.product_class, moved.measure) f
+             JOIN public.stores s ON ((s.id = f.store_id)))
+             CROSS JOIN LATERAL generate_series((f.first_month)::timestamp without time zone, GREATEST((f.last_month)::timestamp without time zone, date_trunc('month'::text, (now() AT TIME ZONE s.time_zone))), '1 mon'::interval) g(month))
+        )
+ SELECT n.store_id,
+    n.month,
+    n.product_class,
+    n.measure,
+    (COALESCE(sum(m.net) OVER w, (0)::numeric) - COALESCE(m.net, (0)::numeric)) AS opening,
+    COALESCE(m.receipts, (0)::numeric) AS receipts,
+    COALESCE(m.sales, (0)::numeric) AS sales,
+    COALESCE(m.returns, (0)::numeric) AS returns,
+    COALESCE(m.transfers_in, (0)::numeric) AS transfers_in,
+    COALESCE(m.transfers_out, (0)::numeric) AS transfers_out,
+    COALESCE(m.adjusted, (0)::numeric) AS adjusted,
+    COALESCE(m.adjustments, '{}'::jsonb) AS adjustments,
+    COALESCE(m.destructions, (0)::numeric) AS destructions,
+    COALESCE(m.other, (0)::numeric) AS other,
+    COALESCE(sum(m.net) OVER w, (0)::numeric) AS closing
+   FROM (months n
+     LEFT JOIN moved m USING (store_id, product_class, measure, month))
+  WINDOW w AS (PARTITION BY n.store_id, n.product_class, n.measure ORDER BY n.month);
+
+COMMENT ON VIEW public.monthly_report IS 'The monthly report a store files: per store, month (the store''s calendar month a movement happened), product class (''uncatalogued'': not in the catalogue) and measure (units; grams: dried-equivalent, by today''s catalogue and factors; value: 0 until unit costs exist): opening, receipts, sales, returns (and voids), transfers in and out, adjusted (adjustments by reason in adjustments, destruction apart), destructions, other (ledger rows of type opening or manual_adjustment), closing; signed as the ledger (out < 0), opening + movements = closing. Filter by store_id (docs/monthly-report.md).';
+
 CREATE VIEW public.negative_inventory AS
  SELECT ocs_inventory.store_id,
     ocs_inventory.id AS inventory_id,
@@ -3794,15 +3911,6 @@ ALTER TABLE public.pos_return_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDEN
     CACHE 1
 );
 
-CREATE TABLE public.product_classes (
-    product_class text NOT NULL,
-    counts_toward text NOT NULL,
-    description text NOT NULL,
-    CONSTRAINT product_classes_counts_toward_check CHECK ((counts_toward = ANY (ARRAY['dried_grams'::text, 'plants'::text, 'nothing'::text])))
-);
-
-COMMENT ON TABLE public.product_classes IS 'The regulated classes of products and what each counts toward in one sale: dried-equivalent grams, plants, or nothing.';
-
 CREATE TABLE public.product_gtins (
     gtin text NOT NULL,
     sku text NOT NULL,
@@ -3810,27 +3918,6 @@ CREATE TABLE public.product_gtins (
 );
 
 COMMENT ON TABLE public.product_gtins IS 'The barcodes of each product as GTIN-14, GS1 check digit verified; a scan finds its sku here.';
-
-CREATE TABLE public.products (
-    sku text NOT NULL,
-    name text NOT NULL,
-    brand text,
-    category text,
-    product_class text NOT NULL,
-    net_content numeric,
-    net_unit text,
-    stated_dried_grams numeric,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT products_name_check CHECK ((name <> ''::text)),
-    CONSTRAINT products_net_content_check CHECK ((net_content > (0)::numeric)),
-    CONSTRAINT products_net_content_has_unit CHECK (((net_content IS NULL) = (net_unit IS NULL))),
-    CONSTRAINT products_net_unit_check CHECK ((net_unit = ANY (ARRAY['g'::text, 'mL'::text, 'count'::text]))),
-    CONSTRAINT products_sku_check CHECK ((sku <> ''::text)),
-    CONSTRAINT products_stated_dried_grams_check CHECK ((stated_dried_grams >= (0)::numeric))
-);
-
-COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
 
 CREATE VIEW public.profiles AS
  SELECT loyalty_accounts.user_id,
@@ -4575,6 +4662,12 @@ GRANT SELECT ON TABLE public.loyalty_accounts TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.loyalty_transactions TO posledger_readonly;
 
+GRANT SELECT ON TABLE public.product_classes TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.products TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.monthly_report TO posledger_readonly;
+
 GRANT SELECT ON TABLE public.negative_inventory TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_event_types TO posledger_readonly;
@@ -4591,11 +4684,7 @@ GRANT SELECT ON TABLE public.pos_order_lines TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.pos_return_lines TO posledger_readonly;
 
-GRANT SELECT ON TABLE public.product_classes TO posledger_readonly;
-
 GRANT SELECT ON TABLE public.product_gtins TO posledger_readonly;
-
-GRANT SELECT ON TABLE public.products TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.profiles TO posledger_readonly;
 

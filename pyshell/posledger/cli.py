@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import closing
-from datetime import datetime
+from datetime import date, datetime
 from itertools import islice
 from typing import Any, TextIO
 
@@ -403,6 +403,58 @@ _check_command("verify", reports.verification, render.verification, "intact", ""
     Example:
       posledger verify
     """)
+
+
+@main.group("report")
+def report_group() -> None:
+    """The reports a store files with the regulator.
+
+    \b
+    Example:
+      posledger report monthly --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --month 2026-10 --xlsx october.xlsx
+    """
+
+
+def _month(_: click.Context, __: click.Parameter, value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m").date()
+    except ValueError:
+        raise click.BadParameter("expected YYYY-MM, e.g. 2026-10") from None
+
+
+@report_group.command("monthly")
+@store_option
+@click.option("--month", required=True, callback=_month, metavar="YYYY-MM",
+              help="The month, in the store's calendar.")
+@click.option("--csv", "csv_file", type=click.File("w", encoding="utf-8"), help="Write the report to this CSV file.")
+@click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to this Excel workbook, one sheet per section.")
+@dsn_option
+@json_option
+def report_monthly_command(store_id: Any, month: date, csv_file: TextIO | None, xlsx_path: str | None,
+                           dsn: str | None, as_json: bool) -> None:
+    """A store's monthly report: per product class, opening, receipts, sales, returns, transfers in and out,
+    adjustments by reason, destructions and closing, in units, dried-equivalent grams and value
+    (docs/monthly-report.md).
+
+    Exits 0 when every row balances (opening + movements = closing), 4 when one does not.
+
+    \b
+    Example:
+      posledger report monthly --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --month 2026-10 \\
+          --csv october.csv --xlsx october.xlsx
+    """
+    with _connect(dsn) as conn:
+        found = reports.monthly(conn, str(store_id), month)
+    if csv_file is not None:
+        reports.write_monthly_csv(found, csv_file)
+    if xlsx_path is not None:
+        reports.write_monthly_xlsx(found, xlsx_path)
+    summary = ["product_class", "measure", *reports.MONTHLY_SUMMARY, "balanced"]
+    _show(found, as_json, lambda report: render.rows(f"Monthly report {report['month']}",
+                                                      [{key: row[key] for key in summary} for row in report["rows"]]))
+    if not all(row["balanced"] for row in found["rows"]):
+        sys.exit(EXIT_DISCREPANCIES)
 
 
 @main.group("exceptions", invoke_without_command=True)
