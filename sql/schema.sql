@@ -3080,6 +3080,7 @@ DECLARE
     v_store_id uuid;
     v_limit    integer;
     v_ids      bigint[];
+    v_id       bigint;
     v_held     jsonb;
 BEGIN
     PERFORM posledger_private.refuse_problems((
@@ -3099,11 +3100,17 @@ BEGIN
 
     -- Oldest first, so the platform hears of movements in the order they were committed; SKIP LOCKED, so
     -- a second sender takes the next rows instead of waiting for (and then resending) these.
-    SELECT coalesce(array_agg(c.id ORDER BY c.id), '{}') INTO v_ids
-    FROM (SELECT o.id FROM public.ocs_outbox o
-          WHERE o.store_id = v_store_id AND o.sent_at IS NULL
-          ORDER BY o.id LIMIT v_limit
-          FOR UPDATE SKIP LOCKED) c;
+    -- A loop over one locking statement, not a subquery: the FOR UPDATE at the top of the statement is what
+    -- tells PL/pgSQL (and plpgsql_check) that this function takes locks, so it must stay VOLATILE.
+    v_ids := '{}';
+    FOR v_id IN
+        SELECT o.id FROM public.ocs_outbox o
+        WHERE o.store_id = v_store_id AND o.sent_at IS NULL
+        ORDER BY o.id LIMIT v_limit
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        v_ids := v_ids || v_id;
+    END LOOP;
 
     -- The platform rejects a day whose events do not reconcile with its positions; a day that fails the
     -- check is held back (its rows stay unsent, released at commit) and reported, for a person to mend.

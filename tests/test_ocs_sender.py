@@ -263,7 +263,8 @@ def test_a_sender_killed_mid_batch_releases_its_rows_and_the_next_sender_deliver
     assert deliveries(db, store) == []   # what the killed sender recorded rolled back with its claim
     outcome = ocs.send(dsn, store, platform.url, TOKEN)
     assert outcome["sent"] == 5
-    assert [e["posTransactionLineId"] for e in platform.requests[-1]["body"]["inventoryEventList"]] == ledger_ids(db, store)
+    resent = platform.requests[-1]["body"]["inventoryEventList"]
+    assert [e["posTransactionLineId"] for e in resent] == ledger_ids(db, store)
     assert outbox(db, store) == [(True, 1)] * 5
 
 
@@ -298,7 +299,8 @@ def test_report_ocs_writes_the_days_files_that_validate_and_check_only_checks(db
     written = posledger("report", "ocs", "--store-id", store, "--day", str(day), "--out", str(tmp_path / "feed"),
                         "--dsn", dsn, "--json")
     assert written.returncode == 0, written.stderr
-    events, position = tmp_path / "feed" / f"events-CRSA-1-{day}.json", tmp_path / "feed" / f"position-CRSA-1-{day}.json"
+    feed = tmp_path / "feed"
+    events, position = feed / f"events-CRSA-1-{day}.json", feed / f"position-CRSA-1-{day}.json"
     assert sorted(json.loads(written.stdout)["written"]) == sorted([str(events), str(position)])
     for path in (events, position):
         jsonschema.validate(json.loads(path.read_text()), SCHEMA)

@@ -519,7 +519,12 @@ def _day(_: click.Context, __: click.Parameter, value: str) -> date:
 
 @main.group("report")
 def report_group() -> None:
-    """Reports for the outside world: the OCS data platform's files (docs/ocs-feed.md)."""
+    """Reports for the outside world: a store's day as the OCS data platform's files.
+
+    \b
+    Example:
+      posledger report ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --day 2026-11-30 --check
+    """
 
 
 @report_group.command("ocs")
@@ -554,7 +559,13 @@ def report_ocs_command(store_id: Any, day: date, check: bool, out: Path, dsn: st
 
 @main.group("send")
 def send_group() -> None:
-    """Deliveries to the outside world: the OCS data platform's feed (docs/ocs-feed.md)."""
+    """Deliveries to the outside world: a store's unsent events to the OCS data platform.
+
+    \b
+    Example:
+      POSLEDGER_OCS_TOKEN=... posledger send ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 \\
+          --url https://platform.example/inventory-events
+    """
 
 
 @send_group.command("ocs")

@@ -65,11 +65,11 @@ def post(url: str, token: str, params: dict[str, str], body: dict[str, Any],
     except urllib.error.HTTPError as answer:
         with closing(answer):
             return answer.code, answer.read().decode(errors="replace"), None
-    except (TimeoutError, socket.timeout) as error:
+    except TimeoutError as error:
         return None, None, f"timeout after {timeout:g} s: {error}"
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        kind = "timeout" if isinstance(reason, (TimeoutError, socket.timeout)) else "connection error"
+        kind = "timeout" if isinstance(reason, TimeoutError) else "connection error"
         return None, None, f"{kind}: {reason}"
 
 
@@ -98,7 +98,7 @@ def send(conn_or_dsn: psycopg.Connection | str, store_id: str, url: str, token: 
     """
     sender = sender or f"{socket.gethostname()}:{os.getpid()}"
     owned = isinstance(conn_or_dsn, str)
-    conn = psycopg.connect(conn_or_dsn) if owned else conn_or_dsn
+    conn = psycopg.connect(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn
     outcome: dict[str, Any] = {"sent": 0, "batches": 0, "deliveries": [], "refused": None, "failed": None,
                                "held": []}
     with conn if owned else nullcontext(conn):
