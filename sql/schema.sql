@@ -1392,13 +1392,20 @@ CREATE FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_i
     AS $$
 DECLARE
     v_store_id uuid := p_store.id;
+    v_day      date;
+    v_report   jsonb;
+    v_held     jsonb := '[]'::jsonb;
 BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('day', d.day, 'differences', r->'check'->'differences')
-                                      ORDER BY d.day), '[]')
-            FROM (SELECT DISTINCT o.day FROM public.ocs_outbox o
-                  WHERE o.store_id = v_store_id AND o.id = ANY (p_ids)) d
-            CROSS JOIN LATERAL posledger_private.ocs_day(p_store, d.day) r
-            WHERE NOT (r->'check'->>'balanced')::boolean);
+    FOR v_day IN SELECT DISTINCT o.day FROM public.ocs_outbox o
+                 WHERE o.store_id = v_store_id AND o.id = ANY (p_ids) ORDER BY 1
+    LOOP
+        v_report := posledger_private.ocs_day(p_store, v_day);
+        IF NOT (v_report->'check'->>'balanced')::boolean THEN
+            v_held := v_held || jsonb_build_array(jsonb_build_object('day', v_day,
+                                                                     'differences', v_report->'check'->'differences'));
+        END IF;
+    END LOOP;
+    RETURN v_held;
 END $$;
 
 CREATE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean

@@ -357,3 +357,31 @@ def test_claim_and_record_refuse_bad_input_with_every_problem_and_change_nothing
     db.commit()
     assert (recorded["accepted"], recorded["marked_sent"]) == (True, 0)
     assert outbox(db, store) == [(False, 0)]
+
+
+def test_the_days_position_is_sent_and_recorded_and_an_unbalanced_day_is_held(db, dsn, platform):
+    store = movements(db)
+    day = db.execute("SELECT DISTINCT day FROM ocs_outbox WHERE store_id = %s", [store]).fetchone()[0]
+    db.commit()
+    platform.answers = [503, 200]
+    outcome = ocs.send_position(dsn, store, day, platform.url, TOKEN, sleep=lambda _: None)
+    assert (outcome["sent"], outcome["held"]) == (1, [])
+    [first, request] = platform.requests
+    assert request["query"] == {"crsa": ["CRSA-1"], "crol": ["CROL-1"]}
+    jsonschema.validate(request["body"], SCHEMA)
+    assert request["body"]["inventoryPositionList"][0]["inventoryQuantityOnHand"] == "98"
+    assert db.execute("SELECT kind, day, attempt, status_code, accepted FROM ocs_deliveries WHERE store_id = %s"
+                      " ORDER BY id", [store]).fetchall() == [("position", day, 1, 503, False),
+                                                              ("position", day, 2, 200, True)]
+    db.commit()
+    assert outbox(db, store) == [(False, 0)] * 3   # a position marks no event sent
+    db.execute("ALTER TABLE ocs_inventory_transactions DISABLE TRIGGER ocs_inventory_transactions_outbox")
+    db.execute("UPDATE ocs_inventory SET quantity_on_hand = 90, quantity_available = 90 WHERE store_id = %s", [store])
+    db.execute("ALTER TABLE ocs_inventory_transactions ENABLE TRIGGER ocs_inventory_transactions_outbox")
+    db.commit()
+    env = {**os.environ, "POSLEDGER_OCS_TOKEN": TOKEN}
+    held = posledger("send", "ocs", "--store-id", store, "--url", platform.url, "--position-day", str(day),
+                     "--dsn", dsn, "--json", env=env)
+    assert held.returncode == 1, held.stderr
+    assert json.loads(held.stdout)["held"][0]["differences"][0]["position"] == 90
+    assert len(platform.requests) == 2

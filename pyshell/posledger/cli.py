@@ -580,11 +580,14 @@ def send_group() -> None:
               help="POSTs per batch in all, on timeouts, connection errors and 5xx.")
 @click.option("--backoff", type=click.FloatRange(0), default=0.5, show_default=True,
               help="Seconds before the second attempt, doubled each time after.")
+@click.option("--position-day", callback=lambda ctx, param, value: value and _day(ctx, param, value),
+              help="Send the store's position at the end of this day (YYYY-MM-DD) instead of its events.")
 @dsn_option
 @json_option
 def send_ocs_command(store_id: Any, url: str, token_env: str, batch: int, timeout: float, attempts: int,
-                     backoff: float, dsn: str | None, as_json: bool) -> None:
-    """Send a store's unsent OCS events to the platform, a batch a transaction, oldest first.
+                     backoff: float, position_day: date | None, dsn: str | None, as_json: bool) -> None:
+    """Send a store's unsent OCS events to the platform, a batch a transaction, oldest first; or, with
+    --position-day, the store's position at the end of that day.
 
     A day that fails the platform's check is not sent (its differences are printed). Exits 0 when every
     event was accepted, 1 when the platform refused a batch (4xx), a batch ran out of attempts, or a day
@@ -598,8 +601,12 @@ def send_ocs_command(store_id: Any, url: str, token_env: str, batch: int, timeou
     token = os.environ.get(token_env)
     if not token:
         raise click.UsageError(f"${token_env} holds no token")
-    outcome = ocs.send(_target(dsn), str(store_id), url, token, batch=batch, timeout=timeout, attempts=attempts,
-                       backoff=backoff)
+    if position_day is None:
+        outcome = ocs.send(_target(dsn), str(store_id), url, token, batch=batch, timeout=timeout,
+                           attempts=attempts, backoff=backoff)
+    else:
+        outcome = ocs.send_position(_target(dsn), str(store_id), position_day, url, token, timeout=timeout,
+                                    attempts=attempts, backoff=backoff)
     _show(outcome, as_json, lambda found: render.ocs({**found, "deliveries": len(found["deliveries"])}))
     if outcome["refused"] or outcome["failed"] or outcome["held"]:
         sys.exit(EXIT_REFUSED)

@@ -113,6 +113,31 @@ def send(conn_or_dsn: psycopg.Connection | str, store_id: str, url: str, token: 
     return outcome
 
 
+def send_position(conn_or_dsn: psycopg.Connection | str, store_id: str, day: date | str, url: str, token: str, *,
+                  timeout: float = 10.0, attempts: int = 4, backoff: float = 0.5, sender: str | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Send a store's position at the end of ``day`` ({"inventoryPositionList": [...]}, from ocs_report) to
+    the platform at ``url``, with the retries of ``send``; every answer is recorded (kind position). A day
+    that fails the platform's check is not sent: it is returned in "held". Returns send's outcome, with
+    "sent" the number of positions accepted."""
+    sender = sender or f"{socket.gethostname()}:{os.getpid()}"
+    conn = psycopg.connect(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn
+    outcome: dict[str, Any] = {"sent": 0, "batches": 0, "deliveries": [], "refused": None, "failed": None,
+                               "held": []}
+    with conn if isinstance(conn_or_dsn, str) else nullcontext(conn), conn.transaction():
+        found = report(conn, str(store_id), day)
+        if not found["check"]["balanced"]:
+            outcome["held"] = [{"day": found["day"], "differences": found["check"]["differences"]}]
+            return outcome
+        params = {STORE_PARAMETER: found["crsa"], RETAILER_PARAMETER: found["crol"]}
+        accepted = _deliver(conn, url, token, params, found["position"],
+                            {"store_id": str(store_id), "kind": "position", "day": found["day"], "sender": sender},
+                            timeout, attempts, backoff, sleep, outcome)
+        if accepted is not None:
+            outcome["sent"] = len(found["position"]["inventoryPositionList"])
+    return outcome
+
+
 def _send_batch(conn: psycopg.Connection, store_id: str, url: str, token: str, batch: int, timeout: float,
                 attempts: int, backoff: float, sender: str, sleep: Callable[[float], None],
                 outcome: dict[str, Any]) -> bool:
@@ -122,21 +147,33 @@ def _send_batch(conn: psycopg.Connection, store_id: str, url: str, token: str, b
     if not claim["outbox_ids"]:
         return True
     params = {STORE_PARAMETER: claim["crsa"], RETAILER_PARAMETER: claim["crol"]}
+    accepted = _deliver(conn, url, token, params, {"inventoryEventList": claim["events"]},
+                        {"store_id": store_id, "kind": "events", "outbox_ids": claim["outbox_ids"], "sender": sender},
+                        timeout, attempts, backoff, sleep, outcome)
+    if accepted is None:
+        return True
+    outcome["sent"] += accepted["marked_sent"]
+    return bool(claim["held"])
+
+
+def _deliver(conn: psycopg.Connection, url: str, token: str, params: dict[str, str], body: dict[str, Any],
+             delivery: dict[str, Any], timeout: float, attempts: int, backoff: float,
+             sleep: Callable[[float], None], outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """POST ``body`` until the platform accepts it, refuses it (4xx) or ``attempts`` run out, recording every
+    answer (ocs_record_delivery, with the fields of ``delivery``); the accepting record, or None."""
     for attempt in range(1, attempts + 1):
-        status, body, error = post(url, token, params, {"inventoryEventList": claim["events"]}, timeout)
-        recorded = call(conn, "ocs_record_delivery", {
-            "store_id": store_id, "kind": "events", "outbox_ids": claim["outbox_ids"], "attempt": attempt,
-            "status": status, "body": body, "error": error, "sender": sender})
-        answer = {"delivery_id": recorded["delivery_id"], "status": status, "error": error, "body": body}
+        status, answer_body, error = post(url, token, params, body, timeout)
+        recorded = call(conn, "ocs_record_delivery", {**delivery, "attempt": attempt, "status": status,
+                                                      "body": answer_body, "error": error})
+        answer = {"delivery_id": recorded["delivery_id"], "status": status, "error": error, "body": answer_body}
         outcome["deliveries"].append(answer)
         if recorded["accepted"]:
-            outcome["sent"] += recorded["marked_sent"]
             outcome["batches"] += 1
-            return bool(claim["held"])
+            return recorded
         if not worth_retrying(status):
             outcome["refused"] = answer
-            return True
+            return None
         if attempt < attempts:
             sleep(backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
     outcome["failed"] = outcome["deliveries"][-1]
-    return True
+    return None

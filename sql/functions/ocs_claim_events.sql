@@ -65,15 +65,24 @@ GRANT EXECUTE ON FUNCTION ocs_claim_events(jsonb) TO posledger_app;
 COMMENT ON FUNCTION ocs_claim_events(jsonb) IS 'Claims up to limit (default 100) unsent OCS outbox rows of a store, oldest first, FOR UPDATE SKIP LOCKED in the caller''s transaction: {store_id, crsa, crol, outbox_ids, events, held: [{day, differences}] (days failing the platform''s check, not claimed)}.';
 
 -- The days of a store's outbox rows p_ids whose check fails (ocs_report's check), with their differences.
+-- A loop over the days (one or two in a batch), not ocs_day in a LATERAL join: on Citus that join would run
+-- on the shard, and ocs_day's own queries from there are nested distributed queries, which Citus refuses.
 CREATE OR REPLACE FUNCTION posledger_private.ocs_unbalanced_days(p_store stores, p_ids bigint[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_store_id uuid := p_store.id;
+    v_day      date;
+    v_report   jsonb;
+    v_held     jsonb := '[]'::jsonb;
 BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('day', d.day, 'differences', r->'check'->'differences')
-                                      ORDER BY d.day), '[]')
-            FROM (SELECT DISTINCT o.day FROM public.ocs_outbox o
-                  WHERE o.store_id = v_store_id AND o.id = ANY (p_ids)) d
-            CROSS JOIN LATERAL posledger_private.ocs_day(p_store, d.day) r
-            WHERE NOT (r->'check'->>'balanced')::boolean);
+    FOR v_day IN SELECT DISTINCT o.day FROM public.ocs_outbox o
+                 WHERE o.store_id = v_store_id AND o.id = ANY (p_ids) ORDER BY 1
+    LOOP
+        v_report := posledger_private.ocs_day(p_store, v_day);
+        IF NOT (v_report->'check'->>'balanced')::boolean THEN
+            v_held := v_held || jsonb_build_array(jsonb_build_object('day', v_day,
+                                                                     'differences', v_report->'check'->'differences'));
+        END IF;
+    END LOOP;
+    RETURN v_held;
 END $$;
