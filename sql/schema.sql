@@ -1301,6 +1301,41 @@ BEGIN
                               'check', jsonb_build_object('balanced', v_differ = '[]', 'differences', v_differ));
 END $$;
 
+CREATE FUNCTION posledger_private.ocs_delivery_problems(p_delivery jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+    FROM (SELECT coalesce(p_delivery->>'kind', 'events') AS kind) k,
+    LATERAL (VALUES
+        (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(p_delivery->'store_id')),
+        (2, 'kind', 'must be events or position', k.kind NOT IN ('events', 'position')),
+        (3, 'outbox_ids', 'an events delivery needs 1 to 1000 outbox ids (whole numbers > 0)',
+         k.kind = 'events' AND NOT coalesce(jsonb_typeof(p_delivery->'outbox_ids') = 'array'
+             AND jsonb_array_length(p_delivery->'outbox_ids') BETWEEN 1 AND 1000
+             AND NOT EXISTS (SELECT FROM jsonb_array_elements(p_delivery->'outbox_ids') i
+                             WHERE NOT posledger_private.json_is_number(i, 1, 9007199254740991, true)), false)),
+        (4, 'day', 'must be a date (YYYY-MM-DD); a position delivery needs one',
+         (k.kind = 'position' OR posledger_private.json_is_given(p_delivery->'day'))
+         AND NOT posledger_private.json_is_date(p_delivery->'day')),
+        (5, 'attempt', 'is required and must be a whole number from 1 to 1000',
+         NOT posledger_private.json_is_number(p_delivery->'attempt', 1, 1000, true)),
+        (6, 'status', 'must be an HTTP status code (100 to 599)',
+         posledger_private.json_is_given(p_delivery->'status')
+         AND NOT posledger_private.json_is_number(p_delivery->'status', 100, 599, true)),
+        (7, 'error', 'must be a text', posledger_private.json_is_given(p_delivery->'error')
+         AND NOT posledger_private.json_is_text(p_delivery->'error')),
+        (8, 'status', 'a delivery needs its answer: a status, or the error that stood for one',
+         NOT posledger_private.json_is_given(p_delivery->'status') AND NOT posledger_private.json_is_given(p_delivery->'error')),
+        (9, 'body', 'must be a text', posledger_private.json_is_given(p_delivery->'body')
+         AND jsonb_typeof(p_delivery->'body') <> 'string'),
+        (10, 'sender', 'must be a text of at most 200 characters', posledger_private.json_is_given(p_delivery->'sender')
+         AND (NOT posledger_private.json_is_text(p_delivery->'sender') OR posledger_private.json_is_long(p_delivery->'sender'))),
+        (11, 'outbox_ids', 'a position delivery carries no outbox rows',
+         k.kind = 'position' AND posledger_private.json_is_given(p_delivery->'outbox_ids'))
+    ) AS c(ord, field, problem, failed)
+    WHERE c.failed
+$$;
+
 CREATE FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) RETURNS TABLE(outbox_id bigint, event jsonb)
     LANGUAGE plpgsql STABLE
     AS $$
@@ -1350,6 +1385,27 @@ BEGIN
     WHERE t.store_id = v_store_id
       AND (coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date <= p_day
     GROUP BY t.sku;
+END $$;
+
+CREATE FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_store_id uuid := p_store.id;
+    v_day      date;
+    v_report   jsonb;
+    v_held     jsonb := '[]'::jsonb;
+BEGIN
+    FOR v_day IN SELECT DISTINCT o.day FROM public.ocs_outbox o
+                 WHERE o.store_id = v_store_id AND o.id = ANY (p_ids) ORDER BY 1
+    LOOP
+        v_report := posledger_private.ocs_day(p_store, v_day);
+        IF NOT (v_report->'check'->>'balanced')::boolean THEN
+            v_held := v_held || jsonb_build_array(jsonb_build_object('day', v_day,
+                                                                     'differences', v_report->'check'->'differences'));
+        END IF;
+    END LOOP;
+    RETURN v_held;
 END $$;
 
 CREATE FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) RETURNS boolean
@@ -3022,6 +3078,64 @@ END $$;
 
 COMMENT ON FUNCTION public.load_catalogue(p_load jsonb) IS 'Load catalogue rows into products and product_gtins: every row checked, bad rows named by line (IV400) or skipped with skip_bad; idempotent, a product''s GTINs replaced by its row''s.';
 
+CREATE FUNCTION public.ocs_claim_events(p_request jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_store    public.stores;
+    v_store_id uuid;
+    v_limit    integer;
+    v_ids      bigint[];
+    v_id       bigint;
+    v_held     jsonb;
+BEGIN
+    PERFORM posledger_private.refuse_problems((
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+        FROM (VALUES
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(p_request->'store_id')),
+            (2, 'limit', 'must be a whole number from 1 to 1000',
+             posledger_private.json_is_given(p_request->'limit')
+             AND NOT posledger_private.json_is_number(p_request->'limit', 1, 1000, true))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed), 'claim');
+    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_store_id := v_store.id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_limit := coalesce((p_request->>'limit')::numeric::integer, 100);
+
+    -- Oldest first, so the platform hears of movements in the order they were committed; SKIP LOCKED, so
+    -- a second sender takes the next rows instead of waiting for (and then resending) these.
+    -- A loop over one locking statement, not a subquery: the FOR UPDATE at the top of the statement is what
+    -- tells PL/pgSQL (and plpgsql_check) that this function takes locks, so it must stay VOLATILE.
+    v_ids := '{}';
+    FOR v_id IN
+        SELECT o.id FROM public.ocs_outbox o
+        WHERE o.store_id = v_store_id AND o.sent_at IS NULL
+        ORDER BY o.id LIMIT v_limit
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        v_ids := v_ids || v_id;
+    END LOOP;
+
+    -- The platform rejects a day whose events do not reconcile with its positions; a day that fails the
+    -- check is held back (its rows stay unsent, released at commit) and reported, for a person to mend.
+    v_held := posledger_private.ocs_unbalanced_days(v_store, v_ids);
+    SELECT coalesce(array_agg(o.id ORDER BY o.id), '{}') INTO v_ids
+    FROM public.ocs_outbox o
+    WHERE o.store_id = v_store_id AND o.id = ANY (v_ids)
+      AND NOT EXISTS (SELECT FROM jsonb_array_elements(v_held) h WHERE (h->>'day')::date = o.day);
+
+    RETURN jsonb_build_object('store_id', v_store_id, 'crsa', v_store.crsa, 'crol', v_store.crol,
+                              'outbox_ids', to_jsonb(v_ids),
+                              'events', (SELECT coalesce(jsonb_agg(e.event ORDER BY e.outbox_id), '[]')
+                                         FROM posledger_private.ocs_events(v_store_id, v_ids) e),
+                              'held', v_held);
+END $$;
+
+COMMENT ON FUNCTION public.ocs_claim_events(p_request jsonb) IS 'Claims up to limit (default 100) unsent OCS outbox rows of a store, oldest first, FOR UPDATE SKIP LOCKED in the caller''s transaction: {store_id, crsa, crol, outbox_ids, events, held: [{day, differences}] (days failing the platform''s check, not claimed)}.';
+
 CREATE FUNCTION public.ocs_inventory_write_ledger() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -3143,6 +3257,60 @@ BEGIN
     VALUES (NEW.store_id, NEW.id, (coalesce(NEW.occurred_at, NEW.created_at) AT TIME ZONE v_zone)::date);
     RETURN NULL;
 END $$;
+
+CREATE FUNCTION public.ocs_record_delivery(p_delivery jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET lock_timeout TO '3s'
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_kind     text;
+    v_ids      bigint[];
+    v_accepted boolean;
+    v_id       bigint;
+    v_marked   integer := 0;
+    v_now      timestamptz := now();   -- a value, not now() beside a column: Citus refuses that in an UPDATE
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    PERFORM posledger_private.refuse_problems(posledger_private.ocs_delivery_problems(p_delivery), 'delivery');
+    v_store_id := (p_delivery->>'store_id')::uuid;
+    v_kind := coalesce(p_delivery->>'kind', 'events');
+    v_ids := ARRAY(SELECT i::numeric::bigint FROM jsonb_array_elements_text(coalesce(p_delivery->'outbox_ids', '[]')) i);
+    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
+        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    -- The rows are the caller's already (claimed in this transaction); locking them again in id order
+    -- makes a caller that did not claim them wait for the one that did, never mark them under its feet.
+    PERFORM FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) ORDER BY o.id FOR UPDATE;
+    PERFORM posledger_private.refuse_missing((
+        SELECT coalesce(jsonb_agg(jsonb_build_object('outbox_id', i) ORDER BY i), '[]')
+        FROM unnest(v_ids) i
+        WHERE NOT EXISTS (SELECT FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.id = i)),
+        'Name outbox rows of this store, as ocs_claim_events returned them.');
+
+    -- Accepted means the platform answered 2xx: a refusal (4xx), a failure (5xx) or no answer at all
+    -- (a timeout, a refused connection) leaves the rows to be sent again.
+    v_accepted := coalesce((p_delivery->>'status')::numeric::integer BETWEEN 200 AND 299
+                           AND NOT posledger_private.json_is_given(p_delivery->'error'), false);
+    INSERT INTO public.ocs_deliveries (store_id, kind, outbox_ids, day, attempt, status_code, body, error, accepted, sender)
+    VALUES (v_store_id, v_kind, v_ids, (p_delivery->>'day')::date, (p_delivery->>'attempt')::numeric::integer,
+            (p_delivery->>'status')::numeric::integer, left(p_delivery->>'body', 10000), p_delivery->>'error', v_accepted,
+            p_delivery->>'sender')
+    RETURNING id INTO v_id;
+    -- attempts counts every POST that carried the row, whatever came back.
+    UPDATE public.ocs_outbox o SET attempts = o.attempts + 1, sent_at = CASE WHEN v_accepted THEN v_now END
+    WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) AND o.sent_at IS NULL;
+    IF v_accepted THEN
+        GET DIAGNOSTICS v_marked = ROW_COUNT;
+    END IF;
+    RETURN jsonb_build_object('delivery_id', v_id, 'store_id', v_store_id, 'kind', v_kind, 'accepted', v_accepted,
+                              'marked_sent', v_marked);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.ocs_record_delivery(p_delivery jsonb) IS 'Records one delivery attempt of the OCS feed and its answer ({store_id, kind events|position, outbox_ids | day, attempt, status, body, error, sender}) in ocs_deliveries; an accepted (2xx) events delivery marks its outbox rows sent.';
 
 CREATE FUNCTION public.ocs_report(p_request jsonb) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -3737,6 +3905,40 @@ CREATE VIEW public.negative_inventory AS
 
 COMMENT ON VIEW public.negative_inventory IS 'Stock rows breaking what the CHECK constraints guarantee (after a restore or an import that disabled them). Empty on a healthy database.';
 
+CREATE TABLE public.ocs_deliveries (
+    store_id uuid NOT NULL,
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    outbox_ids bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    day date,
+    attempt integer NOT NULL,
+    status_code integer,
+    body text,
+    error text,
+    accepted boolean NOT NULL,
+    sender text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ocs_deliveries_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT ocs_deliveries_has_an_answer CHECK (((status_code IS NOT NULL) OR (error IS NOT NULL))),
+    CONSTRAINT ocs_deliveries_kind_check CHECK ((kind = ANY (ARRAY['events'::text, 'position'::text]))),
+    CONSTRAINT ocs_deliveries_names_what_was_sent CHECK ((((kind = 'events'::text) AND (cardinality(outbox_ids) > 0)) OR ((kind = 'position'::text) AND (day IS NOT NULL))))
+);
+
+COMMENT ON TABLE public.ocs_deliveries IS 'Every attempt to deliver the OCS feed and the platform''s answer: the outbox rows (kind events) or the day (kind position) sent, the attempt number, the HTTP status and body, or the error (timeout, refused connection) in its stead; accepted when the platform took it (2xx). Written by ocs_record_delivery only.';
+
+COMMENT ON COLUMN public.ocs_deliveries.outbox_ids IS 'The ocs_outbox ids the POST carried (kind events), in order.';
+
+COMMENT ON COLUMN public.ocs_deliveries.sender IS 'Who sent it (host:pid of the sender, or what the caller named).';
+
+ALTER TABLE public.ocs_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.ocs_event_types (
     transaction_type text NOT NULL,
     reason_code text,
@@ -4096,6 +4298,9 @@ ALTER TABLE ONLY public.loyalty_accounts
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_pkey PRIMARY KEY (store_id, id);
 
+ALTER TABLE ONLY public.ocs_deliveries
+    ADD CONSTRAINT ocs_deliveries_pkey PRIMARY KEY (store_id, id);
+
 ALTER TABLE ONLY public.ocs_event_types
     ADD CONSTRAINT ocs_event_types_transaction_type_reason_code_key UNIQUE NULLS NOT DISTINCT (transaction_type, reason_code);
 
@@ -4173,6 +4378,8 @@ CREATE INDEX loyalty_accounts_by_user ON public.loyalty_accounts USING btree (us
 CREATE INDEX loyalty_transactions_by_order ON public.loyalty_transactions USING btree (store_id, order_id);
 
 CREATE INDEX loyalty_transactions_by_user ON public.loyalty_transactions USING btree (user_id, id);
+
+CREATE INDEX ocs_deliveries_by_time ON public.ocs_deliveries USING btree (store_id, created_at);
 
 CREATE INDEX ocs_inventory_by_batch_lot ON public.ocs_inventory USING btree (batch_lot);
 
@@ -4276,6 +4483,9 @@ ALTER TABLE ONLY public.loyalty_transactions
 
 ALTER TABLE ONLY public.loyalty_transactions
     ADD CONSTRAINT loyalty_transactions_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+ALTER TABLE ONLY public.ocs_deliveries
+    ADD CONSTRAINT ocs_deliveries_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
 
 ALTER TABLE ONLY public.ocs_inventory
     ADD CONSTRAINT ocs_inventory_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
@@ -4461,9 +4671,13 @@ GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.ocs_delivery_problems(p_delivery jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_position(p_store public.stores, p_day date) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) FROM PUBLIC;
 
@@ -4591,6 +4805,9 @@ GRANT ALL ON FUNCTION public.ledger_digest(p_as_of timestamp with time zone, p_s
 REVOKE ALL ON FUNCTION public.load_catalogue(p_load jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.load_catalogue(p_load jsonb) TO posledger_app;
 
+REVOKE ALL ON FUNCTION public.ocs_claim_events(p_request jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ocs_claim_events(p_request jsonb) TO posledger_app;
+
 REVOKE ALL ON FUNCTION public.ocs_inventory_write_ledger() FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.ocs_inventory_transactions TO posledger_readonly;
@@ -4601,6 +4818,9 @@ GRANT ALL ON FUNCTION public.ocs_ledger_hash(p_row public.ocs_inventory_transact
 REVOKE ALL ON FUNCTION public.ocs_ledger_seal() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.ocs_outbox_write() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.ocs_record_delivery(p_delivery jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ocs_record_delivery(p_delivery jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.ocs_report(p_request jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ocs_report(p_request jsonb) TO posledger_app;
@@ -4669,6 +4889,8 @@ GRANT SELECT ON TABLE public.products TO posledger_readonly;
 GRANT SELECT ON TABLE public.monthly_report TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.negative_inventory TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.ocs_deliveries TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_event_types TO posledger_readonly;
 

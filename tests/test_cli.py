@@ -153,7 +153,7 @@ def test_every_command_has_help_with_an_example_that_works_from_any_folder():
     commands = sorted(main.commands)
     assert commands == ["adjust", "batch-status", "catalogue", "count", "demo", "digest", "distribute", "example",
                         "exceptions", "ledger", "migrate", "psql", "receive", "reconcile", "report", "return", "sale",
-                        "stock", "stop", "verify", "version"]
+                        "send", "stock", "stop", "verify", "version"]
     for command in commands:
         done = posledger(command, "--help")
         assert done.returncode == 0, command

@@ -8,6 +8,7 @@ its code and every problem go to stderr); 2 wrong usage; 3 the database could no
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -16,13 +17,14 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import date, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from posledger import __version__, demo, queue, render, reports
+from posledger import __version__, demo, ocs, queue, render, reports
 from posledger.asn import AsnFormatError, read_asn, receive_shipments
 from posledger.calls import (
     Call,
@@ -407,11 +409,13 @@ _check_command("verify", reports.verification, render.verification, "intact", ""
 
 @main.group("report")
 def report_group() -> None:
-    """The reports a store files with the regulator.
+    """The reports a store files with the regulator: the monthly report, and a store's day as the OCS data
+    platform's files.
 
     \b
-    Example:
+    Examples:
       posledger report monthly --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --month 2026-10 --xlsx october.xlsx
+      posledger report ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --day 2026-11-30 --check
     """
 
 
@@ -558,6 +562,98 @@ def digest_command(as_of: datetime | None, store_id: Any, dsn: str | None, as_js
     with _connect(dsn) as conn:
         found = reports.digests(conn, as_of, str(store_id) if store_id else None)
     _show(found, as_json, lambda rows: render.rows("Ledger digests", rows))
+
+
+def _day(_: click.Context, __: click.Parameter, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value}") from error
+
+
+@report_group.command("ocs")
+@store_option
+@click.option("--day", required=True, callback=_day, help="The store's calendar day, YYYY-MM-DD.")
+@click.option("--check", is_flag=True, help="Only make the platform's check; write nothing.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="The directory to write the files into.")
+@dsn_option
+@json_option
+def report_ocs_command(store_id: Any, day: date, check: bool, out: Path, dsn: str | None, as_json: bool) -> None:
+    """A store's day for the OCS data platform: events-<crsa>-<day>.json and position-<crsa>-<day>.json
+    (the store's id when it has no CRSA), after the platform's check: yesterday's position plus the day's
+    events must equal the day's position, per SKU.
+
+    Exits 1 and prints the differences, writing nothing, when the day does not balance.
+
+    \b
+    Example:
+      posledger report ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 --day 2026-11-30 --out feed/
+    """
+    with _connect(dsn) as conn:
+        found = ocs.report(conn, str(store_id), day)
+    written = [] if check or not found["check"]["balanced"] else [str(path) for path in ocs.write_report(found, out)]
+    result = {"store_id": found["store_id"], "day": found["day"], "balanced": found["check"]["balanced"],
+              "differences": found["check"]["differences"], "events": len(found["events"]["inventoryEventList"]),
+              "positions": len(found["position"]["inventoryPositionList"]), "written": written}
+    _show(result, as_json, render.ocs)
+    if not found["check"]["balanced"]:
+        sys.exit(EXIT_REFUSED)
+
+
+@main.group("send")
+def send_group() -> None:
+    """Deliveries to the outside world: a store's unsent events to the OCS data platform.
+
+    \b
+    Example:
+      POSLEDGER_OCS_TOKEN=... posledger send ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 \\
+          --url https://platform.example/inventory-events
+    """
+
+
+@send_group.command("ocs")
+@store_option
+@click.option("--url", required=True, help="The platform's endpoint for inventory events (no default: nothing is "
+                                           "sent anywhere not named here).")
+@click.option("--token-env", default="POSLEDGER_OCS_TOKEN", show_default=True,
+              help="The environment variable holding the platform's bearer token.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=100, show_default=True, help="Events per POST.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Seconds per POST.")
+@click.option("--attempts", type=click.IntRange(1, 20), default=4, show_default=True,
+              help="POSTs per batch in all, on timeouts, connection errors and 5xx.")
+@click.option("--backoff", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Seconds before the second attempt, doubled each time after.")
+@click.option("--position-day", callback=lambda ctx, param, value: value and _day(ctx, param, value),
+              help="Send the store's position at the end of this day (YYYY-MM-DD) instead of its events.")
+@dsn_option
+@json_option
+def send_ocs_command(store_id: Any, url: str, token_env: str, batch: int, timeout: float, attempts: int,
+                     backoff: float, position_day: date | None, dsn: str | None, as_json: bool) -> None:
+    """Send a store's unsent OCS events to the platform, a batch a transaction, oldest first; or, with
+    --position-day, the store's position at the end of that day.
+
+    A day that fails the platform's check is not sent (its differences are printed). Exits 0 when every
+    event was accepted, 1 when the platform refused a batch (4xx), a batch ran out of attempts, or a day
+    was held back; the events not accepted stay unsent for the next run.
+
+    \b
+    Example:
+      POSLEDGER_OCS_TOKEN=... posledger send ocs --store-id 5071d685-00dc-4e56-bb11-36e31b305c50 \\
+          --url https://platform.example/inventory-events
+    """
+    token = os.environ.get(token_env)
+    if not token:
+        raise click.UsageError(f"${token_env} holds no token")
+    if position_day is None:
+        outcome = ocs.send(_target(dsn), str(store_id), url, token, batch=batch, timeout=timeout,
+                           attempts=attempts, backoff=backoff)
+    else:
+        outcome = ocs.send_position(_target(dsn), str(store_id), position_day, url, token, timeout=timeout,
+                                    attempts=attempts, backoff=backoff)
+    _show(outcome, as_json, lambda found: render.ocs({**found, "deliveries": len(found["deliveries"])}))
+    if outcome["refused"] or outcome["failed"] or outcome["held"]:
+        sys.exit(EXIT_REFUSED)
 
 
 @main.command("demo")

@@ -179,6 +179,12 @@ def facts(found: dict[str, Any]) -> None:
         out.print(f"{key}: {', '.join(value) or 'none' if isinstance(value, list) else value}")
 
 
+def ocs(found: dict[str, Any]) -> None:
+    """One "key: value" line each, a list or object as its JSON (not read as markup: it has brackets)."""
+    for key, value in found.items():
+        out.print(f"{key}: {json.dumps(value) if isinstance(value, (list, dict)) else value}", markup=False)
+
+
 def reconciliation(report: dict[str, Any]) -> None:
     if report["balanced"]:
         out.print("[bold green]books balance: 0 discrepancies[/]")

@@ -28,7 +28,7 @@ SELECT create_distributed_table(t, 'store_id', colocate_with => CASE WHEN n = 1 
 FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', 'pos_order_lines',
                   'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
                   'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
-                  'batch_status_changes', 'reservation_holds', 'ocs_outbox'])
+                  'batch_status_changes', 'reservation_holds', 'ocs_outbox', 'ocs_deliveries'])
      WITH ORDINALITY AS d(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;
