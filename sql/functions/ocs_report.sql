@@ -98,7 +98,8 @@ $$;
 
 -- The events of the outbox rows p_ids of a store, as the platform's inventoryEventList entries. Rendered
 -- from the ledger when read: the mapping in ocs_event_types is data, so a corrected event type reaches
--- every event sent after the correction, under the same posTransactionLineId.
+-- every event sent after the correction, under the same posTransactionLineId. A transfer's event names the
+-- other store by its CRSA (counterPartyCRSA).
 CREATE OR REPLACE FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[])
 RETURNS TABLE (outbox_id bigint, event jsonb)
 LANGUAGE plpgsql STABLE AS $$
@@ -114,7 +115,10 @@ BEGIN
         'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
         'posSalesTransactionId', coalesce(po.receipt_number, t.reference_id::text, 'ledger-' || t.id),
         'soldAtPrice', CASE WHEN t.transaction_type = 'sale' THEN p.price::numeric(14, 2)::text END,
-        'reasonCategory', coalesce(m.reason_category, t.reason_code)))
+        'reasonCategory', coalesce(m.reason_category, t.reason_code),
+        -- A transfer's ledger rows carry the other store's CRSA in notes (transfer_out.sql, transfer_in.sql).
+        'counterPartyCRSA', CASE WHEN t.transaction_type IN ('transfer_out', 'transfer_in', 'transfer_cancel')
+                                 THEN t.notes END))
     FROM public.ocs_outbox o
     JOIN public.ocs_inventory_transactions t ON t.store_id = o.store_id AND t.id = o.ledger_id
     JOIN public.stores s ON s.id = o.store_id
