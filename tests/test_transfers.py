@@ -14,8 +14,15 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import batches_of, new_store, receive, shipment_line
-from posledger import (IdempotencyConflict, InsufficientStock, InvalidSale, NotFound, cancel_transfer, transfer_in,
-                       transfer_out)
+from posledger import (
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidSale,
+    NotFound,
+    cancel_transfer,
+    transfer_in,
+    transfer_out,
+)
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
@@ -24,7 +31,8 @@ def two_stores(db, crol="CROL-1"):
     tag = uuid.uuid4().hex[:8]
     sender = new_store(db, name="sender", crsa=f"CRSA-A-{tag}", crol=crol)
     receiver = new_store(db, name="receiver", crsa=f"CRSA-B-{tag}", crol=crol)
-    receive(db, sender, shipment_line("SKU-1", 10, "LOT-A", expiry_date="2027-06-30"), shipment_line("SKU-2", 5, "LOT-B"))
+    receive(db, sender, shipment_line("SKU-1", 10, "LOT-A", expiry_date="2027-06-30"),
+            shipment_line("SKU-2", 5, "LOT-B"))
     return sender, receiver
 
 
@@ -151,7 +159,8 @@ def test_transfers_to_itself_to_another_retailer_to_an_unknown_store_or_beyond_s
     elsewhere = new_store(db, name="other retailer", crsa=f"CRSA-X-{uuid.uuid4().hex[:8]}", crol="CROL-2")
     no_licence = new_store(db, name="no licences")
     line = {"SKU-1": ("LOT-A", 1)}
-    for target, problem in [(sender, "is this store"), (elsewhere, "another retailer"), (no_licence, "another retailer")]:
+    refusals = [(sender, "is this store"), (elsewhere, "another retailer"), (no_licence, "another retailer")]
+    for target, problem in refusals:
         with pytest.raises(InvalidSale) as refused:
             transfer_out(db, sent(sender, target, **line))
         assert problem in refused.value.detail["problems"][0]["problem"]
@@ -205,3 +214,14 @@ def test_the_ocs_feed_reports_both_sides_with_the_counterparty_and_each_day_bala
             for e in into["events"]["inventoryEventList"]] == [("TRANSFER_IN", "3", crsa_of(db, sender))]
     receiving = [e for e in out["events"]["inventoryEventList"] if e["inventoryEventType"] == "RECEIVING"]
     assert receiving and all("counterPartyCRSA" not in e for e in receiving)
+
+
+@pytest.mark.parametrize("function", ["transfer_out", "transfer_in", "cancel_transfer"])
+def test_the_two_argument_forms_write_only_the_store_they_are_routed_by(db, function):
+    sender, receiver = two_stores(db)
+    payload = {"store_id": sender, "reference": "TR-1", "actor": "a"}
+    with pytest.raises(Exception) as refused:
+        db.execute(f"SELECT {function}(%s::uuid, %s)", [receiver, Jsonb(payload)])
+    db.rollback()
+    assert refused.value.sqlstate == "IV400"
+    assert json.loads(refused.value.diag.message_detail)["problems"][0]["field"] == "store_id"
