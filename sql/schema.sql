@@ -4475,6 +4475,26 @@ CREATE VIEW public.terminal_sequence_gaps AS
 COMMENT ON VIEW public.terminal_sequence_gaps IS 'Per store and till, each run of sequence numbers missing between two that arrived: sales the till sent that never reached the database.';
 
 CREATE VIEW public.transfers_to_watch AS
+ WITH t AS MATERIALIZED (
+         SELECT transfers.store_id,
+            transfers.id,
+            transfers.reference,
+            transfers.to_store_id,
+            transfers.to_crsa,
+            transfers.status,
+            transfers.payload,
+            transfers.created_at
+           FROM public.transfers
+        ), r AS MATERIALIZED (
+         SELECT transfer_receipts.store_id,
+            transfer_receipts.id,
+            transfer_receipts.reference,
+            transfer_receipts.from_store_id,
+            transfer_receipts.from_crsa,
+            transfer_receipts.payload,
+            transfer_receipts.created_at
+           FROM public.transfer_receipts
+        )
  SELECT COALESCE(t.store_id, r.from_store_id) AS from_store_id,
     COALESCE(r.from_crsa, fs.crsa) AS from_crsa,
     COALESCE(t.to_store_id, r.store_id) AS to_store_id,
@@ -4493,8 +4513,8 @@ CREATE VIEW public.transfers_to_watch AS
     d.units_sent,
     d.units_received,
     d.differences
-   FROM ((((public.transfers t
-     FULL JOIN public.transfer_receipts r ON (((r.store_id = t.to_store_id) AND (r.from_store_id = t.store_id) AND (r.reference = t.reference))))
+   FROM ((((t
+     FULL JOIN r ON (((r.store_id = t.to_store_id) AND (r.from_store_id = t.store_id) AND (r.reference = t.reference))))
      LEFT JOIN public.stores fs ON ((fs.id = r.from_store_id)))
      LEFT JOIN public.stores ts ON ((ts.id = r.store_id)))
      LEFT JOIN LATERAL ( SELECT sum(COALESCE(s.sent, (0)::bigint)) AS units_sent,

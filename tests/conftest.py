@@ -149,7 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
 DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py", "test_adjustments.py",
                     "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py",
                     "test_reservations.py", "test_distribution.py", "test_exception_queue.py",
-                    "test_offline_tills.py", "test_ocs_feed.py"}
+                    "test_offline_tills.py", "test_ocs_feed.py", "test_transfers.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,6 +23,7 @@ from posledger import (
     transfer_in,
     transfer_out,
 )
+from posledger.pgserver import server_kind
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
@@ -60,9 +61,9 @@ def ledger(db, store):
     return rows
 
 
-def watched(db, reference):
+def watched(db, sender, reference="TR-1"):
     rows = db.execute("SELECT state, units_sent, units_received, differences FROM transfers_to_watch"
-                      " WHERE reference = %s", [reference]).fetchall()
+                      " WHERE from_store_id = %s AND reference = %s", [sender, reference]).fetchall()
     db.commit()
     return rows
 
@@ -73,7 +74,7 @@ def test_a_transfer_leaves_the_sender_is_in_transit_and_arrives_with_its_varianc
     assert (out["status"], out["replayed"], out["to_crsa"]) == ("in_transit", False, crsa_of(db, receiver))
     assert out["lines"][0] == {"sku": "SKU-1", "batch_lot": "LOT-A", "quantity": 4, "expiry_date": "2027-06-30"}
     assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (6, 6)
-    assert watched(db, "TR-1") == [("in_transit", 6, 0, [])]
+    assert watched(db, sender) == [("in_transit", 6, 0, [])]
 
     # One unit of SKU-2 broke on the way: the receiver records 1 less than was sent.
     received = transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4), "SKU-2": ("LOT-B", 2, 1)}))
@@ -85,7 +86,7 @@ def test_a_transfer_leaves_the_sender_is_in_transit_and_arrives_with_its_varianc
                         [receiver]).fetchone()[0]
     db.commit()
     assert expiry is None   # the receiver's payload did not give it: the batch is created without one
-    assert watched(db, "TR-1") == [("unbalanced", 6, 5, [{"sku": "SKU-2", "batch": "LOT-B", "sent": 2, "received": 1}])]
+    assert watched(db, sender) == [("unbalanced", 6, 5, [{"sku": "SKU-2", "batch": "LOT-B", "sent": 2, "received": 1}])]
 
     # Both sides ledgered, each with the other's CRSA.
     assert ledger(db, sender) == [("SKU-1", "LOT-A", "transfer_out", -4, "store_transfer", crsa_of(db, receiver)),
@@ -101,7 +102,7 @@ def test_a_balanced_receipt_leaves_nothing_to_watch_and_adds_to_a_batch_the_rece
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 2)}))
     transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 2, 2)}))
     assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (5, 5)
-    assert watched(db, "TR-1") == []
+    assert watched(db, sender) == []
 
 
 def test_every_call_is_idempotent_by_its_reference_and_refuses_another_payload(db):
@@ -121,7 +122,12 @@ def test_every_call_is_idempotent_by_its_reference_and_refuses_another_payload(d
     assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (3, 3)
 
 
-def test_a_cancel_brings_the_units_back_once_and_a_cancelled_transfer_cannot_be_received(db):
+# On Citus each call reads its own store's shard only: the refusals that need the other side are not made
+# there, and transfers_to_watch shows what they would have refused (docs/transfers.md, "The limits").
+one_server_only = pytest.mark.skipif(server_kind() == "citus", reason="the other side is read on one server only")
+
+
+def test_a_cancel_brings_the_units_back_once(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
     cancel = {"store_id": sender, "reference": "TR-1", "actor": "manager"}
@@ -133,13 +139,30 @@ def test_a_cancel_brings_the_units_back_once_and_a_cancelled_transfer_cannot_be_
     assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10, 10)
     assert [row[2:4] for row in ledger(db, sender)] == [("transfer_out", -4), ("transfer_cancel", 4)]
     assert ledger(db, sender)[1][5] == crsa_of(db, receiver)
-    assert watched(db, "TR-1") == []
+    assert watched(db, sender) == []
+
+
+@pytest.mark.skipif(server_kind() != "citus", reason="one server refuses it")
+def test_on_citus_a_receipt_of_a_cancelled_transfer_is_shown_to_the_dbas(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
+    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
+    assert [row[0] for row in watched(db, sender)] == ["received_after_cancel"]
+
+
+@one_server_only
+def test_a_cancelled_transfer_cannot_be_received(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
     with pytest.raises(InvalidSale) as refused:
         transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
     assert refused.value.detail["problems"][0]["field"] == "reference"
     assert batches_of(db, receiver, "SKU-1") == {}
 
 
+@one_server_only
 def test_a_received_transfer_cannot_be_cancelled_and_an_unknown_one_cannot_be_received(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -167,6 +190,7 @@ def test_transfers_to_itself_to_another_retailer_to_an_unknown_store_or_beyond_s
         assert refused.value.detail["problems"][0]["field"] == "to_store_id"
     with pytest.raises(InvalidSale):
         transfer_in(db, arrived(elsewhere, sender, **{"SKU-1": ("LOT-A", 1, 1)}))
+    assert db.execute("SELECT count(*) FROM transfer_receipts WHERE store_id = %s", [elsewhere]).fetchone()[0] == 0
     with pytest.raises(NotFound) as missing:
         transfer_out(db, sent(sender, str(uuid.uuid4()), **line))
     assert list(missing.value.detail["missing"][0]) == ["to_store_id"]
@@ -182,7 +206,7 @@ def test_transfers_to_itself_to_another_retailer_to_an_unknown_store_or_beyond_s
     assert [p["field"] for p in invalid.value.detail["problems"]] == [
         "reference", "lines[0].batch_lot", "lines[0].quantity"]
     assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10, 10)
-    assert db.execute("SELECT count(*) FROM transfers").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM transfers WHERE store_id = %s", [sender]).fetchone()[0] == 0
     db.commit()
 
 

@@ -61,7 +61,11 @@ COMMENT ON TABLE transfer_receipts IS 'Transfers received by a store (the receiv
 
 -- 4. For the DBAs (multi-store): every transfer that needs a look - in transit, received with other
 -- quantities than were sent, received after the sender cancelled it, or received with no transfer sent.
+-- The two sides are read apart (MATERIALIZED) and joined after: on Citus their tables are distributed by
+-- different stores (sender, receiver), a join Citus makes only of the results of each.
 CREATE VIEW transfers_to_watch AS
+WITH t AS MATERIALIZED (SELECT store_id, id, reference, to_store_id, to_crsa, status, payload, created_at FROM transfers),
+     r AS MATERIALIZED (SELECT store_id, id, reference, from_store_id, from_crsa, payload, created_at FROM transfer_receipts)
 SELECT coalesce(t.store_id, r.from_store_id) AS from_store_id, coalesce(r.from_crsa, fs.crsa) AS from_crsa,
        coalesce(t.to_store_id, r.store_id) AS to_store_id, coalesce(t.to_crsa, ts.crsa) AS to_crsa,
        coalesce(t.reference, r.reference) AS reference, t.id AS transfer_id, r.id AS receipt_id,
@@ -70,8 +74,8 @@ SELECT coalesce(t.store_id, r.from_store_id) AS from_store_id, coalesce(r.from_c
             WHEN r.id IS NULL THEN 'in_transit'
             ELSE 'unbalanced' END AS state,
        t.created_at AS sent_at, r.created_at AS received_at, d.units_sent, d.units_received, d.differences
-FROM transfers t
-FULL JOIN transfer_receipts r ON r.store_id = t.to_store_id AND r.from_store_id = t.store_id AND r.reference = t.reference
+FROM t
+FULL JOIN r ON r.store_id = t.to_store_id AND r.from_store_id = t.store_id AND r.reference = t.reference
 LEFT JOIN stores fs ON fs.id = r.from_store_id
 LEFT JOIN stores ts ON ts.id = r.store_id
 LEFT JOIN LATERAL (
