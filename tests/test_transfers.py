@@ -236,6 +236,9 @@ def test_the_ocs_feed_reports_both_sides_with_the_counterparty_and_each_day_bala
                          ("SKU-2", "TRANSFER_OUT", "1", crsa_of(db, receiver))]
     assert [(e["inventoryEventType"], e["inventoryQuantityChange"], e["counterPartyCRSA"])
             for e in into["events"]["inventoryEventList"]] == [("TRANSFER_IN", "3", crsa_of(db, sender))]
+    assert [e["posSalesTransactionId"] for e in out["events"]["inventoryEventList"] if "counterPartyCRSA" in e] == [
+        "TR-1", "TR-2", "TR-2"]
+    assert into["events"]["inventoryEventList"][0]["posSalesTransactionId"] == "TR-1"   # the pair, by reference
     receiving = [e for e in out["events"]["inventoryEventList"] if e["inventoryEventType"] == "RECEIVING"]
     assert receiving and all("counterPartyCRSA" not in e for e in receiving)
 
