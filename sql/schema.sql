@@ -1349,15 +1349,24 @@ BEGIN
         'inventoryEventType', m.event_type,
         'inventoryQuantityChange', t.quantity::text,
         'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
-        'posSalesTransactionId', coalesce(po.receipt_number, t.reference_id::text, 'ledger-' || t.id),
+        -- A transfer's events, at both stores, carry its reference: the platform can pair them.
+        'posSalesTransactionId', coalesce(po.receipt_number, tr.reference, trr.reference, t.reference_id::text,
+                                          'ledger-' || t.id),
         'soldAtPrice', CASE WHEN t.transaction_type = 'sale' THEN p.price::numeric(14, 2)::text END,
-        'reasonCategory', coalesce(m.reason_category, t.reason_code)))
+        'reasonCategory', coalesce(m.reason_category, t.reason_code),
+        -- A transfer's ledger rows carry the other store's CRSA in notes (transfer_out.sql, transfer_in.sql).
+        'counterPartyCRSA', CASE WHEN t.transaction_type IN ('transfer_out', 'transfer_in', 'transfer_cancel')
+                                 THEN t.notes END))
     FROM public.ocs_outbox o
     JOIN public.ocs_inventory_transactions t ON t.store_id = o.store_id AND t.id = o.ledger_id
     JOIN public.stores s ON s.id = o.store_id
     LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
     LEFT JOIN LATERAL (SELECT pg.gtin FROM public.product_gtins pg WHERE pg.sku = t.sku ORDER BY pg.gtin LIMIT 1) g ON true
     LEFT JOIN public.pos_orders po ON t.reference_type = 'pos_order' AND po.store_id = t.store_id AND po.id = t.reference_id
+    LEFT JOIN public.transfers tr ON t.reference_type = 'store_transfer' AND tr.store_id = t.store_id
+                                 AND tr.id = t.reference_id
+    LEFT JOIN public.transfer_receipts trr ON t.reference_type = 'store_transfer_receipt' AND trr.store_id = t.store_id
+                                          AND trr.id = t.reference_id
     LEFT JOIN LATERAL (SELECT round(sum(l.quantity * l.unit_price) / nullif(sum(l.quantity), 0), 2) AS price
                        FROM public.pos_order_lines l
                        WHERE po.id IS NOT NULL AND l.store_id = t.store_id AND l.order_id = po.id
@@ -2880,6 +2889,414 @@ CREATE FUNCTION posledger_private.store_today(p_store public.stores) RETURNS dat
     SELECT (now() AT TIME ZONE p_store.time_zone)::date
 $$;
 
+CREATE TABLE public.transfers (
+    store_id uuid NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reference text NOT NULL,
+    to_store_id uuid NOT NULL,
+    to_crsa text NOT NULL,
+    status text DEFAULT 'in_transit'::text NOT NULL,
+    actor text NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    cancel_payload jsonb,
+    cancel_result jsonb,
+    cancelled_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT transfers_cancel_recorded CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT transfers_not_to_itself CHECK ((to_store_id <> store_id)),
+    CONSTRAINT transfers_reference_check CHECK ((reference <> ''::text)),
+    CONSTRAINT transfers_status_check CHECK ((status = ANY (ARRAY['in_transit'::text, 'cancelled'::text])))
+);
+
+COMMENT ON TABLE public.transfers IS 'Transfers out of a store (the sender''s record, by its store_id): the lines sent by batch (payload), in transit until received at to_store_id or cancelled (docs/transfers.md).';
+
+CREATE FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_to_id uuid := p_header.to_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+BEGIN
+    IF posledger_private.transfer_other_side_visible()
+       AND EXISTS (SELECT FROM public.transfer_receipts r
+                   WHERE r.store_id = v_to_id AND r.from_store_id = p_header.store_id AND r.reference = p_header.reference) THEN
+        PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object('field', 'reference',
+            'problem', format('names a transfer %s has received: its units are there; send them back by a transfer',
+                              p_header.to_crsa))), 'transfer');
+    END IF;
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_cancel_complete(p_header public.transfers, p_cancel jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_movement jsonb;
+    v_skus     text[];
+    v_lots     text[];
+    v_units    integer[];
+    v_lines    jsonb;
+    v_result   jsonb;
+    v_at       timestamptz := now();
+BEGIN
+    SELECT array_agg(l.sku), array_agg(l.batch_lot), array_agg(l.quantity) INTO v_skus, v_lots, v_units
+    FROM posledger_private.transfer_lines(p_header.payload) l;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    -- The ledger trigger labels its rows with this; notes is the CRSA the units were bound for.
+    v_movement := jsonb_build_object('type', 'transfer_cancel', 'reference_type', 'store_transfer',
+                                     'reference_id', p_header.id, 'notes', p_header.to_crsa,
+                                     'actor', p_cancel->>'actor');
+    WITH moved AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand + l.quantity,
+            quantity_available = i.quantity_available + CASE WHEN i.status = 'active' THEN l.quantity ELSE 0 END,
+            updated_at = now(),
+            movement = v_movement
+        FROM unnest(v_skus, v_lots, v_units) AS l(sku, batch_lot, quantity)
+        WHERE i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot
+        RETURNING i.id, i.sku, i.batch_lot, l.quantity
+    )
+    SELECT jsonb_agg(jsonb_build_object('sku', sku, 'batch_lot', batch_lot, 'quantity', quantity) ORDER BY id)
+    INTO v_lines FROM moved;
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', v_store_id, 'reference', p_header.reference, 'to_store_id', p_header.to_store_id,
+        'to_crsa', p_header.to_crsa, 'status', 'cancelled', 'timestamp', v_at, 'replayed', false, 'lines', v_lines);
+    UPDATE public.transfers
+    SET status = 'cancelled', cancelled_at = v_at, cancel_payload = p_cancel, cancel_result = v_result
+    WHERE store_id = v_store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_cancel_record(p_cancel jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_header   public.transfers;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.transfer_problems(p_cancel, 'cancel'), 'transfer');
+    v_store_id := (p_cancel->>'store_id')::uuid;
+    SELECT * INTO v_header FROM public.transfers
+    WHERE store_id = v_store_id AND reference = p_cancel->>'reference' FOR NO KEY UPDATE;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_header.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id, 'transfer', p_cancel->>'reference'))
+        ELSE '[]' END, 'Cancel a transfer this store sent, by its reference.');
+    IF v_header.status = 'cancelled' THEN
+        PERFORM posledger_private.refuse_other_payload(v_header.cancel_payload, p_cancel, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header.cancel_result || '{"replayed": true}';
+    END IF;
+    PERFORM posledger_private.transfer_cancel_check_receiver(v_header);
+    RETURN posledger_private.transfer_cancel_complete(v_header, p_cancel);
+END $$;
+
+CREATE TABLE public.transfer_receipts (
+    store_id uuid NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reference text NOT NULL,
+    from_store_id uuid NOT NULL,
+    from_crsa text NOT NULL,
+    actor text NOT NULL,
+    payload jsonb NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT transfer_receipts_not_from_itself CHECK ((from_store_id <> store_id)),
+    CONSTRAINT transfer_receipts_reference_check CHECK ((reference <> ''::text))
+);
+
+COMMENT ON TABLE public.transfer_receipts IS 'Transfers received by a store (the receiver''s record, by its store_id): per line the units sent and received, the variance between them (docs/transfers.md).';
+
+CREATE FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_status  text;
+BEGIN
+    IF NOT posledger_private.transfer_other_side_visible() THEN
+        RETURN;
+    END IF;
+    SELECT t.status INTO v_status FROM public.transfers t
+    WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
+    FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_status IS NULL
+        THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
+        ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_status = 'cancelled'
+        THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
+        ELSE '[]' END, 'transfer');
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_movement jsonb;
+    v_skus     text[];
+    v_lots     text[];
+    v_units    integer[];
+    v_dates    date[];
+    v_lines    jsonb;
+    v_result   jsonb;
+BEGIN
+    SELECT array_agg(l.sku ORDER BY l.sku, l.batch_lot), array_agg(l.batch_lot ORDER BY l.sku, l.batch_lot),
+           array_agg(l.quantity ORDER BY l.sku, l.batch_lot), array_agg(l.expiry_date ORDER BY l.sku, l.batch_lot)
+    INTO v_skus, v_lots, v_units, v_dates
+    FROM posledger_private.transfer_lines(p_header.payload) l WHERE l.quantity > 0;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    ORDER BY i.id FOR NO KEY UPDATE;
+
+    -- The ledger trigger labels its rows with this; notes is the sender's CRSA (counterPartyCRSA).
+    v_movement := jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
+                                     'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor);
+    INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, expiry_date, quantity_on_hand, quantity_available,
+                                          movement)
+    SELECT v_store_id, l.sku, l.batch_lot, l.expiry_date, l.units, l.units, v_movement
+    FROM unnest(v_skus, v_lots, v_units, v_dates) AS l(sku, batch_lot, units, expiry_date)
+    ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+    SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+        -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+        quantity_available = i.quantity_available + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+        expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
+        updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+        movement = excluded.movement;
+
+    SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
+                                        'variance', l.quantity - l.sent) ORDER BY l.sku, l.batch_lot)
+    INTO v_lines FROM posledger_private.transfer_lines(p_header.payload) l;
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', v_store_id, 'crsa', p_own_crsa, 'reference', p_header.reference,
+        'from_store_id', p_header.from_store_id, 'from_crsa', p_header.from_crsa, 'timestamp', p_header.created_at,
+        'replayed', false, 'balanced', NOT EXISTS (SELECT FROM jsonb_array_elements(v_lines) e
+                                                  WHERE (e->>'variance')::integer <> 0),
+        'lines', v_lines);
+    UPDATE public.transfer_receipts SET result = v_result WHERE store_id = v_store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_in_record(p_receipt jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_from_id  uuid;
+    v_parties  record;
+    v_header   public.transfer_receipts;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.transfer_problems(p_receipt, 'in'), 'transfer');
+    v_store_id := (p_receipt->>'store_id')::uuid;
+    v_from_id := (p_receipt->>'from_store_id')::uuid;
+    v_parties := posledger_private.transfer_parties(v_store_id, v_from_id, 'from_store_id');
+
+    INSERT INTO public.transfer_receipts (store_id, reference, from_store_id, from_crsa, actor, payload)
+    VALUES (v_store_id, p_receipt->>'reference', v_from_id, v_parties.other_crsa, p_receipt->>'actor', p_receipt)
+    ON CONFLICT ON CONSTRAINT transfer_receipts_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.transfer_receipts
+        WHERE store_id = v_store_id AND from_store_id = v_from_id AND reference = p_receipt->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_receipt, jsonb_build_object(
+            'store_id', v_store_id, 'from_store_id', v_from_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    PERFORM posledger_private.transfer_in_check_sender(v_header);
+    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa);
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_lines(p_payload jsonb) RETURNS TABLE(sku text, batch_lot text, quantity integer, sent integer, expiry_date date)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT l->>'sku', l->>'batch_lot', coalesce(l->>'quantity', l->>'received')::numeric::integer,
+           coalesce(l->>'quantity', l->>'sent')::numeric::integer,
+           CASE WHEN posledger_private.json_is_given(l->'expiry_date') THEN (l->>'expiry_date')::date END
+    FROM jsonb_array_elements(p_payload->'lines') l
+$$;
+
+CREATE FUNCTION posledger_private.transfer_other_side_visible() RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')
+$$;
+
+CREATE FUNCTION posledger_private.transfer_out_complete(p_header public.transfers, p_own_crsa text) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_movement jsonb;
+    v_short    jsonb;
+    v_lines    jsonb;
+    v_result   jsonb;
+    v_skus     text[];
+    v_lots     text[];
+    v_units    integer[];
+BEGIN
+    -- Arrays, unnested in the statements on stock: Citus routes a statement by its store, and plans
+    -- unnest of a variable where it might not a function of a jsonb.
+    SELECT array_agg(l.sku), array_agg(l.batch_lot), array_agg(l.quantity) INTO v_skus, v_lots, v_units
+    FROM posledger_private.transfer_lines(p_header.payload) l;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    ORDER BY i.id FOR NO KEY UPDATE;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('sku', i.sku, 'batch', i.batch_lot, 'requested', l.quantity,
+                                                 'available', i.quantity_available) ORDER BY i.id), '[]')
+    INTO v_short
+    FROM unnest(v_skus, v_lots, v_units) AS l(sku, batch_lot, quantity)
+    JOIN public.ocs_inventory i ON i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot
+    WHERE i.quantity_available < l.quantity;
+    IF v_short <> '[]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'IV409', MESSAGE = 'insufficient stock: the transfer takes more than is available',
+            DETAIL = jsonb_build_object('short_lines', v_short)::text,
+            HINT = 'Send at most the available units of each batch: quarantined, reserved and held units stay.';
+    END IF;
+
+    -- The ledger trigger labels its rows with this (_triggers.sql); notes is the counterpart's CRSA, which
+    -- the OCS feed reports as counterPartyCRSA (ocs_report.sql). Built here: Citus refuses a STABLE
+    -- function beside a column reference in an UPDATE.
+    v_movement := jsonb_build_object('type', 'transfer_out', 'reference_type', 'store_transfer',
+                                     'reference_id', p_header.id, 'notes', p_header.to_crsa, 'actor', p_header.actor);
+    WITH moved AS (
+        UPDATE public.ocs_inventory i
+        SET quantity_on_hand = i.quantity_on_hand - l.quantity,
+            quantity_available = i.quantity_available - l.quantity,
+            updated_at = now(),
+            movement = v_movement
+        FROM unnest(v_skus, v_lots, v_units) AS l(sku, batch_lot, quantity)
+        WHERE i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot
+        RETURNING i.id, i.sku, i.batch_lot, l.quantity, i.expiry_date, i.packaged_on_date, i.each_gtin, i.case_gtin
+    )
+    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'sku', sku, 'batch_lot', batch_lot, 'quantity', quantity, 'expiry_date', expiry_date,
+               'packaged_on_date', packaged_on_date, 'each_gtin', each_gtin, 'case_gtin', case_gtin)) ORDER BY id)
+    INTO v_lines FROM moved;
+
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', v_store_id, 'crsa', p_own_crsa, 'reference', p_header.reference,
+        'to_store_id', p_header.to_store_id, 'to_crsa', p_header.to_crsa, 'status', 'in_transit',
+        'timestamp', p_header.created_at, 'replayed', false, 'lines', v_lines);
+    UPDATE public.transfers SET result = v_result WHERE store_id = v_store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_out_record(p_transfer jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_parties  record;
+    v_header   public.transfers;
+    v_missing  jsonb;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.transfer_problems(p_transfer, 'out'), 'transfer');
+    v_store_id := (p_transfer->>'store_id')::uuid;
+    v_parties := posledger_private.transfer_parties(v_store_id, (p_transfer->>'to_store_id')::uuid, 'to_store_id');
+    SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('sku', l.sku, 'batch', l.batch_lot)), '[]') INTO v_missing
+    FROM posledger_private.transfer_lines(p_transfer) l
+    WHERE NOT EXISTS (SELECT FROM public.ocs_inventory i
+                      WHERE i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot);
+    PERFORM posledger_private.refuse_missing(v_missing, 'Transfer only batches this store has stocked.');
+
+    INSERT INTO public.transfers (store_id, reference, to_store_id, to_crsa, actor, payload)
+    VALUES (v_store_id, p_transfer->>'reference', (p_transfer->>'to_store_id')::uuid, v_parties.other_crsa,
+            p_transfer->>'actor', p_transfer)
+    ON CONFLICT ON CONSTRAINT transfers_reference_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.transfers WHERE store_id = v_store_id AND reference = p_transfer->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_transfer, jsonb_build_object(
+            'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    RETURN posledger_private.transfer_out_complete(v_header, v_parties.own_crsa);
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_parties(p_store_id uuid, p_other_id uuid, p_field text, OUT own_crsa text, OUT other_crsa text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_own   public.stores;
+    v_other public.stores;
+BEGIN
+    SELECT * INTO v_own FROM public.stores WHERE id = p_store_id;
+    SELECT * INTO v_other FROM public.stores WHERE id = p_other_id;
+    PERFORM posledger_private.refuse_missing((
+        SELECT coalesce(jsonb_agg(jsonb_build_object(m.field, m.id)), '[]')
+        FROM (VALUES ('store_id', p_store_id, v_own.id), (p_field, p_other_id, v_other.id)) AS m(field, id, found)
+        WHERE m.found IS NULL), 'Transfer between stores that exist.');
+    PERFORM posledger_private.refuse_problems((
+        SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+        FROM (VALUES
+            (1, p_field, 'is this store: a transfer moves stock between two stores', v_own.id = v_other.id),
+            (2, p_field, 'is a store of another retailer: a transfer stays within one CROL',
+                v_own.id <> v_other.id AND NOT coalesce(v_own.crol = v_other.crol, false)),
+            (3, 'store_id', 'has no CRSA: the platform names a transfer''s stores by their CRSA', v_own.crsa IS NULL),
+            (4, p_field, 'has no CRSA: the platform names a transfer''s stores by their CRSA', v_other.crsa IS NULL)
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed), 'transfer');
+    own_crsa := v_own.crsa;
+    other_crsa := v_other.crsa;
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_problems(p_payload jsonb, p_kind text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $_$
+    WITH doc AS (
+        SELECT CASE jsonb_typeof(p_payload) WHEN 'object' THEN p_payload ELSE '{}' END AS d
+    ), problem AS (
+        SELECT c.field, c.problem, c.ord
+        FROM doc, LATERAL (VALUES
+            (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_payload) IS DISTINCT FROM 'object'),
+            (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(d->'store_id')),
+            (2, 'reference', 'is required and must be a non-empty string: the transfer''s idempotency key',
+                NOT posledger_private.json_is_text(d->'reference')),
+            (3, 'reference', 'must be at most 200 characters', posledger_private.json_is_long(d->'reference')),
+            (4, 'to_store_id', 'is required and must be a uuid: the receiving store',
+                p_kind = 'out' AND NOT posledger_private.json_is_uuid(d->'to_store_id')),
+            (5, 'from_store_id', 'is required and must be a uuid: the sending store',
+                p_kind = 'in' AND NOT posledger_private.json_is_uuid(d->'from_store_id')),
+            (6, 'actor', 'is required and must be a non-empty string: who did it', NOT posledger_private.json_is_text(d->'actor')),
+            (7, 'note', 'must be a non-empty string when given',
+                posledger_private.json_is_given(d->'note') AND NOT posledger_private.json_is_text(d->'note')),
+            (8, 'lines', format('is required and must be an array of 1 to %s lines', posledger_private.max_lines()),
+                p_kind <> 'cancel' AND NOT posledger_private.json_is_lines(d->'lines'))
+        ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+        UNION ALL
+        SELECT format('lines[%s].%s', i.n - 1, c.field), c.problem, 100 * i.n + c.ord
+        FROM doc, LATERAL (
+                SELECT l.line, l.n, count(*) OVER (PARTITION BY l.line->'sku', l.line->'batch_lot') AS naming
+                FROM jsonb_array_elements(CASE WHEN p_kind = 'cancel' THEN '[]'
+                                               ELSE posledger_private.json_lines(d->'lines') END)
+                     WITH ORDINALITY AS l(line, n)) i,
+             LATERAL (VALUES
+                (1, 'sku', 'is required and must be a non-empty string', NOT posledger_private.json_is_text(i.line->'sku')),
+                (2, 'batch_lot', 'is required and must be a non-empty string: a transfer moves named batches',
+                    NOT posledger_private.json_is_text(i.line->'batch_lot')),
+                (3, 'quantity', 'must be a whole number from 1 to 1000000',
+                    p_kind = 'out' AND NOT posledger_private.json_is_number(i.line->'quantity', 1, 1e6, true)),
+                (4, 'sent', 'must be a whole number from 1 to 1000000: the units the sender sent',
+                    p_kind = 'in' AND NOT posledger_private.json_is_number(i.line->'sent', 1, 1e6, true)),
+                (5, 'received', 'must be a whole number from 0 to 1000000: the units that arrived',
+                    p_kind = 'in' AND NOT posledger_private.json_is_number(i.line->'received', 0, 1e6, true)),
+                (6, 'expiry_date', 'must be a date (YYYY-MM-DD) when given',
+                    p_kind = 'in' AND posledger_private.json_is_given(i.line->'expiry_date')
+                    AND NOT posledger_private.json_is_date(i.line->'expiry_date')),
+                (7, 'batch_lot', 'is named twice in this transfer',
+                    i.naming > 1 AND posledger_private.json_is_text(i.line->'sku'))
+             ) AS c(ord, field, problem, failed)
+        WHERE c.failed
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', field, 'problem', problem) ORDER BY ord), '[]')
+    FROM problem
+$_$;
+
 CREATE FUNCTION public.adjust_inventory(p_adjustment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -2941,6 +3358,35 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) IS 'cancel_reservation routed by its store (the form Citus distributes).';
+
+CREATE FUNCTION public.cancel_transfer(p_cancel jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.transfer_cancel_record(p_cancel);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.cancel_transfer(p_cancel jsonb) IS 'A transfer in transit is called off at the sending store: its units come back to their batches. Refused once received (where the receiver can be read). Idempotent.';
+
+CREATE FUNCTION public.cancel_transfer(p_store_id uuid, p_cancel jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_cancel) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.transfer_problems(p_cancel, 'cancel'), 'transfer');
+    END IF;
+    RETURN public.cancel_transfer(p_cancel);
+END $$;
+
+COMMENT ON FUNCTION public.cancel_transfer(p_store_id uuid, p_cancel jsonb) IS 'cancel_transfer routed by its (sending) store (the form Citus distributes).';
 
 CREATE FUNCTION public.catalogue_product(p_key text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -3180,7 +3626,7 @@ CREATE TABLE public.ocs_inventory_transactions (
     CONSTRAINT ocs_inventory_transactions_origin_known CHECK ((origin = ANY (ARRAY['posledger'::text, 'direct'::text, 'migrated'::text]))),
     CONSTRAINT ocs_inventory_transactions_quantity_after_check CHECK ((quantity_after >= 0)),
     CONSTRAINT ocs_inventory_transactions_quantity_check CHECK ((quantity <> 0)),
-    CONSTRAINT ocs_inventory_transactions_type_known CHECK ((transaction_type = ANY (ARRAY['opening'::text, 'manual_adjustment'::text, 'sale'::text, 'receipt'::text, 'return'::text, 'void'::text, 'adjustment'::text])))
+    CONSTRAINT ocs_inventory_transactions_type_known CHECK ((transaction_type = ANY (ARRAY['opening'::text, 'manual_adjustment'::text, 'sale'::text, 'receipt'::text, 'return'::text, 'void'::text, 'adjustment'::text, 'transfer_out'::text, 'transfer_in'::text, 'transfer_cancel'::text])))
 );
 
 COMMENT ON TABLE public.ocs_inventory_transactions IS 'The stock ledger: one row per change of a stock row''s quantity_on_hand, written by the stock trigger. Append-only (IV403), and each row sealed into its stock row''s hash chain: verify_ledger() checks it.';
@@ -3530,6 +3976,64 @@ EXCEPTION WHEN lock_not_available THEN
 END $$;
 
 COMMENT ON FUNCTION public.set_batch_status(p_change jsonb) IS 'Hold, recall or release a lot, in one store or every store; the hold stays in force for stock of the lot received later. Idempotent by reference.';
+
+CREATE FUNCTION public.transfer_in(p_receipt jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.transfer_in_record(p_receipt);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.transfer_in(p_receipt jsonb) IS 'A transfer from another store of the retailer arrives: per line the units sent and received, the variance recorded. Idempotent by store, sending store and reference.';
+
+CREATE FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_receipt) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.transfer_problems(p_receipt, 'in'), 'transfer');
+    END IF;
+    RETURN public.transfer_in(p_receipt);
+END $$;
+
+COMMENT ON FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) IS 'transfer_in routed by its (receiving) store (the form Citus distributes).';
+
+CREATE FUNCTION public.transfer_out(p_transfer jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET lock_timeout TO '3s'
+    AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.transfer_out_record(p_transfer);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.transfer_out(p_transfer jsonb) IS 'Units leave a store by named batch for another store of its retailer (same CROL), in transit until received or cancelled. Idempotent by store and reference.';
+
+CREATE FUNCTION public.transfer_out(p_store_id uuid, p_transfer jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_transfer) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.transfer_problems(p_transfer, 'out'), 'transfer');
+    END IF;
+    RETURN public.transfer_out(p_transfer);
+END $$;
+
+COMMENT ON FUNCTION public.transfer_out(p_store_id uuid, p_transfer jsonb) IS 'transfer_out routed by its (sending) store (the form Citus distributes).';
 
 CREATE FUNCTION public.verify_ledger(p_store_id uuid DEFAULT NULL::uuid) RETURNS TABLE(kind text, store_id uuid, inventory_id bigint, transaction_id bigint, problem text)
     LANGUAGE plpgsql STABLE
@@ -4265,6 +4769,66 @@ CREATE VIEW public.terminal_sequence_gaps AS
 
 COMMENT ON VIEW public.terminal_sequence_gaps IS 'Per store and till, each run of sequence numbers missing between two that arrived: sales the till sent that never reached the database.';
 
+CREATE VIEW public.transfers_to_watch AS
+ WITH t AS MATERIALIZED (
+         SELECT transfers.store_id,
+            transfers.id,
+            transfers.reference,
+            transfers.to_store_id,
+            transfers.to_crsa,
+            transfers.status,
+            transfers.payload,
+            transfers.created_at
+           FROM public.transfers
+        ), r AS MATERIALIZED (
+         SELECT transfer_receipts.store_id,
+            transfer_receipts.id,
+            transfer_receipts.reference,
+            transfer_receipts.from_store_id,
+            transfer_receipts.from_crsa,
+            transfer_receipts.payload,
+            transfer_receipts.created_at
+           FROM public.transfer_receipts
+        )
+ SELECT COALESCE(t.store_id, r.from_store_id) AS from_store_id,
+    COALESCE(r.from_crsa, fs.crsa) AS from_crsa,
+    COALESCE(t.to_store_id, r.store_id) AS to_store_id,
+    COALESCE(t.to_crsa, ts.crsa) AS to_crsa,
+    COALESCE(t.reference, r.reference) AS reference,
+    t.id AS transfer_id,
+    r.id AS receipt_id,
+        CASE
+            WHEN (t.id IS NULL) THEN 'received_unknown'::text
+            WHEN ((t.status = 'cancelled'::text) AND (r.id IS NOT NULL)) THEN 'received_after_cancel'::text
+            WHEN (r.id IS NULL) THEN 'in_transit'::text
+            ELSE 'unbalanced'::text
+        END AS state,
+    t.created_at AS sent_at,
+    r.created_at AS received_at,
+    d.units_sent,
+    d.units_received,
+    d.differences
+   FROM ((((t
+     FULL JOIN r ON (((r.store_id = t.to_store_id) AND (r.from_store_id = t.store_id) AND (r.reference = t.reference))))
+     LEFT JOIN public.stores fs ON ((fs.id = r.from_store_id)))
+     LEFT JOIN public.stores ts ON ((ts.id = r.store_id)))
+     LEFT JOIN LATERAL ( SELECT sum(COALESCE(s.sent, (0)::bigint)) AS units_sent,
+            sum(COALESCE(g.received, (0)::bigint)) AS units_received,
+            COALESCE(jsonb_agg(jsonb_build_object('sku', COALESCE(s.sku, g.sku), 'batch', COALESCE(s.batch_lot, g.batch_lot), 'sent', COALESCE(s.sent, (0)::bigint), 'received', COALESCE(g.received, (0)::bigint)) ORDER BY COALESCE(s.sku, g.sku), COALESCE(s.batch_lot, g.batch_lot)) FILTER (WHERE ((r.id IS NOT NULL) AND (COALESCE(s.sent, (0)::bigint) <> COALESCE(g.received, (0)::bigint)))), '[]'::jsonb) AS differences
+           FROM (( SELECT (l.value ->> 'sku'::text) AS sku,
+                    (l.value ->> 'batch_lot'::text) AS batch_lot,
+                    sum(((l.value ->> 'quantity'::text))::integer) AS sent
+                   FROM jsonb_array_elements((t.payload -> 'lines'::text)) l(value)
+                  GROUP BY (l.value ->> 'sku'::text), (l.value ->> 'batch_lot'::text)) s
+             FULL JOIN ( SELECT (l.value ->> 'sku'::text) AS sku,
+                    (l.value ->> 'batch_lot'::text) AS batch_lot,
+                    sum(((l.value ->> 'received'::text))::integer) AS received
+                   FROM jsonb_array_elements((r.payload -> 'lines'::text)) l(value)
+                  GROUP BY (l.value ->> 'sku'::text), (l.value ->> 'batch_lot'::text)) g USING (sku, batch_lot))) d ON (true))
+  WHERE ((t.id IS NULL) OR ((t.status = 'in_transit'::text) AND (r.id IS NULL)) OR ((t.status = 'cancelled'::text) AND (r.id IS NOT NULL)) OR ((r.id IS NOT NULL) AND (d.differences <> '[]'::jsonb)));
+
+COMMENT ON VIEW public.transfers_to_watch IS 'Transfers that need a look (docs/transfers.md): state in_transit (sent, neither received nor cancelled), unbalanced (received quantities differ from sent: differences), received_after_cancel, received_unknown (no transfer sent by that reference).';
+
 ALTER TABLE ONLY public.adjustment_reasons
     ADD CONSTRAINT adjustment_reasons_pkey PRIMARY KEY (code);
 
@@ -4366,6 +4930,18 @@ ALTER TABLE public.stores
 
 ALTER TABLE ONLY public.stores
     ADD CONSTRAINT stores_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.transfer_receipts
+    ADD CONSTRAINT transfer_receipts_once UNIQUE (store_id, from_store_id, reference);
+
+ALTER TABLE ONLY public.transfer_receipts
+    ADD CONSTRAINT transfer_receipts_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.transfers
+    ADD CONSTRAINT transfers_pkey PRIMARY KEY (store_id, id);
+
+ALTER TABLE ONLY public.transfers
+    ADD CONSTRAINT transfers_reference_once UNIQUE (store_id, reference);
 
 CREATE INDEX batch_status_changes_by_row ON public.batch_status_changes USING btree (store_id, inventory_id, id);
 
@@ -4543,6 +5119,18 @@ ALTER TABLE ONLY public.reservation_holds
 
 ALTER TABLE ONLY public.reservation_holds
     ADD CONSTRAINT reservation_holds_store_id_order_id_fkey FOREIGN KEY (store_id, order_id) REFERENCES public.pos_orders(store_id, id);
+
+ALTER TABLE ONLY public.transfer_receipts
+    ADD CONSTRAINT transfer_receipts_from_store_id_fkey FOREIGN KEY (from_store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.transfer_receipts
+    ADD CONSTRAINT transfer_receipts_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.transfers
+    ADD CONSTRAINT transfers_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.transfers
+    ADD CONSTRAINT transfers_to_store_id_fkey FOREIGN KEY (to_store_id) REFERENCES public.stores(id);
 
 GRANT USAGE ON SCHEMA public TO posledger_app;
 GRANT USAGE ON SCHEMA public TO posledger_readonly;
@@ -4769,6 +5357,34 @@ REVOKE ALL ON FUNCTION posledger_private.store_date(p_store public.stores, p_at 
 
 REVOKE ALL ON FUNCTION posledger_private.store_today(p_store public.stores) FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.transfers TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_complete(p_header public.transfers, p_cancel jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_record(p_cancel jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE public.transfer_receipts TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_in_record(p_receipt jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_lines(p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_other_side_visible() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_out_complete(p_header public.transfers, p_own_crsa text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_out_record(p_transfer jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_parties(p_store_id uuid, p_other_id uuid, p_field text, OUT own_crsa text, OUT other_crsa text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION posledger_private.transfer_problems(p_payload jsonb, p_kind text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.adjust_inventory(p_adjustment jsonb) TO posledger_app;
 
@@ -4780,6 +5396,12 @@ GRANT ALL ON FUNCTION public.cancel_reservation(p_cancellation jsonb) TO posledg
 
 REVOKE ALL ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.cancel_reservation(p_store_id uuid, p_cancellation jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.cancel_transfer(p_cancel jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_transfer(p_cancel jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.cancel_transfer(p_store_id uuid, p_cancel jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_transfer(p_store_id uuid, p_cancel jsonb) TO posledger_app;
 
 REVOKE ALL ON FUNCTION public.catalogue_product(p_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.catalogue_product(p_key text) TO posledger_app;
@@ -4859,6 +5481,18 @@ GRANT ALL ON FUNCTION public.return_pos_sale(p_store_id uuid, p_return jsonb) TO
 REVOKE ALL ON FUNCTION public.set_batch_status(p_change jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_batch_status(p_change jsonb) TO posledger_app;
 
+REVOKE ALL ON FUNCTION public.transfer_in(p_receipt jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.transfer_in(p_receipt jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.transfer_out(p_transfer jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.transfer_out(p_transfer jsonb) TO posledger_app;
+
+REVOKE ALL ON FUNCTION public.transfer_out(p_store_id uuid, p_transfer jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.transfer_out(p_store_id uuid, p_transfer jsonb) TO posledger_app;
+
 REVOKE ALL ON FUNCTION public.verify_ledger(p_store_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.verify_ledger(p_store_id uuid) TO posledger_readonly;
 
@@ -4921,6 +5555,8 @@ GRANT SELECT ON TABLE public.sales_per_hour TO posledger_readonly;
 GRANT SELECT ON TABLE public.stock_by_batch TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.terminal_sequence_gaps TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.transfers_to_watch TO posledger_readonly;
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES  TO posledger_readonly;
 

@@ -150,7 +150,7 @@ DISTRIBUTED_PASS = {"test_fix_plan.py", "test_concurrency.py", "test_returns.py"
                     "test_receiving.py", "test_holds.py", "test_dba_views.py", "test_routes.py",
                     "test_reservations.py", "test_distribution.py", "test_exception_queue.py",
                     "test_offline_tills.py", "test_ocs_feed.py", "test_monthly_report.py",
-                    "test_ocs_sender.py"}
+                    "test_ocs_sender.py", "test_transfers.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

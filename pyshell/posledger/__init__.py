@@ -5,6 +5,7 @@ from importlib.metadata import version
 from posledger.calls import (
     adjust_inventory,
     cancel_reservation,
+    cancel_transfer,
     catalogue_product,
     complete_reservation,
     count_inventory,
@@ -15,6 +16,8 @@ from posledger.calls import (
     resolve_exception,
     return_sale,
     set_batch_status,
+    transfer_in,
+    transfer_out,
 )
 from posledger.errors import (
     BatchBlocked,
@@ -48,6 +51,7 @@ __all__ = [
     "ReturnExceedsSale",
     "adjust_inventory",
     "cancel_reservation",
+    "cancel_transfer",
     "catalogue_product",
     "complete_reservation",
     "count_inventory",
@@ -58,4 +62,6 @@ __all__ = [
     "resolve_exception",
     "return_sale",
     "set_batch_status",
+    "transfer_in",
+    "transfer_out",
 ]

@@ -61,7 +61,7 @@ def _retried(conn: psycopg.Connection, once: Callable[[], Any], attempts: int, b
 # The entries with a two-argument form routed by store (docs/scaling.md).
 STORE_SCOPED = frozenset({"record_pos_sale", "return_pos_sale", "receive_inventory", "adjust_inventory",
                           "count_inventory", "complete_reservation", "cancel_reservation",
-                          "resolve_inventory_exception"})
+                          "resolve_inventory_exception", "transfer_out", "transfer_in", "cancel_transfer"})
 
 
 def _store_of(payload: Any) -> uuid.UUID | None:
@@ -153,6 +153,22 @@ def complete_reservation(conn: psycopg.Connection, completion: dict[str, Any], *
 def cancel_reservation(conn: psycopg.Connection, cancellation: dict[str, Any], **retry: Any) -> dict[str, Any]:
     """A reservation or parked cart is given up: its units become available again (cancel_reservation)."""
     return call(conn, "cancel_reservation", cancellation, **retry)
+
+
+def transfer_out(conn: psycopg.Connection, transfer: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """Units leave a store by batch for another store of its retailer, in transit (transfer_out;
+    docs/transfers.md)."""
+    return call(conn, "transfer_out", transfer, **retry)
+
+
+def transfer_in(conn: psycopg.Connection, receipt: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A transfer arrives at the receiving store, per line sent and received (transfer_in)."""
+    return call(conn, "transfer_in", receipt, **retry)
+
+
+def cancel_transfer(conn: psycopg.Connection, cancellation: dict[str, Any], **retry: Any) -> dict[str, Any]:
+    """A transfer in transit is called off: its units come back to the sender (cancel_transfer)."""
+    return call(conn, "cancel_transfer", cancellation, **retry)
 
 
 def release_expired_reservations(conn: psycopg.Connection, store_id: str, max_orders: int = 10000) -> dict[str, Any]:

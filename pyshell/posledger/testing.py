@@ -90,7 +90,10 @@ INVARIANT_CHECKS = {
         SELECT id::text FROM pos_returns WHERE result IS NULL
         UNION ALL SELECT id::text FROM ocs_shipments WHERE result IS NULL
         UNION ALL SELECT id::text FROM inventory_adjustments WHERE result IS NULL
-        UNION ALL SELECT reference FROM batch_status_requests WHERE result IS NULL""",
+        UNION ALL SELECT reference FROM batch_status_requests WHERE result IS NULL
+        UNION ALL SELECT id::text FROM transfers WHERE result IS NULL
+            OR (status = 'cancelled') <> (cancel_result IS NOT NULL)
+        UNION ALL SELECT id::text FROM transfer_receipts WHERE result IS NULL""",
     # The ledger's own evidence (verify_ledger.sql is its one home): every hash chain links and every guard
     # trigger is on. Rows written into the ledger directly are for review, not broken.
     "a ledger chain is broken or a guard is off (verify_ledger)": """

@@ -28,7 +28,8 @@ SELECT create_distributed_table(t, 'store_id', colocate_with => CASE WHEN n = 1 
 FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', 'pos_order_lines',
                   'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
                   'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
-                  'batch_status_changes', 'reservation_holds', 'ocs_outbox', 'ocs_deliveries'])
+                  'batch_status_changes', 'reservation_holds', 'ocs_outbox', 'ocs_deliveries', 'transfers',
+                  'transfer_receipts'])
      WITH ORDINALITY AS d(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;
@@ -40,7 +41,8 @@ ORDER BY n;
 SELECT create_distributed_function((f || '(uuid, jsonb)')::regprocedure, 'p_store_id',
                                    colocate_with => 'ocs_inventory')
 FROM unnest(ARRAY['record_pos_sale', 'return_pos_sale', 'adjust_inventory', 'count_inventory',
-                  'complete_reservation', 'cancel_reservation', 'resolve_inventory_exception']) AS f;
+                  'complete_reservation', 'cancel_reservation', 'resolve_inventory_exception',
+                  'transfer_out', 'transfer_in', 'cancel_transfer']) AS f;
 
 -- The scheduler's call is per store too (release_expired_reservations.sql).
 SELECT create_distributed_function('release_expired_reservations(uuid, integer)'::regprocedure, 'p_store_id',

@@ -98,7 +98,8 @@ $$;
 
 -- The events of the outbox rows p_ids of a store, as the platform's inventoryEventList entries. Rendered
 -- from the ledger when read: the mapping in ocs_event_types is data, so a corrected event type reaches
--- every event sent after the correction, under the same posTransactionLineId.
+-- every event sent after the correction, under the same posTransactionLineId. A transfer's event names the
+-- other store by its CRSA (counterPartyCRSA).
 CREATE OR REPLACE FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[])
 RETURNS TABLE (outbox_id bigint, event jsonb)
 LANGUAGE plpgsql STABLE AS $$
@@ -112,15 +113,24 @@ BEGIN
         'inventoryEventType', m.event_type,
         'inventoryQuantityChange', t.quantity::text,
         'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
-        'posSalesTransactionId', coalesce(po.receipt_number, t.reference_id::text, 'ledger-' || t.id),
+        -- A transfer's events, at both stores, carry its reference: the platform can pair them.
+        'posSalesTransactionId', coalesce(po.receipt_number, tr.reference, trr.reference, t.reference_id::text,
+                                          'ledger-' || t.id),
         'soldAtPrice', CASE WHEN t.transaction_type = 'sale' THEN p.price::numeric(14, 2)::text END,
-        'reasonCategory', coalesce(m.reason_category, t.reason_code)))
+        'reasonCategory', coalesce(m.reason_category, t.reason_code),
+        -- A transfer's ledger rows carry the other store's CRSA in notes (transfer_out.sql, transfer_in.sql).
+        'counterPartyCRSA', CASE WHEN t.transaction_type IN ('transfer_out', 'transfer_in', 'transfer_cancel')
+                                 THEN t.notes END))
     FROM public.ocs_outbox o
     JOIN public.ocs_inventory_transactions t ON t.store_id = o.store_id AND t.id = o.ledger_id
     JOIN public.stores s ON s.id = o.store_id
     LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
     LEFT JOIN LATERAL (SELECT pg.gtin FROM public.product_gtins pg WHERE pg.sku = t.sku ORDER BY pg.gtin LIMIT 1) g ON true
     LEFT JOIN public.pos_orders po ON t.reference_type = 'pos_order' AND po.store_id = t.store_id AND po.id = t.reference_id
+    LEFT JOIN public.transfers tr ON t.reference_type = 'store_transfer' AND tr.store_id = t.store_id
+                                 AND tr.id = t.reference_id
+    LEFT JOIN public.transfer_receipts trr ON t.reference_type = 'store_transfer_receipt' AND trr.store_id = t.store_id
+                                          AND trr.id = t.reference_id
     LEFT JOIN LATERAL (SELECT round(sum(l.quantity * l.unit_price) / nullif(sum(l.quantity), 0), 2) AS price
                        FROM public.pos_order_lines l
                        WHERE po.id IS NOT NULL AND l.store_id = t.store_id AND l.order_id = po.id

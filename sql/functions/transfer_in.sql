@@ -1,0 +1,142 @@
+-- transfer_in(jsonb) returns jsonb: a transfer arrives at the receiving store, which records per line the
+-- units sent and the units received (the variance, more or less than sent, is theirs to explain). Writes
+-- the receiver's rows only: its transfer_receipts row, its stock (a batch new to it is created) and their
+-- ledger (docs/transfers.md).
+
+CREATE OR REPLACE FUNCTION transfer_in(p_receipt jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET lock_timeout = '3s'
+AS $$
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    RETURN posledger_private.transfer_in_record(p_receipt);
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+REVOKE ALL ON FUNCTION transfer_in(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION transfer_in(jsonb) TO posledger_app;
+COMMENT ON FUNCTION transfer_in(jsonb) IS 'A transfer from another store of the retailer arrives: per line the units sent and received, the variance recorded. Idempotent by store, sending store and reference.';
+
+-- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
+-- server it is the same call as the one-argument form.
+CREATE OR REPLACE FUNCTION transfer_in(p_store_id uuid, p_receipt jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NOT posledger_private.routed(p_store_id, p_receipt) THEN
+        PERFORM posledger_private.refuse_misrouted(posledger_private.transfer_problems(p_receipt, 'in'), 'transfer');
+    END IF;
+    RETURN public.transfer_in(p_receipt);
+END $$;
+
+REVOKE ALL ON FUNCTION transfer_in(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION transfer_in(uuid, jsonb) TO posledger_app;
+COMMENT ON FUNCTION transfer_in(uuid, jsonb) IS 'transfer_in routed by its (receiving) store (the form Citus distributes).';
+
+CREATE OR REPLACE FUNCTION posledger_private.transfer_in_record(p_receipt jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_store_id uuid;
+    v_from_id  uuid;
+    v_parties  record;
+    v_header   public.transfer_receipts;
+BEGIN
+    PERFORM posledger_private.refuse_problems(posledger_private.transfer_problems(p_receipt, 'in'), 'transfer');
+    v_store_id := (p_receipt->>'store_id')::uuid;
+    v_from_id := (p_receipt->>'from_store_id')::uuid;
+    v_parties := posledger_private.transfer_parties(v_store_id, v_from_id, 'from_store_id');
+
+    INSERT INTO public.transfer_receipts (store_id, reference, from_store_id, from_crsa, actor, payload)
+    VALUES (v_store_id, p_receipt->>'reference', v_from_id, v_parties.other_crsa, p_receipt->>'actor', p_receipt)
+    ON CONFLICT ON CONSTRAINT transfer_receipts_once DO NOTHING
+    RETURNING * INTO v_header;
+    IF NOT FOUND THEN
+        SELECT * INTO v_header FROM public.transfer_receipts
+        WHERE store_id = v_store_id AND from_store_id = v_from_id AND reference = p_receipt->>'reference';
+        PERFORM posledger_private.refuse_other_payload(v_header.payload, p_receipt, jsonb_build_object(
+            'store_id', v_store_id, 'from_store_id', v_from_id, 'reference', v_header.reference, 'id', v_header.id));
+        RETURN v_header.result || '{"replayed": true}';
+    END IF;
+    PERFORM posledger_private.transfer_in_check_sender(v_header);
+    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa);
+END $$;
+
+-- The sender's side, where it can be read (transfer_other_side_visible): a transfer it never sent (IV404)
+-- or has cancelled (IV400) is refused. On Citus it is not read; transfers_to_watch shows such a receipt.
+CREATE OR REPLACE FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_status  text;
+BEGIN
+    IF NOT posledger_private.transfer_other_side_visible() THEN
+        RETURN;
+    END IF;
+    SELECT t.status INTO v_status FROM public.transfers t
+    WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
+    FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_status IS NULL
+        THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
+        ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_status = 'cancelled'
+        THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
+        ELSE '[]' END, 'transfer');
+END $$;
+
+-- The receiver's writes. The units received go on the shelf as the sending batch: its row here is
+-- created, or added to (id order locks first); a held batch's units are on hand, not available, as a
+-- receipt's. A line received at 0 moves nothing and leaves no ledger row; its variance is recorded.
+CREATE OR REPLACE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
+    v_store_id uuid := p_header.store_id;
+    v_movement jsonb;
+    v_skus     text[];
+    v_lots     text[];
+    v_units    integer[];
+    v_dates    date[];
+    v_lines    jsonb;
+    v_result   jsonb;
+BEGIN
+    SELECT array_agg(l.sku ORDER BY l.sku, l.batch_lot), array_agg(l.batch_lot ORDER BY l.sku, l.batch_lot),
+           array_agg(l.quantity ORDER BY l.sku, l.batch_lot), array_agg(l.expiry_date ORDER BY l.sku, l.batch_lot)
+    INTO v_skus, v_lots, v_units, v_dates
+    FROM posledger_private.transfer_lines(p_header.payload) l WHERE l.quantity > 0;
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    ORDER BY i.id FOR NO KEY UPDATE;
+
+    -- The ledger trigger labels its rows with this; notes is the sender's CRSA (counterPartyCRSA).
+    v_movement := jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
+                                     'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor);
+    INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, expiry_date, quantity_on_hand, quantity_available,
+                                          movement)
+    SELECT v_store_id, l.sku, l.batch_lot, l.expiry_date, l.units, l.units, v_movement
+    FROM unnest(v_skus, v_lots, v_units, v_dates) AS l(sku, batch_lot, units, expiry_date)
+    ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+    SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+        -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+        quantity_available = i.quantity_available + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+        expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
+        updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+        movement = excluded.movement;
+
+    SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
+                                        'variance', l.quantity - l.sent) ORDER BY l.sku, l.batch_lot)
+    INTO v_lines FROM posledger_private.transfer_lines(p_header.payload) l;
+    v_result := jsonb_build_object(
+        'id', p_header.id, 'store_id', v_store_id, 'crsa', p_own_crsa, 'reference', p_header.reference,
+        'from_store_id', p_header.from_store_id, 'from_crsa', p_header.from_crsa, 'timestamp', p_header.created_at,
+        'replayed', false, 'balanced', NOT EXISTS (SELECT FROM jsonb_array_elements(v_lines) e
+                                                  WHERE (e->>'variance')::integer <> 0),
+        'lines', v_lines);
+    UPDATE public.transfer_receipts SET result = v_result WHERE store_id = v_store_id AND id = p_header.id;
+    RETURN v_result;
+END $$;

@@ -1,0 +1,254 @@
+"""Transfers between the stores of one retailer (issue 18; docs/transfers.md): units leave the sender by batch and
+are in transit, arrive at the receiver with any variance recorded per line, or come back to the sender when the
+transfer is cancelled in transit. Each call writes one store's rows; both sides are ledgered with the other store's
+CRSA, and the OCS feed reports them as TRANSFER_OUT and TRANSFER_IN with counterPartyCRSA."""
+
+import datetime
+import json
+import uuid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import pytest
+from psycopg.types.json import Jsonb
+
+from conftest import batches_of, new_store, receive, shipment_line
+from posledger import (
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidSale,
+    NotFound,
+    cancel_transfer,
+    transfer_in,
+    transfer_out,
+)
+from posledger.pgserver import server_kind
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
+
+
+def two_stores(db, crol="CROL-1"):
+    tag = uuid.uuid4().hex[:8]
+    sender = new_store(db, name="sender", crsa=f"CRSA-A-{tag}", crol=crol)
+    receiver = new_store(db, name="receiver", crsa=f"CRSA-B-{tag}", crol=crol)
+    receive(db, sender, shipment_line("SKU-1", 10, "LOT-A", expiry_date="2027-06-30"),
+            shipment_line("SKU-2", 5, "LOT-B"))
+    return sender, receiver
+
+
+def crsa_of(db, store):
+    crsa = db.execute("SELECT crsa FROM stores WHERE id = %s", [store]).fetchone()[0]
+    db.commit()
+    return crsa
+
+
+def sent(sender, receiver, reference="TR-1", **lines):
+    return {"store_id": sender, "reference": reference, "to_store_id": receiver, "actor": "clerk",
+            "lines": [{"sku": sku, "batch_lot": lot, "quantity": quantity} for sku, (lot, quantity) in lines.items()]}
+
+
+def arrived(receiver, sender, reference="TR-1", **lines):
+    return {"store_id": receiver, "reference": reference, "from_store_id": sender, "actor": "clerk",
+            "lines": [{"sku": sku, "batch_lot": lot, "sent": s, "received": r} for sku, (lot, s, r) in lines.items()]}
+
+
+def ledger(db, store):
+    rows = db.execute("SELECT sku, batch_lot, transaction_type, quantity, reference_type, notes"
+                      " FROM ocs_inventory_transactions WHERE store_id = %s AND transaction_type LIKE 'transfer%%'"
+                      " ORDER BY id", [store]).fetchall()
+    db.commit()
+    return rows
+
+
+def watched(db, sender, reference="TR-1"):
+    rows = db.execute("SELECT state, units_sent, units_received, differences FROM transfers_to_watch"
+                      " WHERE from_store_id = %s AND reference = %s", [sender, reference]).fetchall()
+    db.commit()
+    return rows
+
+
+def test_a_transfer_leaves_the_sender_is_in_transit_and_arrives_with_its_variance(db):
+    sender, receiver = two_stores(db)
+    out = transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4), "SKU-2": ("LOT-B", 2)}))
+    assert (out["status"], out["replayed"], out["to_crsa"]) == ("in_transit", False, crsa_of(db, receiver))
+    assert out["lines"][0] == {"sku": "SKU-1", "batch_lot": "LOT-A", "quantity": 4, "expiry_date": "2027-06-30"}
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (6, 6)
+    assert watched(db, sender) == [("in_transit", 6, 0, [])]
+
+    # One unit of SKU-2 broke on the way: the receiver records 1 less than was sent.
+    received = transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4), "SKU-2": ("LOT-B", 2, 1)}))
+    assert received["balanced"] is False
+    assert [(line["sku"], line["variance"]) for line in received["lines"]] == [("SKU-1", 0), ("SKU-2", -1)]
+    assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (4, 4)
+    assert batches_of(db, receiver, "SKU-2")["LOT-B"][:2] == (1, 1)
+    expiry = db.execute("SELECT expiry_date FROM ocs_inventory WHERE store_id = %s AND sku = 'SKU-1'",
+                        [receiver]).fetchone()[0]
+    db.commit()
+    assert expiry is None   # the receiver's payload did not give it: the batch is created without one
+    assert watched(db, sender) == [("unbalanced", 6, 5, [{"sku": "SKU-2", "batch": "LOT-B", "sent": 2, "received": 1}])]
+
+    # Both sides ledgered, each with the other's CRSA.
+    assert ledger(db, sender) == [("SKU-1", "LOT-A", "transfer_out", -4, "store_transfer", crsa_of(db, receiver)),
+                                  ("SKU-2", "LOT-B", "transfer_out", -2, "store_transfer", crsa_of(db, receiver))]
+    assert ledger(db, receiver) == [
+        ("SKU-1", "LOT-A", "transfer_in", 4, "store_transfer_receipt", crsa_of(db, sender)),
+        ("SKU-2", "LOT-B", "transfer_in", 1, "store_transfer_receipt", crsa_of(db, sender))]
+
+
+def test_a_balanced_receipt_leaves_nothing_to_watch_and_adds_to_a_batch_the_receiver_has(db):
+    sender, receiver = two_stores(db)
+    receive(db, receiver, shipment_line("SKU-1", 3, "LOT-A"))
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 2)}))
+    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 2, 2)}))
+    assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (5, 5)
+    assert watched(db, sender) == []
+
+
+def test_every_call_is_idempotent_by_its_reference_and_refuses_another_payload(db):
+    sender, receiver = two_stores(db)
+    payload = sent(sender, receiver, **{"SKU-1": ("LOT-A", 3)})
+    first = transfer_out(db, payload)
+    again = transfer_out(db, payload)
+    assert again == {**first, "replayed": True}
+    with pytest.raises(IdempotencyConflict):
+        transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 2)}))
+    receipt = arrived(receiver, sender, **{"SKU-1": ("LOT-A", 3, 3)})
+    assert transfer_in(db, receipt)["replayed"] is False
+    assert transfer_in(db, receipt)["replayed"] is True
+    with pytest.raises(IdempotencyConflict):
+        transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 3, 2)}))
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (7, 7)
+    assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (3, 3)
+
+
+# On Citus each call reads its own store's shard only: the refusals that need the other side are not made
+# there, and transfers_to_watch shows what they would have refused (docs/transfers.md, "The limits").
+one_server_only = pytest.mark.skipif(server_kind() == "citus", reason="the other side is read on one server only")
+
+
+def test_a_cancel_brings_the_units_back_once(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    cancel = {"store_id": sender, "reference": "TR-1", "actor": "manager"}
+    result = cancel_transfer(db, cancel)
+    assert (result["status"], result["replayed"]) == ("cancelled", False)
+    assert cancel_transfer(db, cancel)["replayed"] is True
+    with pytest.raises(IdempotencyConflict):
+        cancel_transfer(db, {**cancel, "actor": "someone else"})
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10, 10)
+    assert [row[2:4] for row in ledger(db, sender)] == [("transfer_out", -4), ("transfer_cancel", 4)]
+    assert ledger(db, sender)[1][5] == crsa_of(db, receiver)
+    assert watched(db, sender) == []
+
+
+@pytest.mark.skipif(server_kind() != "citus", reason="one server refuses it")
+def test_on_citus_a_receipt_of_a_cancelled_transfer_is_shown_to_the_dbas(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
+    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
+    assert [row[0] for row in watched(db, sender)] == ["received_after_cancel"]
+
+
+@one_server_only
+def test_a_cancelled_transfer_cannot_be_received(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
+    with pytest.raises(InvalidSale) as refused:
+        transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
+    assert refused.value.detail["problems"][0]["field"] == "reference"
+    assert batches_of(db, receiver, "SKU-1") == {}
+
+
+@one_server_only
+def test_a_received_transfer_cannot_be_cancelled_and_an_unknown_one_cannot_be_received(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
+    with pytest.raises(InvalidSale) as refused:
+        cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
+    assert "has received" in refused.value.detail["problems"][0]["problem"]
+    with pytest.raises(NotFound):
+        cancel_transfer(db, {"store_id": sender, "reference": "TR-NONE", "actor": "manager"})
+    with pytest.raises(NotFound):
+        transfer_in(db, arrived(receiver, sender, "TR-NONE", **{"SKU-1": ("LOT-A", 1, 1)}))
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (6, 6)
+
+
+def test_transfers_to_itself_to_another_retailer_to_an_unknown_store_or_beyond_stock_are_refused(db):
+    sender, receiver = two_stores(db)
+    elsewhere = new_store(db, name="other retailer", crsa=f"CRSA-X-{uuid.uuid4().hex[:8]}", crol="CROL-2")
+    no_licence = new_store(db, name="no licences")
+    line = {"SKU-1": ("LOT-A", 1)}
+    refusals = [(sender, "is this store"), (elsewhere, "another retailer"), (no_licence, "another retailer")]
+    for target, problem in refusals:
+        with pytest.raises(InvalidSale) as refused:
+            transfer_out(db, sent(sender, target, **line))
+        assert problem in refused.value.detail["problems"][0]["problem"]
+        assert refused.value.detail["problems"][0]["field"] == "to_store_id"
+    with pytest.raises(InvalidSale):
+        transfer_in(db, arrived(elsewhere, sender, **{"SKU-1": ("LOT-A", 1, 1)}))
+    assert db.execute("SELECT count(*) FROM transfer_receipts WHERE store_id = %s", [elsewhere]).fetchone()[0] == 0
+    with pytest.raises(NotFound) as missing:
+        transfer_out(db, sent(sender, str(uuid.uuid4()), **line))
+    assert list(missing.value.detail["missing"][0]) == ["to_store_id"]
+    with pytest.raises(NotFound):
+        transfer_out(db, sent(sender, receiver, **{"SKU-9": ("LOT-Z", 1)}))
+    with pytest.raises(InsufficientStock) as short:
+        transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 11), "SKU-2": ("LOT-B", 5)}))
+    assert short.value.detail["short_lines"] == [
+        {"sku": "SKU-1", "batch": "LOT-A", "requested": 11, "available": 10}]
+    with pytest.raises(InvalidSale) as invalid:
+        transfer_out(db, {"store_id": sender, "reference": "", "to_store_id": receiver, "actor": "a",
+                          "lines": [{"sku": "SKU-1", "quantity": 0}]})
+    assert [p["field"] for p in invalid.value.detail["problems"]] == [
+        "reference", "lines[0].batch_lot", "lines[0].quantity"]
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10, 10)
+    assert db.execute("SELECT count(*) FROM transfers WHERE store_id = %s", [sender]).fetchone()[0] == 0
+    db.commit()
+
+
+def report(db, store, day):
+    result = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store, "day": str(day)})]).fetchone()[0]
+    db.commit()
+    jsonschema.validate(result["events"], SCHEMA)
+    jsonschema.validate(result["position"], SCHEMA)
+    return result
+
+
+def test_the_ocs_feed_reports_both_sides_with_the_counterparty_and_each_day_balances(db):
+    sender, receiver = two_stores(db)
+    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
+    transfer_out(db, sent(sender, receiver, "TR-2", **{"SKU-2": ("LOT-B", 1)}))
+    cancel_transfer(db, {"store_id": sender, "reference": "TR-2", "actor": "manager"})
+    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 3)}))
+    zone = db.execute("SELECT time_zone FROM stores WHERE id = %s", [sender]).fetchone()[0]
+    db.commit()
+    today = datetime.datetime.now(ZoneInfo(zone)).date()
+    out, into = report(db, sender, today), report(db, receiver, today)
+    assert out["check"]["balanced"] and into["check"]["balanced"]
+    transfers = [(e["ocsSku"], e["inventoryEventType"], e["inventoryQuantityChange"], e["counterPartyCRSA"])
+                 for e in out["events"]["inventoryEventList"] if "counterPartyCRSA" in e]
+    assert transfers == [("SKU-1", "TRANSFER_OUT", "-4", crsa_of(db, receiver)),
+                         ("SKU-2", "TRANSFER_OUT", "-1", crsa_of(db, receiver)),
+                         ("SKU-2", "TRANSFER_OUT", "1", crsa_of(db, receiver))]
+    assert [(e["inventoryEventType"], e["inventoryQuantityChange"], e["counterPartyCRSA"])
+            for e in into["events"]["inventoryEventList"]] == [("TRANSFER_IN", "3", crsa_of(db, sender))]
+    assert [e["posSalesTransactionId"] for e in out["events"]["inventoryEventList"] if "counterPartyCRSA" in e] == [
+        "TR-1", "TR-2", "TR-2"]
+    assert into["events"]["inventoryEventList"][0]["posSalesTransactionId"] == "TR-1"   # the pair, by reference
+    receiving = [e for e in out["events"]["inventoryEventList"] if e["inventoryEventType"] == "RECEIVING"]
+    assert receiving and all("counterPartyCRSA" not in e for e in receiving)
+
+
+@pytest.mark.parametrize("function", ["transfer_out", "transfer_in", "cancel_transfer"])
+def test_the_two_argument_forms_write_only_the_store_they_are_routed_by(db, function):
+    sender, receiver = two_stores(db)
+    payload = {"store_id": sender, "reference": "TR-1", "actor": "a"}
+    with pytest.raises(Exception) as refused:
+        db.execute(f"SELECT {function}(%s::uuid, %s)", [receiver, Jsonb(payload)])
+    db.rollback()
+    assert refused.value.sqlstate == "IV400"
+    assert json.loads(refused.value.diag.message_detail)["problems"][0]["field"] == "store_id"
