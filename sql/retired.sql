@@ -75,3 +75,7 @@ DROP FUNCTION IF EXISTS posledger_private.catalogue_grams(date);
 -- reservation (its units were held, not available).
 DROP FUNCTION IF EXISTS posledger_private.pos_sale_claim(uuid, jsonb);
 DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, posledger_private.pos_sale_line[], pos_sale_allocation[], jsonb, jsonb);
+
+-- Issue 18: the day's position learned its book value (a new column: renamed, as CREATE OR REPLACE cannot
+-- change what a function returns).
+DROP FUNCTION IF EXISTS posledger_private.ocs_position(stores, date);

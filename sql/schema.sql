@@ -354,6 +354,7 @@ CREATE TABLE public.ocs_inventory (
     expiry_date date,
     movement jsonb,
     quantity_reserved integer DEFAULT 0 NOT NULL,
+    unit_cost numeric(14,4),
     CONSTRAINT ocs_inventory_batch_lot_check CHECK ((batch_lot <> ''::text)),
     CONSTRAINT ocs_inventory_check CHECK (((quantity_available >= 0) AND (quantity_available <= quantity_on_hand))),
     CONSTRAINT ocs_inventory_held_batch_not_available CHECK (((status = 'active'::text) OR (quantity_available = 0))),
@@ -381,6 +382,8 @@ COMMENT ON COLUMN public.ocs_inventory.expiry_date IS 'The batch''s expiry date 
 COMMENT ON COLUMN public.ocs_inventory.movement IS 'The label (type, reason_code, reference, notes, actor) of the posledger movement that last changed this row, written by that movement''s own statement; the ledger trigger labels a change with it only when the changing statement wrote it anew (else opening or manual_adjustment).';
 
 COMMENT ON COLUMN public.ocs_inventory.quantity_reserved IS 'Units on hand held by open reservations and parked carts (the sum of this row''s open reservation_holds): on hand, not available.';
+
+COMMENT ON COLUMN public.ocs_inventory.unit_cost IS 'What one unit of this batch cost the store (its latest receipt''s unit_cost); NULL when no receipt said. The OCS feed''s book value.';
 
 CREATE FUNCTION posledger_private.batch_status_complete(p_request public.batch_status_requests, p_rows public.ocs_inventory[]) RETURNS jsonb
     LANGUAGE plpgsql
@@ -1278,16 +1281,16 @@ BEGIN
         SELECT o.id FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.day = p_day)) e;
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
-               'inventoryBookValue', '0.00') ORDER BY p.sku), '[]')
+               'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
     INTO v_position
-    FROM posledger_private.ocs_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
+    FROM posledger_private.ocs_day_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
     -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
     SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
                                                  'position', d.on_hand) ORDER BY d.sku), '[]')
     INTO v_differ
     FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events, coalesce(t.on_hand, 0) AS on_hand
-          FROM posledger_private.ocs_position(p_store, p_day) t
-          FULL JOIN posledger_private.ocs_position(p_store, p_day - 1) y USING (sku)
+          FROM posledger_private.ocs_day_position(p_store, p_day) t
+          FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
           FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
                      FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
     WHERE d.previous + d.events <> d.on_hand;
@@ -1299,6 +1302,23 @@ BEGIN
                                       p_store.time_zone),
                                   'inventoryPositionList', v_position),
                               'check', jsonb_build_object('balanced', v_differ = '[]', 'differences', v_differ));
+END $$;
+
+CREATE FUNCTION posledger_private.ocs_day_position(p_store public.stores, p_day date) RETURNS TABLE(sku text, barcode text, on_hand bigint, book_value numeric, moved boolean)
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_store_id uuid := p_store.id;
+BEGIN
+    RETURN QUERY
+    SELECT t.sku, coalesce(max(i.each_gtin), (SELECT min(g.gtin) FROM public.product_gtins g WHERE g.sku = t.sku), ''),
+           sum(t.quantity)::bigint, sum(t.quantity * coalesce(i.unit_cost, 0)),
+           bool_or((coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date = p_day)
+    FROM public.ocs_inventory_transactions t
+    LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
+    WHERE t.store_id = v_store_id
+      AND (coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date <= p_day
+    GROUP BY t.sku;
 END $$;
 
 CREATE FUNCTION posledger_private.ocs_delivery_problems(p_delivery jsonb) RETURNS jsonb
@@ -1348,7 +1368,7 @@ BEGIN
         'posTransactionLineId', t.id::text,
         'inventoryEventType', m.event_type,
         'inventoryQuantityChange', t.quantity::text,
-        'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
+        'inventoryValueChange', (t.quantity * coalesce(i.unit_cost, 0))::numeric(14, 2)::text,
         -- A transfer's events, at both stores, carry its reference: the platform can pair them.
         'posSalesTransactionId', coalesce(po.receipt_number, tr.reference, trr.reference, t.reference_id::text,
                                           'ledger-' || t.id),
@@ -1377,23 +1397,6 @@ BEGIN
                        ORDER BY e.reason_code NULLS LAST LIMIT 1) m ON true
     WHERE o.store_id = p_store_id AND o.id = ANY (p_ids)
     ORDER BY o.id;
-END $$;
-
-CREATE FUNCTION posledger_private.ocs_position(p_store public.stores, p_day date) RETURNS TABLE(sku text, barcode text, on_hand bigint, moved boolean)
-    LANGUAGE plpgsql STABLE
-    AS $$
-DECLARE
-    v_store_id uuid := p_store.id;
-BEGIN
-    RETURN QUERY
-    SELECT t.sku, coalesce(max(i.each_gtin), (SELECT min(g.gtin) FROM public.product_gtins g WHERE g.sku = t.sku), ''),
-           sum(t.quantity)::bigint,
-           bool_or((coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date = p_day)
-    FROM public.ocs_inventory_transactions t
-    LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
-    WHERE t.store_id = v_store_id
-      AND (coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date <= p_day
-    GROUP BY t.sku;
 END $$;
 
 CREATE FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) RETURNS jsonb
@@ -2388,6 +2391,7 @@ BEGIN
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
                (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
+               round((l.line->>'unit_cost')::numeric, 4) AS unit_cost,
                (l.line->>'quantity_shipped')::numeric::integer AS shipped,
                (l.line->>'quantity_received')::numeric::integer AS received
         FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
@@ -2396,7 +2400,7 @@ BEGIN
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
                      min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
-                     sum(received)::integer AS received
+                     min(unit_cost) AS unit_cost, sum(received)::integer AS received
               FROM line GROUP BY sku, batch_lot) b
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
@@ -2408,9 +2412,10 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, quantity_on_hand, quantity_available, status, movement)
+                                             expiry_date, unit_cost, quantity_on_hand, quantity_available, status,
+                                             movement)
         SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
+               b.unit_cost, b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
                -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
                jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
                                   'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
@@ -2425,6 +2430,7 @@ BEGIN
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
+            unit_cost = coalesce(excluded.unit_cost, i.unit_cost),   -- the latest receipt's cost, when it gave one
             updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
             movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
@@ -2441,8 +2447,8 @@ BEGIN
         WHERE s.created AND b.held IS NOT NULL
     ), recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
-                                               quantity_shipped, quantity_received)
-        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+                                               quantity_shipped, quantity_received, unit_cost)
+        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received, l.unit_cost
         FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
@@ -2511,7 +2517,10 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
                     posledger_private.json_is_given(i.line->'expiry_date')
                     AND NOT posledger_private.json_is_date(i.line->'expiry_date')),
                 (9, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'sku')),
-                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot'))
+                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot')),
+                (11, 'unit_cost', 'must be a number from 0 to 1000000 when given (what one unit cost the store)',
+                    posledger_private.json_is_given(i.line->'unit_cost')
+                    AND NOT posledger_private.json_is_number(i.line->'unit_cost', 0, 1000000))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -2519,15 +2528,15 @@ CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS j
         -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
         SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
         FROM (SELECT min(i.n) AS first_n,
-                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                      i.line->'packaged_on_date', i.line->'expiry_date')) AS variants,
+                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin', i.line->'packaged_on_date',
+                                                      i.line->'expiry_date', i.line->'unit_cost')) AS variants,
                      sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
                               THEN (i.line->>'quantity_received')::numeric END) AS received
               FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
               WHERE jsonb_typeof(i.line) = 'object'
               GROUP BY i.line->'sku', i.line->'batch_lot') b,
              LATERAL (VALUES
-                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date or expiry_date',
+                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date, expiry_date or unit_cost',
                     b.variants > 1),
                 (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
              ) AS c(ord, problem, failed)
@@ -4505,12 +4514,15 @@ CREATE TABLE public.ocs_shipment_lines (
     batch_lot text,
     quantity_shipped integer NOT NULL,
     quantity_received integer NOT NULL,
+    unit_cost numeric(14,4),
     CONSTRAINT ocs_shipment_lines_line_no_check CHECK ((line_no > 0)),
     CONSTRAINT ocs_shipment_lines_quantity_received_check CHECK ((quantity_received >= 0)),
     CONSTRAINT ocs_shipment_lines_quantity_shipped_check CHECK ((quantity_shipped >= 0))
 );
 
 COMMENT ON TABLE public.ocs_shipment_lines IS 'Each shipment line as shipped and as received.';
+
+COMMENT ON COLUMN public.ocs_shipment_lines.unit_cost IS 'The unit cost the shipment line gave (the ASN''s UnitPrice per unit), if any.';
 
 ALTER TABLE public.ocs_shipment_lines ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.ocs_shipment_lines_id_seq
@@ -5259,11 +5271,11 @@ GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.ocs_day_position(p_store public.stores, p_day date) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.ocs_delivery_problems(p_delivery jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION posledger_private.ocs_position(p_store public.stores, p_day date) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) FROM PUBLIC;
 

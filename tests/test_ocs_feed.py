@@ -4,6 +4,7 @@ the platform's check (yesterday's position + today's events = today's position, 
 against sql/ocs/ocs_feed.schema.json, written from the platform's published shape."""
 
 import datetime
+import io
 import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import add_stock, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
-from posledger import adjust_inventory, return_sale
+from posledger import InvalidSale, adjust_inventory, return_sale
+from posledger.asn import read_asn
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
@@ -113,3 +115,38 @@ def test_a_bad_request_is_refused_with_every_problem(db):
     db.rollback()
     assert refused.value.sqlstate == "IV400"
     assert [p["field"] for p in json.loads(refused.value.diag.message_detail)["problems"]] == ["store_id", "day"]
+
+
+def test_values_are_at_the_unit_cost_the_receipt_gave(db):
+    store = new_store(db)
+    receive(db, store, shipment_line("SKU-1", 10, "LOT-A", unit_cost=6.5),
+            shipment_line("SKU-1", 4, "LOT-B", unit_cost=7.25), shipment_line("SKU-2", 3, "LOT-C"))
+    record_sale(db, sale_payload(store, item("SKU-1", 12)))   # FEFO: all of LOT-A, 2 of LOT-B
+    _, today = today_of(db, store)
+    day = report(db, store, today)
+    values = [(e["ocsSku"], e["inventoryEventType"], e["inventoryValueChange"])
+              for e in day["events"]["inventoryEventList"]]
+    assert values == [("SKU-1", "RECEIVING", "65.00"), ("SKU-1", "RECEIVING", "29.00"), ("SKU-2", "RECEIVING", "0.00"),
+                      ("SKU-1", "PURCHASE", "-65.00"), ("SKU-1", "PURCHASE", "-14.50")]
+    book = {p["ocsSku"]: (p["inventoryQuantityOnHand"], p["inventoryBookValue"])
+            for p in day["position"]["inventoryPositionList"]}
+    assert book == {"SKU-1": ("2", "14.50"), "SKU-2": ("3", "0.00")}   # SKU-2's receipt gave no cost
+
+
+def test_a_unit_cost_must_be_a_number_and_one_batch_has_one(db):
+    store = new_store(db)
+    with pytest.raises(InvalidSale) as refused:
+        receive(db, store, shipment_line("SKU-1", 1, "LOT-A", unit_cost="cheap"),
+                shipment_line("SKU-2", 1, "LOT-B", unit_cost=1.0), shipment_line("SKU-2", 1, "LOT-B", unit_cost=2.0))
+    assert [p["field"] for p in refused.value.detail["problems"]] == ["lines[0].unit_cost", "lines[1]"]
+
+
+def test_the_asn_unit_price_is_the_unit_cost_per_each():
+    asn = io.StringIO(
+        "ShipmentID,ContainerID,SKU,ItemName,UnitPrice,Vendor,Brand,CaseGTIN,PackagedOnDate,BatchLot,GTINBarCode,"
+        "EachGTIN,Shipped_Qty,UOM,UOMCONVERSION,UOMCONVERSIONQTY\n"
+        "9001,C1,SKU-1,One,6.50,OCS,B,,09/01/2025 12:00:00 AM,LOT-A,,,5,EA,EA,1\n"
+        "9001,C1,SKU-2,Two,60.00,OCS,B,,09/01/2025 12:00:00 AM,LOT-B,,,2,CS,EA,12\n"
+        "9001,C1,SKU-3,Three,,OCS,B,,09/01/2025 12:00:00 AM,LOT-C,,,1,EA,EA,1\n")
+    lines = read_asn(asn, "5071d685-00dc-4e56-bb11-36e31b305c50")[0]["lines"]
+    assert [(line["quantity_shipped"], line.get("unit_cost")) for line in lines] == [(5, 6.5), (24, 5.0), (1, None)]

@@ -46,7 +46,8 @@ def read_asn(file: TextIO, store_id: str, received_by: str | None = None) -> lis
             "container_id": row["ContainerID"], "case_gtin": row["CaseGTIN"] or None,
             "each_gtin": row["EachGTIN"] or None, "packaged_on_date": _iso_date(row["PackagedOnDate"]),
             "quantity_shipped": shipped,
-            "quantity_received": shipped if received in (None, "") else _whole(received)})
+            "quantity_received": shipped if received in (None, "") else _whole(received),
+            **_unit_cost(row)})
     return list(shipments.values())
 
 
@@ -76,6 +77,23 @@ def receive_shipments(conn: psycopg.Connection, shipments: list[dict[str, Any]],
 
 def _whole(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
+
+
+def _unit_cost(row: dict[str, str]) -> dict[str, float | str]:
+    """The line's unit_cost: UnitPrice, which OCS gives per unit of the line's UOM, so per each when the UOM
+    is a case of UOMCONVERSIONQTY (an assumption: docs/ocs-feed.md). A value that is no number goes as it is,
+    for the database to name; none when the column is blank."""
+    price = row["UnitPrice"].strip()
+    if not price:
+        return {}
+    try:
+        cost = float(price)
+    except ValueError:
+        return {"unit_cost": price}
+    per_uom = _whole(row["UOMCONVERSIONQTY"])
+    if row["UOM"].strip().upper() not in EACH_UOMS and isinstance(per_uom, int) and per_uom > 0:
+        cost /= per_uom
+    return {"unit_cost": round(cost, 4)}
 
 
 def _units(row: dict[str, str]) -> int | str:

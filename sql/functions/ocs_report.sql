@@ -43,16 +43,16 @@ BEGIN
         SELECT o.id FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.day = p_day)) e;
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
-               'inventoryBookValue', '0.00') ORDER BY p.sku), '[]')
+               'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
     INTO v_position
-    FROM posledger_private.ocs_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
+    FROM posledger_private.ocs_day_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
     -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
     SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
                                                  'position', d.on_hand) ORDER BY d.sku), '[]')
     INTO v_differ
     FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events, coalesce(t.on_hand, 0) AS on_hand
-          FROM posledger_private.ocs_position(p_store, p_day) t
-          FULL JOIN posledger_private.ocs_position(p_store, p_day - 1) y USING (sku)
+          FROM posledger_private.ocs_day_position(p_store, p_day) t
+          FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
           FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
                      FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
     WHERE d.previous + d.events <> d.on_hand;
@@ -67,17 +67,18 @@ BEGIN
 END $$;
 
 -- On hand per SKU at the end of a store's day, from the ledger (not the outbox, so the check compares two
--- records): every movement that happened that day or before, by the store's calendar. moved: the SKU
+-- records): every movement that happened that day or before, by the store's calendar; its book value at
+-- each batch's unit cost (0 where no receipt gave one: docs/ocs-feed.md). moved: the SKU
 -- moved that day (so a SKU sold out that day is still reported, at 0).
-CREATE OR REPLACE FUNCTION posledger_private.ocs_position(p_store stores, p_day date)
-RETURNS TABLE (sku text, barcode text, on_hand bigint, moved boolean)
+CREATE OR REPLACE FUNCTION posledger_private.ocs_day_position(p_store stores, p_day date)
+RETURNS TABLE (sku text, barcode text, on_hand bigint, book_value numeric, moved boolean)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_store_id uuid := p_store.id;
 BEGIN
     RETURN QUERY
     SELECT t.sku, coalesce(max(i.each_gtin), (SELECT min(g.gtin) FROM public.product_gtins g WHERE g.sku = t.sku), ''),
-           sum(t.quantity)::bigint,
+           sum(t.quantity)::bigint, sum(t.quantity * coalesce(i.unit_cost, 0)),
            bool_or((coalesce(t.occurred_at, t.created_at) AT TIME ZONE p_store.time_zone)::date = p_day)
     FROM public.ocs_inventory_transactions t
     LEFT JOIN public.ocs_inventory i ON i.store_id = t.store_id AND i.id = t.inventory_id
@@ -112,7 +113,7 @@ BEGIN
         'posTransactionLineId', t.id::text,
         'inventoryEventType', m.event_type,
         'inventoryQuantityChange', t.quantity::text,
-        'inventoryValueChange', (t.quantity * coalesce(p.price, 0))::numeric(14, 2)::text,
+        'inventoryValueChange', (t.quantity * coalesce(i.unit_cost, 0))::numeric(14, 2)::text,
         -- A transfer's events, at both stores, carry its reference: the platform can pair them.
         'posSalesTransactionId', coalesce(po.receipt_number, tr.reference, trr.reference, t.reference_id::text,
                                           'ledger-' || t.id),

@@ -138,7 +138,10 @@ LANGUAGE sql IMMUTABLE AS $$
                     posledger_private.json_is_given(i.line->'expiry_date')
                     AND NOT posledger_private.json_is_date(i.line->'expiry_date')),
                 (9, 'sku', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'sku')),
-                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot'))
+                (10, 'batch_lot', 'must be at most 200 characters', posledger_private.json_is_long(i.line->'batch_lot')),
+                (11, 'unit_cost', 'must be a number from 0 to 1000000 when given (what one unit cost the store)',
+                    posledger_private.json_is_given(i.line->'unit_cost')
+                    AND NOT posledger_private.json_is_number(i.line->'unit_cost', 0, 1000000))
              ) AS c(ord, field, problem, failed)
         WHERE c.failed
         UNION ALL
@@ -146,15 +149,15 @@ LANGUAGE sql IMMUTABLE AS $$
         -- date, and a bounded sum, so the row's arithmetic cannot overflow (22003).
         SELECT format('lines[%s]', b.first_n - 1), c.problem, 100 * b.first_n + 90 + c.ord
         FROM (SELECT min(i.n) AS first_n,
-                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin',
-                                                      i.line->'packaged_on_date', i.line->'expiry_date')) AS variants,
+                     count(DISTINCT jsonb_build_array(i.line->'case_gtin', i.line->'each_gtin', i.line->'packaged_on_date',
+                                                      i.line->'expiry_date', i.line->'unit_cost')) AS variants,
                      sum(CASE WHEN posledger_private.json_is_number(i.line->'quantity_received', 0, 1000000, true)
                               THEN (i.line->>'quantity_received')::numeric END) AS received
               FROM shipment, jsonb_array_elements(posledger_private.json_lines(s->'lines')) WITH ORDINALITY AS i(line, n)
               WHERE jsonb_typeof(i.line) = 'object'
               GROUP BY i.line->'sku', i.line->'batch_lot') b,
              LATERAL (VALUES
-                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date or expiry_date',
+                (1, 'ships the same sku and batch as another line with a different GTIN, packaged_on_date, expiry_date or unit_cost',
                     b.variants > 1),
                 (2, 'receives more than 1000000 units of one sku and batch across its lines', b.received > 1000000)
              ) AS c(ord, problem, failed)
@@ -178,6 +181,7 @@ BEGIN
         SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
                posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
                (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
+               round((l.line->>'unit_cost')::numeric, 4) AS unit_cost,
                (l.line->>'quantity_shipped')::numeric::integer AS shipped,
                (l.line->>'quantity_received')::numeric::integer AS received
         FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
@@ -186,7 +190,7 @@ BEGIN
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
                      min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
-                     sum(received)::integer AS received
+                     min(unit_cost) AS unit_cost, sum(received)::integer AS received
               FROM line GROUP BY sku, batch_lot) b
         LEFT JOIN LATERAL (
             SELECT h.status, h.reference FROM public.batch_lot_holds h
@@ -198,9 +202,10 @@ BEGIN
         -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
         -- than the hold left it active on purpose).
         INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, quantity_on_hand, quantity_available, status, movement)
+                                             expiry_date, unit_cost, quantity_on_hand, quantity_available, status,
+                                             movement)
         SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
+               b.unit_cost, b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
                -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
                jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
                                   'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
@@ -215,6 +220,7 @@ BEGIN
             each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
             packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
             expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
+            unit_cost = coalesce(excluded.unit_cost, i.unit_cost),   -- the latest receipt's cost, when it gave one
             updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
             movement = excluded.movement
         -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
@@ -231,8 +237,8 @@ BEGIN
         WHERE s.created AND b.held IS NOT NULL
     ), recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
-                                               quantity_shipped, quantity_received)
-        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received
+                                               quantity_shipped, quantity_received, unit_cost)
+        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received, l.unit_cost
         FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
