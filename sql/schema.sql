@@ -971,6 +971,65 @@ BEGIN
     FROM unnest(v_rows) e;
 END $$;
 
+CREATE TABLE public.stores (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_sale_lines integer DEFAULT 500 NOT NULL,
+    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
+    plant_limit integer DEFAULT 4 NOT NULL,
+    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
+    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
+    reservation_minutes integer DEFAULT 1440 NOT NULL,
+    parked_cart_minutes integer DEFAULT 30 NOT NULL,
+    crsa text,
+    crol text,
+    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
+    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
+    CONSTRAINT stores_parked_cart_minutes_bounded CHECK (((parked_cart_minutes >= 1) AND (parked_cart_minutes <= 43200))),
+    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
+    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
+    CONSTRAINT stores_reservation_minutes_bounded CHECK (((reservation_minutes >= 1) AND (reservation_minutes <= 43200))),
+    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
+    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
+);
+
+COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
+
+COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
+
+COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
+
+COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
+
+COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
+
+COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
+
+COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
+
+COMMENT ON COLUMN public.stores.reservation_minutes IS 'How long a reservation (status reserved) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+COMMENT ON COLUMN public.stores.parked_cart_minutes IS 'How long a parked cart (status parked) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
+
+COMMENT ON COLUMN public.stores.crsa IS 'The store''s Cannabis Retail Store Authorization (CRSA): how the OCS data platform names the store; unique.';
+
+COMMENT ON COLUMN public.stores.crol IS 'The retailer''s Cannabis Retail Operator Licence (CROL), shared by its stores: transfers stay within one.';
+
+CREATE FUNCTION posledger_private.existing_store(p_store_id uuid) RETURNS public.stores
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_store public.stores;
+BEGIN
+    SELECT * INTO v_store FROM public.stores WHERE id = p_store_id;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id)) ELSE '[]' END,
+        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    RETURN v_store;
+END $$;
+
 CREATE FUNCTION posledger_private.gs1_date(p_yymmdd text) RETURNS date
     LANGUAGE plpgsql IMMUTABLE
     AS $_$
@@ -1220,52 +1279,6 @@ CREATE FUNCTION posledger_private.max_lines() RETURNS integer
     AS $$
     SELECT 10000
 $$;
-
-CREATE TABLE public.stores (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    loyalty_points_per_unit numeric(10,4) DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    max_sale_lines integer DEFAULT 500 NOT NULL,
-    purchase_limit_grams numeric DEFAULT 30 NOT NULL,
-    plant_limit integer DEFAULT 4 NOT NULL,
-    uncatalogued_skus text DEFAULT 'refuse'::text NOT NULL,
-    time_zone text DEFAULT 'America/Toronto'::text NOT NULL,
-    reservation_minutes integer DEFAULT 1440 NOT NULL,
-    parked_cart_minutes integer DEFAULT 30 NOT NULL,
-    crsa text,
-    crol text,
-    CONSTRAINT stores_loyalty_points_per_unit_check CHECK ((loyalty_points_per_unit >= (0)::numeric)),
-    CONSTRAINT stores_max_sale_lines_bounded CHECK (((max_sale_lines >= 1) AND (max_sale_lines <= 10000))),
-    CONSTRAINT stores_parked_cart_minutes_bounded CHECK (((parked_cart_minutes >= 1) AND (parked_cart_minutes <= 43200))),
-    CONSTRAINT stores_plant_limit_not_negative CHECK ((plant_limit >= 0)),
-    CONSTRAINT stores_purchase_limit_grams_not_negative CHECK ((purchase_limit_grams >= (0)::numeric)),
-    CONSTRAINT stores_reservation_minutes_bounded CHECK (((reservation_minutes >= 1) AND (reservation_minutes <= 43200))),
-    CONSTRAINT stores_time_zone_known CHECK ((('1970-01-01 00:00:00+00'::timestamp with time zone AT TIME ZONE time_zone) IS NOT NULL)),
-    CONSTRAINT stores_uncatalogued_skus_known CHECK ((uncatalogued_skus = ANY (ARRAY['refuse'::text, 'count_zero'::text])))
-);
-
-COMMENT ON TABLE public.stores IS 'One row per store. Created by the back office; posledger reads it.';
-
-COMMENT ON COLUMN public.stores.loyalty_points_per_unit IS 'Loyalty points per whole currency unit of a sale''s total (a store may run a promotion rate).';
-
-COMMENT ON COLUMN public.stores.max_sale_lines IS 'The most lines one sale may have at this store (1 to 10000; IV400 beyond).';
-
-COMMENT ON COLUMN public.stores.purchase_limit_grams IS 'The most dried-equivalent grams one sale may hold (Ontario: 30).';
-
-COMMENT ON COLUMN public.stores.plant_limit IS 'The most cannabis plants one sale may hold (4).';
-
-COMMENT ON COLUMN public.stores.uncatalogued_skus IS 'A sale of a sku the catalogue does not know: refuse (IV404) or count_zero (0 g, flagged in the result).';
-
-COMMENT ON COLUMN public.stores.time_zone IS 'The store''s time zone: its calendar date decides expiry and which equivalency factors are in force.';
-
-COMMENT ON COLUMN public.stores.reservation_minutes IS 'How long a reservation (status reserved) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
-
-COMMENT ON COLUMN public.stores.parked_cart_minutes IS 'How long a parked cart (status parked) holds its units before release_expired_reservations releases them; 1 minute to 30 days.';
-
-COMMENT ON COLUMN public.stores.crsa IS 'The store''s Cannabis Retail Store Authorization (CRSA): how the OCS data platform names the store; unique.';
-
-COMMENT ON COLUMN public.stores.crol IS 'The retailer''s Cannabis Retail Operator Licence (CROL), shared by its stores: transfers stay within one.';
 
 CREATE FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -2206,10 +2219,7 @@ BEGIN
     -- says now. Claiming makes a concurrent retry of the same sale wait here and then replay. Locks on
     -- stock are taken only after every check that needs none.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
-        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    v_store := posledger_private.existing_store((p_sale->>'store_id')::uuid);
     v_store_id := v_store.id;
     v_order := posledger_private.pos_sale_claim(v_store, p_sale);
     IF v_order.result IS NOT NULL THEN
@@ -3554,9 +3564,7 @@ BEGIN
              AND NOT posledger_private.json_is_number(p_request->'limit', 1, 1000, true))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed), 'claim');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_store := posledger_private.existing_store((p_request->>'store_id')::uuid);
     v_store_id := v_store.id;   -- a plain variable: Citus prunes shards by a scalar only
     v_limit := coalesce((p_request->>'limit')::numeric::integer, 100);
 
@@ -3732,8 +3740,7 @@ BEGIN
     v_store_id := (p_delivery->>'store_id')::uuid;
     v_kind := coalesce(p_delivery->>'kind', 'events');
     v_ids := ARRAY(SELECT i::numeric::bigint FROM jsonb_array_elements_text(coalesce(p_delivery->'outbox_ids', '[]')) i);
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
-        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    PERFORM posledger_private.existing_store(v_store_id);
     -- The rows are the caller's already (claimed in this transaction); locking them again in id order
     -- makes a caller that did not claim them wait for the one that did, never mark them under its feet.
     PERFORM FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) ORDER BY o.id FOR UPDATE;
@@ -3782,9 +3789,7 @@ BEGIN
             (2, 'day', 'is required and must be a date (YYYY-MM-DD)', NOT posledger_private.json_is_date(p_request->'day'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed), 'report');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_store := posledger_private.existing_store((p_request->>'store_id')::uuid);
     v_day := (p_request->>'day')::date;
     RETURN posledger_private.ocs_day(v_store, v_day);
 END $$;
@@ -3892,8 +3897,7 @@ BEGIN
     PERFORM posledger_private.apply_lock_timeout();
     PERFORM posledger_private.refuse_problems(CASE WHEN p_max_orders BETWEEN 1 AND 100000 THEN '[]'
         ELSE '[{"field": "max_orders", "problem": "must be a whole number from 1 to 100000"}]' END::jsonb, 'release');
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
-        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    PERFORM posledger_private.existing_store(v_store_id);
     SELECT ARRAY(SELECT o.id FROM public.pos_orders o
                  WHERE o.store_id = v_store_id AND o.status IN ('reserved', 'parked') AND o.expires_at <= now()
                  ORDER BY o.expires_at, o.id LIMIT p_max_orders
@@ -5229,6 +5233,10 @@ REVOKE ALL ON FUNCTION posledger_private.exception_resolve(p_resolution jsonb) F
 
 REVOKE ALL ON FUNCTION posledger_private.exceptions_announce_here(p_store_id uuid, p_order_id uuid) FROM PUBLIC;
 
+GRANT SELECT ON TABLE public.stores TO posledger_readonly;
+
+REVOKE ALL ON FUNCTION posledger_private.existing_store(p_store_id uuid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.gs1_date(p_yymmdd text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.gs1_element(p_ai text, p_value text) FROM PUBLIC;
@@ -5266,8 +5274,6 @@ REVOKE ALL ON FUNCTION posledger_private.lock_lots(p_lots text[], p_exclusive bo
 REVOKE ALL ON FUNCTION posledger_private.lock_timeout() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.max_lines() FROM PUBLIC;
-
-GRANT SELECT ON TABLE public.stores TO posledger_readonly;
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_day(p_store public.stores, p_day date) FROM PUBLIC;
 

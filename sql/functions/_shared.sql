@@ -65,6 +65,19 @@ BEGIN
     END IF;
 END $$;
 
+-- The store a call names, or IV404 naming it: every store-scoped entry checks its store so.
+CREATE OR REPLACE FUNCTION posledger_private.existing_store(p_store_id uuid) RETURNS stores
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_store public.stores;
+BEGIN
+    SELECT * INTO v_store FROM public.stores WHERE id = p_store_id;
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('store_id', p_store_id)) ELSE '[]' END,
+        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    RETURN v_store;
+END $$;
+
 -- IV412: an idempotency key already used with another payload. Payloads compare as jsonb, so key
 -- order and spacing do not matter but every value does.
 CREATE OR REPLACE FUNCTION posledger_private.refuse_other_payload(p_stored jsonb, p_sent jsonb, p_key jsonb)

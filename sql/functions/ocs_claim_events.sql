@@ -25,9 +25,7 @@ BEGIN
              AND NOT posledger_private.json_is_number(p_request->'limit', 1, 1000, true))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed), 'claim');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_store := posledger_private.existing_store((p_request->>'store_id')::uuid);
     v_store_id := v_store.id;   -- a plain variable: Citus prunes shards by a scalar only
     v_limit := coalesce((p_request->>'limit')::numeric::integer, 100);
 

@@ -22,8 +22,7 @@ BEGIN
     v_store_id := (p_delivery->>'store_id')::uuid;
     v_kind := coalesce(p_delivery->>'kind', 'events');
     v_ids := ARRAY(SELECT i::numeric::bigint FROM jsonb_array_elements_text(coalesce(p_delivery->'outbox_ids', '[]')) i);
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
-        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    PERFORM posledger_private.existing_store(v_store_id);
     -- The rows are the caller's already (claimed in this transaction); locking them again in id order
     -- makes a caller that did not claim them wait for the one that did, never mark them under its feet.
     PERFORM FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) ORDER BY o.id FOR UPDATE;

@@ -18,9 +18,7 @@ BEGIN
             (2, 'day', 'is required and must be a date (YYYY-MM-DD)', NOT posledger_private.json_is_date(p_request->'day'))
         ) AS c(ord, field, problem, failed)
         WHERE c.failed), 'report');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_request->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', p_request->'store_id')) ELSE '[]' END, 'Name a store that exists.');
+    v_store := posledger_private.existing_store((p_request->>'store_id')::uuid);
     v_day := (p_request->>'day')::date;
     RETURN posledger_private.ocs_day(v_store, v_day);
 END $$;

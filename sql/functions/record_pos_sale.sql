@@ -71,10 +71,7 @@ BEGIN
     -- says now. Claiming makes a concurrent retry of the same sale wait here and then replay. Locks on
     -- stock are taken only after every check that needs none.
     PERFORM posledger_private.refuse_problems(posledger_private.pos_sale_problems(p_sale), 'sale');
-    SELECT * INTO v_store FROM public.stores WHERE id = (p_sale->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_store.id IS NULL
-        THEN jsonb_build_array(jsonb_build_object('store_id', (p_sale->>'store_id')::uuid)) ELSE '[]' END,
-        'Name a store that exists: stores come from the back office (INSERT INTO stores).');
+    v_store := posledger_private.existing_store((p_sale->>'store_id')::uuid);
     v_store_id := v_store.id;
     v_order := posledger_private.pos_sale_claim(v_store, p_sale);
     IF v_order.result IS NOT NULL THEN

@@ -26,8 +26,7 @@ BEGIN
     PERFORM posledger_private.apply_lock_timeout();
     PERFORM posledger_private.refuse_problems(CASE WHEN p_max_orders BETWEEN 1 AND 100000 THEN '[]'
         ELSE '[{"field": "max_orders", "problem": "must be a whole number from 1 to 100000"}]' END::jsonb, 'release');
-    PERFORM posledger_private.refuse_missing(CASE WHEN NOT EXISTS (SELECT FROM public.stores s WHERE s.id = v_store_id)
-        THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END, 'Name a store that exists.');
+    PERFORM posledger_private.existing_store(v_store_id);
     SELECT ARRAY(SELECT o.id FROM public.pos_orders o
                  WHERE o.store_id = v_store_id AND o.status IN ('reserved', 'parked') AND o.expires_at <= now()
                  ORDER BY o.expires_at, o.id LIMIT p_max_orders
