@@ -79,3 +79,9 @@ DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, posledge
 -- Issue 18: the day's position learned its book value (a new column: renamed, as CREATE OR REPLACE cannot
 -- change what a function returns).
 DROP FUNCTION IF EXISTS posledger_private.ocs_position(stores, date);
+
+-- Issue 18: transfer_in and cancel_transfer read the other store's side everywhere (on Citus they run on
+-- the coordinator), and a transfer arrives through stock_batches as a receipt does (standing holds apply).
+DROP FUNCTION IF EXISTS posledger_private.transfer_other_side_visible();
+DROP FUNCTION IF EXISTS posledger_private.transfer_in_check_sender(transfer_receipts);
+DROP FUNCTION IF EXISTS posledger_private.transfer_in_complete(transfer_receipts, text);

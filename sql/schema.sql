@@ -2395,83 +2395,37 @@ CREATE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipm
 DECLARE
     -- A plain variable, not p_shipment.store_id: Citus prunes shards by a scalar parameter only.
     v_store_id uuid := p_shipment.store_id;
-    v_result jsonb;
+    v_stocked  jsonb;
+    v_result   jsonb;
 BEGIN
-    WITH line AS (
-        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
-               posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
-               (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
-               round((l.line->>'unit_cost')::numeric, 4) AS unit_cost,
-               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
-               (l.line->>'quantity_received')::numeric::integer AS received
-        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
-    ), batch AS (
-        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
-        SELECT b.*, h.status AS held, h.reference AS held_by
-        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-                     min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
-                     min(unit_cost) AS unit_cost, sum(received)::integer AS received
-              FROM line GROUP BY sku, batch_lot) b
-        LEFT JOIN LATERAL (
-            SELECT h.status, h.reference FROM public.batch_lot_holds h
-            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
-              AND (h.store_id IS NULL OR h.store_id = v_store_id)
-            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
-            LIMIT 1) h ON true
-    ), stocked AS (
-        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
-        -- than the hold left it active on purpose).
-        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, unit_cost, quantity_on_hand, quantity_available, status,
-                                             movement)
-        SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.unit_cost, b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
-               -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
-               jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
-                                  'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
-                                  'actor', p_shipment.received_by)
-        FROM batch b ORDER BY b.sku, b.batch_lot
-        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
-        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
-            quantity_available = i.quantity_available
-                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-                                 + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
-            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
-            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
-            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
-            expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            unit_cost = coalesce(excluded.unit_cost, i.unit_cost),   -- the latest receipt's cost, when it gave one
-            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
-            movement = excluded.movement
-        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
-        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
-                  i.xmax = 0 AS created
-    ), received_held AS (
-        -- Its history says why it was never sellable: the hold applied as the row was created.
-        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
-                                                 quantity_on_hand, reference, reason, actor)
-        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
-               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
-               coalesce(p_shipment.received_by, session_user)
-        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
-        WHERE s.created AND b.held IS NOT NULL
-    ), recorded AS (
+    v_stocked := posledger_private.stock_batches(v_store_id, (
+            SELECT jsonb_agg(to_jsonb(b))
+            FROM (SELECT sku, batch_lot, sum(received) AS units, min(case_gtin) AS case_gtin,
+                         min(each_gtin) AS each_gtin, min(packaged_on_date) AS packaged_on_date,
+                         min(expiry_date) AS expiry_date, min(unit_cost) AS unit_cost
+                  FROM posledger_private.receiving_lines(p_shipment.payload) GROUP BY sku, batch_lot) b),
+        -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
+        jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+                           'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by),
+        'OCS shipment ' || p_shipment.ocs_shipment_id);
+    WITH recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
                                                quantity_shipped, quantity_received, unit_cost)
-        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received, l.unit_cost
-        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        SELECT v_store_id, p_shipment.id, l.line_no, (s->>'id')::bigint, l.sku, l.batch_lot, l.shipped, l.received,
+               l.unit_cost
+        FROM posledger_private.receiving_lines(p_shipment.payload) l
+        JOIN jsonb_array_elements(v_stocked) s ON s->>'sku' = l.sku AND s->>'batch_lot' = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
     SELECT jsonb_build_object(
         'id', p_shipment.id, 'store_id', v_store_id, 'shipment_id', p_shipment.ocs_shipment_id,
         'timestamp', p_shipment.created_at, 'replayed', false,
         'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
-                                         'quantity_on_hand', s.quantity_on_hand,
-                                         'quantity_available', s.quantity_available,
-                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
-                                     ORDER BY s.sku, s.batch_lot)
-                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
+                                         'sku', s->'sku', 'batch', s->'batch_lot', 'status', s->'status',
+                                         'quantity_on_hand', s->'quantity_on_hand',
+                                         'quantity_available', s->'quantity_available', 'held_by', s->'held_by'))
+                                     ORDER BY s->>'sku', s->>'batch_lot')
+                    FROM jsonb_array_elements(v_stocked) s),
         'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                  'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
                                  'received', quantity_received, 'variance', quantity_received - quantity_shipped)
@@ -2482,6 +2436,17 @@ BEGIN
     UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;
+
+CREATE FUNCTION posledger_private.receiving_lines(p_payload jsonb) RETURNS TABLE(line_no integer, sku text, batch_lot text, case_gtin text, each_gtin text, packaged_on_date date, expiry_date date, unit_cost numeric, shipped integer, received integer)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT l.n::integer, l.line->>'sku', l.line->>'batch_lot',
+           posledger_private.gtin14(l.line->>'case_gtin'), posledger_private.gtin14(l.line->>'each_gtin'),
+           (l.line->>'packaged_on_date')::date, (l.line->>'expiry_date')::date,
+           round((l.line->>'unit_cost')::numeric, 4),
+           (l.line->>'quantity_shipped')::numeric::integer, (l.line->>'quantity_received')::numeric::integer
+    FROM jsonb_array_elements(p_payload->'lines') WITH ORDINALITY AS l(line, n)
+$$;
 
 CREATE FUNCTION posledger_private.receiving_problems(p_shipment jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
@@ -2896,6 +2861,64 @@ BEGIN
                     false);
 END $$;
 
+CREATE FUNCTION posledger_private.stock_batches(p_store_id uuid, p_batches jsonb, p_movement jsonb, p_why text) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_stocked jsonb;
+BEGIN
+    WITH batch AS (
+        SELECT b.*, h.status AS held, h.reference AS held_by
+        FROM jsonb_to_recordset(p_batches) AS b(sku text, batch_lot text, units integer, case_gtin text,
+                                                each_gtin text, packaged_on_date date, expiry_date date,
+                                                unit_cost numeric)
+        LEFT JOIN LATERAL (
+            SELECT h.status, h.reference FROM public.batch_lot_holds h
+            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
+              AND (h.store_id IS NULL OR h.store_id = p_store_id)
+            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
+            LIMIT 1) h ON true
+    ), stocked AS (
+        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
+                                             expiry_date, unit_cost, quantity_on_hand, quantity_available, status,
+                                             movement)
+        SELECT p_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
+               b.unit_cost, b.units, CASE WHEN b.held IS NULL THEN b.units ELSE 0 END, coalesce(b.held, 'active'),
+               p_movement
+        FROM batch b ORDER BY b.sku, b.batch_lot
+        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
+        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
+            quantity_available = i.quantity_available
+                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
+                                 + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
+            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
+            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
+            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
+            expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
+            unit_cost = coalesce(excluded.unit_cost, i.unit_cost),   -- the latest arrival's cost, when it gave one
+            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
+            movement = excluded.movement
+        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
+        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
+                  i.xmax = 0 AS created
+    ), arrived_held AS (
+        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
+                                                 quantity_on_hand, reference, reason, actor)
+        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
+               'received while the lot is held: ' || p_why, coalesce(p_movement->>'actor', session_user)
+        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
+        WHERE s.created AND b.held IS NOT NULL
+    )
+    SELECT jsonb_agg(jsonb_build_object('id', s.id, 'sku', s.sku, 'batch_lot', s.batch_lot,
+                                        'quantity_on_hand', s.quantity_on_hand,
+                                        'quantity_available', s.quantity_available, 'status', s.status,
+                                        'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END)
+                     ORDER BY s.sku, s.batch_lot)
+    INTO v_stocked
+    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot;
+    RETURN coalesce(v_stocked, '[]');
+END $$;
+
 CREATE FUNCTION posledger_private.store_date(p_store public.stores, p_at timestamp with time zone) RETURNS date
     LANGUAGE sql STABLE
     AS $$
@@ -2936,8 +2959,7 @@ CREATE FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public
 DECLARE
     v_to_id uuid := p_header.to_store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
-    IF posledger_private.transfer_other_side_visible()
-       AND EXISTS (SELECT FROM public.transfer_receipts r
+    IF EXISTS (SELECT FROM public.transfer_receipts r
                    WHERE r.store_id = v_to_id AND r.from_store_id = p_header.store_id AND r.reference = p_header.reference) THEN
         PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object('field', 'reference',
             'problem', format('names a transfer %s has received: its units are there; send them back by a transfer',
@@ -3028,63 +3050,33 @@ CREATE TABLE public.transfer_receipts (
 
 COMMENT ON TABLE public.transfer_receipts IS 'Transfers received by a store (the receiver''s record, by its store_id): per line the units sent and received, the variance between them (docs/transfers.md).';
 
-CREATE FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
-    v_status  text;
-BEGIN
-    IF NOT posledger_private.transfer_other_side_visible() THEN
-        RETURN;
-    END IF;
-    SELECT t.status INTO v_status FROM public.transfers t
-    WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
-    FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_status IS NULL
-        THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
-        ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
-    PERFORM posledger_private.refuse_problems(CASE WHEN v_status = 'cancelled'
-        THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
-        ELSE '[]' END, 'transfer');
-END $$;
-
-CREATE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text) RETURNS jsonb
+CREATE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text, p_sent jsonb) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
     -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
     v_store_id uuid := p_header.store_id;
-    v_movement jsonb;
-    v_skus     text[];
-    v_lots     text[];
-    v_units    integer[];
-    v_dates    date[];
+    v_batches  jsonb;
     v_lines    jsonb;
     v_result   jsonb;
 BEGIN
-    SELECT array_agg(l.sku ORDER BY l.sku, l.batch_lot), array_agg(l.batch_lot ORDER BY l.sku, l.batch_lot),
-           array_agg(l.quantity ORDER BY l.sku, l.batch_lot), array_agg(l.expiry_date ORDER BY l.sku, l.batch_lot)
-    INTO v_skus, v_lots, v_units, v_dates
-    FROM posledger_private.transfer_lines(p_header.payload) l WHERE l.quantity > 0;
+    SELECT jsonb_agg(coalesce(s.line, '{}') - 'quantity' || jsonb_build_object(
+               'sku', l.sku, 'batch_lot', l.batch_lot, 'units', l.quantity,
+               'expiry_date', coalesce((s.line->>'expiry_date')::date, l.expiry_date)))
+    INTO v_batches
+    FROM posledger_private.transfer_lines(p_header.payload) l
+    LEFT JOIN jsonb_array_elements(p_sent) s(line) ON s.line->>'sku' = l.sku AND s.line->>'batch_lot' = l.batch_lot
+    WHERE l.quantity > 0;
     PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    WHERE i.store_id = v_store_id
+      AND i.sku = ANY (ARRAY(SELECT b->>'sku' FROM jsonb_array_elements(v_batches) b))
+      AND i.batch_lot = ANY (ARRAY(SELECT b->>'batch_lot' FROM jsonb_array_elements(v_batches) b))
     ORDER BY i.id FOR NO KEY UPDATE;
-
     -- The ledger trigger labels its rows with this; notes is the sender's CRSA (counterPartyCRSA).
-    v_movement := jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
-                                     'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor);
-    INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, expiry_date, quantity_on_hand, quantity_available,
-                                          movement)
-    SELECT v_store_id, l.sku, l.batch_lot, l.expiry_date, l.units, l.units, v_movement
-    FROM unnest(v_skus, v_lots, v_units, v_dates) AS l(sku, batch_lot, units, expiry_date)
-    ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
-    SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
-        -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-        quantity_available = i.quantity_available + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
-        expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-        updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
-        movement = excluded.movement;
+    PERFORM posledger_private.stock_batches(v_store_id, coalesce(v_batches, '[]'),
+        jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
+                           'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor),
+        format('transfer %s from %s', p_header.reference, p_header.from_crsa));
 
     SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
                                         'variance', l.quantity - l.sent) ORDER BY l.sku, l.batch_lot)
@@ -3124,8 +3116,29 @@ BEGIN
             'store_id', v_store_id, 'from_store_id', v_from_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    PERFORM posledger_private.transfer_in_check_sender(v_header);
-    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa);
+    -- The lots first (a status change of one takes turns with its arrivals: lock_lots), then the sender's
+    -- transfer, then existing rows in id order (transfer_in_complete).
+    PERFORM posledger_private.lock_lots(ARRAY(SELECT l.batch_lot FROM posledger_private.transfer_lines(p_receipt) l), false);
+    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa, posledger_private.transfer_in_sent(v_header));
+END $$;
+
+CREATE FUNCTION posledger_private.transfer_in_sent(p_header public.transfer_receipts) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_sent    public.transfers;
+BEGIN
+    SELECT * INTO v_sent FROM public.transfers t
+    WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
+    FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_sent.id IS NULL
+        THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
+        ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_sent.status = 'cancelled'
+        THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
+        ELSE '[]' END, 'transfer');
+    RETURN v_sent.result->'lines';
 END $$;
 
 CREATE FUNCTION posledger_private.transfer_lines(p_payload jsonb) RETURNS TABLE(sku text, batch_lot text, quantity integer, sent integer, expiry_date date)
@@ -3135,12 +3148,6 @@ CREATE FUNCTION posledger_private.transfer_lines(p_payload jsonb) RETURNS TABLE(
            coalesce(l->>'quantity', l->>'sent')::numeric::integer,
            CASE WHEN posledger_private.json_is_given(l->'expiry_date') THEN (l->>'expiry_date')::date END
     FROM jsonb_array_elements(p_payload->'lines') l
-$$;
-
-CREATE FUNCTION posledger_private.transfer_other_side_visible() RETURNS boolean
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')
 $$;
 
 CREATE FUNCTION posledger_private.transfer_out_complete(p_header public.transfers, p_own_crsa text) RETURNS jsonb
@@ -3189,11 +3196,13 @@ BEGIN
             movement = v_movement
         FROM unnest(v_skus, v_lots, v_units) AS l(sku, batch_lot, quantity)
         WHERE i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot
-        RETURNING i.id, i.sku, i.batch_lot, l.quantity, i.expiry_date, i.packaged_on_date, i.each_gtin, i.case_gtin
+        RETURNING i.id, i.sku, i.batch_lot, l.quantity, i.expiry_date, i.packaged_on_date, i.each_gtin, i.case_gtin,
+                  i.unit_cost
     )
     SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                'sku', sku, 'batch_lot', batch_lot, 'quantity', quantity, 'expiry_date', expiry_date,
-               'packaged_on_date', packaged_on_date, 'each_gtin', each_gtin, 'case_gtin', case_gtin)) ORDER BY id)
+               'packaged_on_date', packaged_on_date, 'each_gtin', each_gtin, 'case_gtin', case_gtin,
+               'unit_cost', unit_cost)) ORDER BY id)
     INTO v_lines FROM moved;
 
     v_result := jsonb_build_object(
@@ -5337,6 +5346,8 @@ REVOKE ALL ON FUNCTION posledger_private.receiving_claim(p_store_id uuid, p_ship
 
 REVOKE ALL ON FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.receiving_lines(p_payload jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.receiving_problems(p_shipment jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.receiving_record(p_shipment jsonb) FROM PUBLIC;
@@ -5371,6 +5382,8 @@ REVOKE ALL ON FUNCTION posledger_private.reservation_release(p_store_id uuid, p_
 
 REVOKE ALL ON FUNCTION posledger_private.routed(p_store_id uuid, p_payload jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.stock_batches(p_store_id uuid, p_batches jsonb, p_movement jsonb, p_why text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.store_date(p_store public.stores, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.store_today(p_store public.stores) FROM PUBLIC;
@@ -5385,15 +5398,13 @@ REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_record(p_cancel jsonb) 
 
 GRANT SELECT ON TABLE public.transfer_receipts TO posledger_readonly;
 
-REVOKE ALL ON FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text, p_sent jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.transfer_in_record(p_receipt jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.transfer_lines(p_payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.transfer_in_sent(p_header public.transfer_receipts) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION posledger_private.transfer_other_side_visible() FROM PUBLIC;
+REVOKE ALL ON FUNCTION posledger_private.transfer_lines(p_payload jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.transfer_out_complete(p_header public.transfers, p_own_crsa text) FROM PUBLIC;
 

@@ -83,7 +83,7 @@ def test_docs_scaling_shows_exactly_the_calls_posledger_distribute_runs():
 
 def test_posledger_distribute_distributes_every_table_and_entry_the_catalog_has(db):
     """The cluster runs them (tests/test_citus_cluster.py); this keeps them and the schema from drifting apart."""
-    reference, distributed, functions = (re.findall(r"'(\w+)'", array) for array in re.findall(
+    reference, distributed, functions, undelegated = (re.findall(r"'(\w+)'", array) for array in re.findall(
         r"unnest\(ARRAY\[(.*?)\]\)", DISTRIBUTE_SQL.read_text(), re.S))
     assert set(reference) == REFERENCE_TABLES
     assert distributed[0] == "ocs_inventory" and set(distributed) == classified(db)
@@ -95,8 +95,10 @@ def test_posledger_distribute_distributes_every_table_and_entry_the_catalog_has(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
         " AND proargtypes = '2950 3802'::oidvector"   # (uuid, jsonb)
         " AND has_function_privilege('posledger_app', oid, 'EXECUTE')")}   # an entry, not a helper
-    # receive_inventory stays on the coordinator, with the recalls it takes turns with (docs/scaling.md).
-    assert set(functions) == two_argument - {"receive_inventory"} and "record_pos_sale" in functions
+    # receive_inventory stays on the coordinator, with the recalls it takes turns with; a transfer's receipt and
+    # cancel too, reading both stores' shards (docs/scaling.md).
+    assert set(undelegated) == {"transfer_in", "cancel_transfer"}
+    assert set(functions) == two_argument - {"receive_inventory", *undelegated} and "record_pos_sale" in functions
 
 
 def test_function_bodies_schema_qualify_every_table_and_function_of_ours(db):

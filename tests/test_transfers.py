@@ -1,15 +1,18 @@
 """Transfers between the stores of one retailer (issue 18; docs/transfers.md): units leave the sender by batch and
 are in transit, arrive at the receiver with any variance recorded per line, or come back to the sender when the
-transfer is cancelled in transit. Each call writes one store's rows; both sides are ledgered with the other store's
-CRSA, and the OCS feed reports them as TRANSFER_OUT and TRANSFER_IN with counterPartyCRSA."""
+transfer is cancelled in transit. Each call writes one store's rows; a receipt and a cancel read the other side (on
+Citus they run on the coordinator, so every refusal here holds there too); both sides are ledgered with the other
+store's CRSA, and the OCS feed reports them as TRANSFER_OUT and TRANSFER_IN with counterPartyCRSA."""
 
 import datetime
 import json
+import threading
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jsonschema
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -20,10 +23,10 @@ from posledger import (
     InvalidSale,
     NotFound,
     cancel_transfer,
+    set_batch_status,
     transfer_in,
     transfer_out,
 )
-from posledger.pgserver import server_kind
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
@@ -85,7 +88,7 @@ def test_a_transfer_leaves_the_sender_is_in_transit_and_arrives_with_its_varianc
     expiry = db.execute("SELECT expiry_date FROM ocs_inventory WHERE store_id = %s AND sku = 'SKU-1'",
                         [receiver]).fetchone()[0]
     db.commit()
-    assert expiry is None   # the receiver's payload did not give it: the batch is created without one
+    assert expiry == datetime.date(2027, 6, 30)   # the sender's batch brought its date; the payload gave none
     assert watched(db, sender) == [("unbalanced", 6, 5, [{"sku": "SKU-2", "batch": "LOT-B", "sent": 2, "received": 1}])]
 
     # Both sides ledgered, each with the other's CRSA.
@@ -124,9 +127,6 @@ def test_every_call_is_idempotent_by_its_reference_and_refuses_another_payload(d
 
 # On Citus each call reads its own store's shard only: the refusals that need the other side are not made
 # there, and transfers_to_watch shows what they would have refused (docs/transfers.md, "The limits").
-one_server_only = pytest.mark.skipif(server_kind() == "citus", reason="the other side is read on one server only")
-
-
 def test_a_cancel_brings_the_units_back_once(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -142,16 +142,6 @@ def test_a_cancel_brings_the_units_back_once(db):
     assert watched(db, sender) == []
 
 
-@pytest.mark.skipif(server_kind() != "citus", reason="one server refuses it")
-def test_on_citus_a_receipt_of_a_cancelled_transfer_is_shown_to_the_dbas(db):
-    sender, receiver = two_stores(db)
-    transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
-    cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
-    transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
-    assert [row[0] for row in watched(db, sender)] == ["received_after_cancel"]
-
-
-@one_server_only
 def test_a_cancelled_transfer_cannot_be_received(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -162,7 +152,6 @@ def test_a_cancelled_transfer_cannot_be_received(db):
     assert batches_of(db, receiver, "SKU-1") == {}
 
 
-@one_server_only
 def test_a_received_transfer_cannot_be_cancelled_and_an_unknown_one_cannot_be_received(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -252,3 +241,62 @@ def test_the_two_argument_forms_write_only_the_store_they_are_routed_by(db, func
     db.rollback()
     assert refused.value.sqlstate == "IV400"
     assert json.loads(refused.value.diag.message_detail)["problems"][0]["field"] == "store_id"
+
+
+def test_a_batch_arrives_as_it_left_and_a_lot_recalled_in_transit_arrives_held(db):
+    sender, receiver = two_stores(db)
+    lot = f"LOT-C-{uuid.uuid4().hex[:8]}"   # a recall reaches every store: a lot of this test's own
+    receive(db, sender, shipment_line("SKU-3", 6, lot, expiry_date="2027-01-31", each_gtin="00628000000013",
+                                      unit_cost=4.25))
+    transfer_out(db, sent(sender, receiver, **{"SKU-3": (lot, 4), "SKU-1": ("LOT-A", 2)}))
+    recall = set_batch_status(db, {"reference": f"RECALL-{uuid.uuid4().hex[:8]}", "batch_lot": lot,
+                                   "status": "recalled", "reason": "Health Canada recall", "actor": "compliance"})
+    assert recall["status"] == "recalled"
+    transfer_in(db, arrived(receiver, sender, **{"SKU-3": (lot, 4, 4), "SKU-1": ("LOT-A", 2, 2)}))
+    # The recalled lot is on hand at the receiver, never available; the other batch is sellable.
+    assert batches_of(db, receiver, "SKU-3")[lot] == (0, 4, 0, "recalled")
+    assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (2, 2)
+    why = db.execute("SELECT to_status, reason FROM batch_status_changes WHERE store_id = %s", [receiver]).fetchall()
+    assert why == [("recalled", f"received while the lot is held: transfer TR-1 from {crsa_of(db, sender)}")]
+    # What the sender knew of each batch travelled: its dates, its GTIN and its unit cost.
+    row = db.execute("SELECT expiry_date, each_gtin, unit_cost FROM ocs_inventory"
+                     " WHERE store_id = %s AND batch_lot = %s", [receiver, lot]).fetchone()
+    db.commit()
+    assert row == (datetime.date(2027, 1, 31), "00628000000013", 4.25)
+
+
+def at_once(dsn, calls):
+    """Runs each (name, call, payload) on its own connection, all at once; {name: "done" or the refusal's class}."""
+    results = {}
+
+    def run(name, call, payload):
+        with psycopg.connect(dsn) as conn:
+            try:
+                call(conn, payload)
+                results[name] = "done"
+            except (InvalidSale, NotFound) as refused:
+                results[name] = type(refused).__name__
+
+    threads = [threading.Thread(target=run, args=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_a_receipt_and_a_cancel_of_one_transfer_at_once_one_wins_and_no_unit_is_made(dsn, db):
+    """Real concurrent connections, many rounds: the receipt reads the transfer FOR SHARE and the cancel locks it,
+    so exactly one of the two succeeds and the units end on exactly one side."""
+    sender, receiver = two_stores(db)
+    received = 0
+    for round_no in range(8):
+        reference = f"TR-RACE-{round_no}"
+        transfer_out(db, sent(sender, receiver, reference, **{"SKU-1": ("LOT-A", 1)}))
+        results = at_once(dsn, [
+            ("in", transfer_in, arrived(receiver, sender, reference, **{"SKU-1": ("LOT-A", 1, 1)})),
+            ("cancel", cancel_transfer, {"store_id": sender, "reference": reference, "actor": "manager"})])
+        assert sorted(results.values()) == ["InvalidSale", "done"], results
+        received += results["in"] == "done"
+    assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10 - received, 10 - received)
+    assert batches_of(db, receiver, "SKU-1").get("LOT-A", (0,))[0] == received

@@ -1,6 +1,7 @@
 -- The helpers of transfers between the stores of one retailer (transfer_out.sql, transfer_in.sql,
 -- cancel_transfer.sql; docs/transfers.md). Each call writes its own store's rows only: the sender's
--- transfers row and stock, or the receiver's transfer_receipts row and stock.
+-- transfers row and stock, or the receiver's transfer_receipts row and stock. A receipt and a cancel also
+-- read the other side (the transfer sent, the receipt made), so on Citus those two run on the coordinator.
 
 -- Every problem of a transfer's payload at once, as [{field, problem}]. p_kind: 'out' (lines of
 -- quantity), 'in' (lines of sent and received), 'cancel' (no lines). Lines name their batch: a transfer
@@ -97,12 +98,4 @@ LANGUAGE sql IMMUTABLE AS $$
            coalesce(l->>'quantity', l->>'sent')::numeric::integer,
            CASE WHEN posledger_private.json_is_given(l->'expiry_date') THEN (l->>'expiry_date')::date END
     FROM jsonb_array_elements(p_payload->'lines') l
-$$;
-
--- Whether the other side of a transfer can be read from here: on one server, yes. On Citus, no: each call
--- reads and writes its own store's shard only (a delegated call cannot reach another node's), so the
--- refusals that need the other side are left to transfers_to_watch (docs/transfers.md, "The limits").
-CREATE OR REPLACE FUNCTION posledger_private.transfer_other_side_visible() RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')
 $$;

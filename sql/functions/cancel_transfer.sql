@@ -60,15 +60,14 @@ BEGIN
     RETURN posledger_private.transfer_cancel_complete(v_header, p_cancel);
 END $$;
 
--- The receiver's side, where it can be read (transfer_other_side_visible): a transfer it received cannot
--- be cancelled (IV400): its units are on the receiver's shelf. On Citus transfers_to_watch shows it.
+-- The receiver's side: a transfer it received cannot be cancelled (IV400): its units are on the
+-- receiver's shelf. On Citus this runs on the coordinator, which reaches both stores' shards.
 CREATE OR REPLACE FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_to_id uuid := p_header.to_store_id;   -- a plain variable: Citus prunes shards by a scalar only
 BEGIN
-    IF posledger_private.transfer_other_side_visible()
-       AND EXISTS (SELECT FROM public.transfer_receipts r
+    IF EXISTS (SELECT FROM public.transfer_receipts r
                    WHERE r.store_id = v_to_id AND r.from_store_id = p_header.store_id AND r.reference = p_header.reference) THEN
         PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object('field', 'reference',
             'problem', format('names a transfer %s has received: its units are there; send them back by a transfer',

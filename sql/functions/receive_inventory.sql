@@ -167,91 +167,45 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM problem
 $$;
 
--- The writes, under the locks: rows created or topped up (received units are sellable only in an active
--- batch), one shipment line per payload line, and the result a replay returns. Lines of the same sku and
--- batch (several containers) are summed first: one row, one ledger row per shipment.
+-- The writes, under the locks: rows created or topped up (stock_batches), one shipment line per payload
+-- line, and the result a replay returns. Lines of the same sku and batch (several containers) are summed
+-- first: one row, one ledger row per shipment.
 CREATE OR REPLACE FUNCTION posledger_private.receiving_complete(p_shipment public.ocs_shipments) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     -- A plain variable, not p_shipment.store_id: Citus prunes shards by a scalar parameter only.
     v_store_id uuid := p_shipment.store_id;
-    v_result jsonb;
+    v_stocked  jsonb;
+    v_result   jsonb;
 BEGIN
-    WITH line AS (
-        SELECT l.n::integer AS line_no, l.line->>'sku' AS sku, l.line->>'batch_lot' AS batch_lot,
-               posledger_private.gtin14(l.line->>'case_gtin') AS case_gtin, posledger_private.gtin14(l.line->>'each_gtin') AS each_gtin,
-               (l.line->>'packaged_on_date')::date AS packaged_on_date, (l.line->>'expiry_date')::date AS expiry_date,
-               round((l.line->>'unit_cost')::numeric, 4) AS unit_cost,
-               (l.line->>'quantity_shipped')::numeric::integer AS shipped,
-               (l.line->>'quantity_received')::numeric::integer AS received
-        FROM jsonb_array_elements(p_shipment.payload->'lines') WITH ORDINALITY AS l(line, n)
-    ), batch AS (
-        -- The hold in force for the lot here, the strictest when several scopes cover it (batch_lot_holds).
-        SELECT b.*, h.status AS held, h.reference AS held_by
-        FROM (SELECT sku, batch_lot, min(case_gtin) AS case_gtin, min(each_gtin) AS each_gtin,
-                     min(packaged_on_date) AS packaged_on_date, min(expiry_date) AS expiry_date,
-                     min(unit_cost) AS unit_cost, sum(received)::integer AS received
-              FROM line GROUP BY sku, batch_lot) b
-        LEFT JOIN LATERAL (
-            SELECT h.status, h.reference FROM public.batch_lot_holds h
-            WHERE h.batch_lot = b.batch_lot AND (h.sku IS NULL OR h.sku = b.sku)
-              AND (h.store_id IS NULL OR h.store_id = v_store_id)
-            ORDER BY array_position(ARRAY['quarantined', 'recalled', 'awaiting_destruction'], h.status) DESC
-            LIMIT 1) h ON true
-    ), stocked AS (
-        -- A new row of a held lot is created held; an existing row keeps its status (a release narrower
-        -- than the hold left it active on purpose).
-        INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, case_gtin, each_gtin, packaged_on_date,
-                                             expiry_date, unit_cost, quantity_on_hand, quantity_available, status,
-                                             movement)
-        SELECT v_store_id, b.sku, b.batch_lot, b.case_gtin, b.each_gtin, b.packaged_on_date, b.expiry_date,
-               b.unit_cost, b.received, CASE WHEN b.held IS NULL THEN b.received ELSE 0 END, coalesce(b.held, 'active'),
-               -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
-               jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
-                                  'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id,
-                                  'actor', p_shipment.received_by)
-        FROM batch b ORDER BY b.sku, b.batch_lot
-        ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
-        SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
-            quantity_available = i.quantity_available
-                                 -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-                                 + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
-            case_gtin = coalesce(i.case_gtin, excluded.case_gtin),
-            each_gtin = coalesce(i.each_gtin, excluded.each_gtin),
-            packaged_on_date = coalesce(i.packaged_on_date, excluded.packaged_on_date),
-            expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-            unit_cost = coalesce(excluded.unit_cost, i.unit_cost),   -- the latest receipt's cost, when it gave one
-            updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
-            movement = excluded.movement
-        -- xmax is 0 on a row this statement inserted, and set on one it updated (the upsert idiom).
-        RETURNING i.id, i.store_id, i.sku, i.batch_lot, i.quantity_on_hand, i.quantity_available, i.status,
-                  i.xmax = 0 AS created
-    ), received_held AS (
-        -- Its history says why it was never sellable: the hold applied as the row was created.
-        INSERT INTO public.batch_status_changes (store_id, inventory_id, sku, batch_lot, from_status, to_status,
-                                                 quantity_on_hand, reference, reason, actor)
-        SELECT s.store_id, s.id, s.sku, s.batch_lot, 'active', s.status, s.quantity_on_hand, b.held_by,
-               'received while the lot is held: OCS shipment ' || p_shipment.ocs_shipment_id,
-               coalesce(p_shipment.received_by, session_user)
-        FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot
-        WHERE s.created AND b.held IS NOT NULL
-    ), recorded AS (
+    v_stocked := posledger_private.stock_batches(v_store_id, (
+            SELECT jsonb_agg(to_jsonb(b))
+            FROM (SELECT sku, batch_lot, sum(received) AS units, min(case_gtin) AS case_gtin,
+                         min(each_gtin) AS each_gtin, min(packaged_on_date) AS packaged_on_date,
+                         min(expiry_date) AS expiry_date, min(unit_cost) AS unit_cost
+                  FROM posledger_private.receiving_lines(p_shipment.payload) GROUP BY sku, batch_lot) b),
+        -- The ledger trigger labels its rows for this receipt with this (_triggers.sql).
+        jsonb_build_object('type', 'receipt', 'reference_type', 'ocs_shipment', 'reference_id', p_shipment.id,
+                           'notes', 'OCS shipment ' || p_shipment.ocs_shipment_id, 'actor', p_shipment.received_by),
+        'OCS shipment ' || p_shipment.ocs_shipment_id);
+    WITH recorded AS (
         INSERT INTO public.ocs_shipment_lines (store_id, shipment_id, line_no, inventory_id, sku, batch_lot,
                                                quantity_shipped, quantity_received, unit_cost)
-        SELECT v_store_id, p_shipment.id, l.line_no, s.id, l.sku, l.batch_lot, l.shipped, l.received, l.unit_cost
-        FROM line l JOIN stocked s ON s.sku = l.sku AND s.batch_lot = l.batch_lot
+        SELECT v_store_id, p_shipment.id, l.line_no, (s->>'id')::bigint, l.sku, l.batch_lot, l.shipped, l.received,
+               l.unit_cost
+        FROM posledger_private.receiving_lines(p_shipment.payload) l
+        JOIN jsonb_array_elements(v_stocked) s ON s->>'sku' = l.sku AND s->>'batch_lot' = l.batch_lot
         RETURNING line_no, sku, batch_lot, quantity_shipped, quantity_received
     )
     SELECT jsonb_build_object(
         'id', p_shipment.id, 'store_id', v_store_id, 'shipment_id', p_shipment.ocs_shipment_id,
         'timestamp', p_shipment.created_at, 'replayed', false,
         'batches', (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                         'sku', s.sku, 'batch', s.batch_lot, 'status', s.status,
-                                         'quantity_on_hand', s.quantity_on_hand,
-                                         'quantity_available', s.quantity_available,
-                                         'held_by', CASE WHEN s.status <> 'active' THEN b.held_by END))
-                                     ORDER BY s.sku, s.batch_lot)
-                    FROM stocked s JOIN batch b ON b.sku = s.sku AND b.batch_lot = s.batch_lot),
+                                         'sku', s->'sku', 'batch', s->'batch_lot', 'status', s->'status',
+                                         'quantity_on_hand', s->'quantity_on_hand',
+                                         'quantity_available', s->'quantity_available', 'held_by', s->'held_by'))
+                                     ORDER BY s->>'sku', s->>'batch_lot')
+                    FROM jsonb_array_elements(v_stocked) s),
         'variances', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                  'line_no', line_no, 'sku', sku, 'batch', batch_lot, 'shipped', quantity_shipped,
                                  'received', quantity_received, 'variance', quantity_received - quantity_shipped)
@@ -262,3 +216,16 @@ BEGIN
     UPDATE public.ocs_shipments SET result = v_result WHERE store_id = v_store_id AND id = p_shipment.id;
     RETURN v_result;
 END $$;
+
+-- A shipment's payload lines, typed (validated before: receiving_problems).
+CREATE OR REPLACE FUNCTION posledger_private.receiving_lines(p_payload jsonb)
+RETURNS TABLE (line_no integer, sku text, batch_lot text, case_gtin text, each_gtin text, packaged_on_date date,
+               expiry_date date, unit_cost numeric, shipped integer, received integer)
+LANGUAGE sql IMMUTABLE AS $f$
+    SELECT l.n::integer, l.line->>'sku', l.line->>'batch_lot',
+           posledger_private.gtin14(l.line->>'case_gtin'), posledger_private.gtin14(l.line->>'each_gtin'),
+           (l.line->>'packaged_on_date')::date, (l.line->>'expiry_date')::date,
+           round((l.line->>'unit_cost')::numeric, 4),
+           (l.line->>'quantity_shipped')::numeric::integer, (l.line->>'quantity_received')::numeric::integer
+    FROM jsonb_array_elements(p_payload->'lines') WITH ORDINALITY AS l(line, n)
+$f$;

@@ -62,71 +62,65 @@ BEGIN
             'store_id', v_store_id, 'from_store_id', v_from_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header.result || '{"replayed": true}';
     END IF;
-    PERFORM posledger_private.transfer_in_check_sender(v_header);
-    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa);
+    -- The lots first (a status change of one takes turns with its arrivals: lock_lots), then the sender's
+    -- transfer, then existing rows in id order (transfer_in_complete).
+    PERFORM posledger_private.lock_lots(ARRAY(SELECT l.batch_lot FROM posledger_private.transfer_lines(p_receipt) l), false);
+    RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa, posledger_private.transfer_in_sent(v_header));
 END $$;
 
--- The sender's side, where it can be read (transfer_other_side_visible): a transfer it never sent (IV404)
--- or has cancelled (IV400) is refused. On Citus it is not read; transfers_to_watch shows such a receipt.
-CREATE OR REPLACE FUNCTION posledger_private.transfer_in_check_sender(p_header public.transfer_receipts) RETURNS void
+-- The sender's side: a transfer it never sent to this store (IV404) or has cancelled (IV400) is refused.
+-- Returns the lines it sent, with what it knows of each batch (transfer_out's result). On Citus this runs
+-- on the coordinator, which reaches both stores' shards (docs/transfers.md).
+CREATE OR REPLACE FUNCTION posledger_private.transfer_in_sent(p_header public.transfer_receipts) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
-    v_status  text;
+    v_sent    public.transfers;
 BEGIN
-    IF NOT posledger_private.transfer_other_side_visible() THEN
-        RETURN;
-    END IF;
-    SELECT t.status INTO v_status FROM public.transfers t
+    SELECT * INTO v_sent FROM public.transfers t
     WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
     FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
-    PERFORM posledger_private.refuse_missing(CASE WHEN v_status IS NULL
+    PERFORM posledger_private.refuse_missing(CASE WHEN v_sent.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
         ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
-    PERFORM posledger_private.refuse_problems(CASE WHEN v_status = 'cancelled'
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_sent.status = 'cancelled'
         THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
         ELSE '[]' END, 'transfer');
+    RETURN v_sent.result->'lines';
 END $$;
 
--- The receiver's writes. The units received go on the shelf as the sending batch: its row here is
--- created, or added to (id order locks first); a held batch's units are on hand, not available, as a
--- receipt's. A line received at 0 moves nothing and leaves no ledger row; its variance is recorded.
-CREATE OR REPLACE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text)
+-- The receiver's writes: the units received arrive as the sending batch (stock_batches: created, or
+-- added to; a lot held here arrives held, as in a receipt), carrying what the sender knows of it
+-- (p_sent: its GTINs, dates and unit cost; the receiver's expiry_date where the sender had none). A line
+-- received at 0 moves nothing and leaves no ledger row; its variance is recorded.
+CREATE OR REPLACE FUNCTION posledger_private.transfer_in_complete(p_header public.transfer_receipts, p_own_crsa text,
+                                                                  p_sent jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
     v_store_id uuid := p_header.store_id;
-    v_movement jsonb;
-    v_skus     text[];
-    v_lots     text[];
-    v_units    integer[];
-    v_dates    date[];
+    v_batches  jsonb;
     v_lines    jsonb;
     v_result   jsonb;
 BEGIN
-    SELECT array_agg(l.sku ORDER BY l.sku, l.batch_lot), array_agg(l.batch_lot ORDER BY l.sku, l.batch_lot),
-           array_agg(l.quantity ORDER BY l.sku, l.batch_lot), array_agg(l.expiry_date ORDER BY l.sku, l.batch_lot)
-    INTO v_skus, v_lots, v_units, v_dates
-    FROM posledger_private.transfer_lines(p_header.payload) l WHERE l.quantity > 0;
+    SELECT jsonb_agg(coalesce(s.line, '{}') - 'quantity' || jsonb_build_object(
+               'sku', l.sku, 'batch_lot', l.batch_lot, 'units', l.quantity,
+               'expiry_date', coalesce((s.line->>'expiry_date')::date, l.expiry_date)))
+    INTO v_batches
+    FROM posledger_private.transfer_lines(p_header.payload) l
+    LEFT JOIN jsonb_array_elements(p_sent) s(line) ON s.line->>'sku' = l.sku AND s.line->>'batch_lot' = l.batch_lot
+    WHERE l.quantity > 0;
     PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id AND i.sku = ANY (v_skus) AND i.batch_lot = ANY (v_lots)
+    WHERE i.store_id = v_store_id
+      AND i.sku = ANY (ARRAY(SELECT b->>'sku' FROM jsonb_array_elements(v_batches) b))
+      AND i.batch_lot = ANY (ARRAY(SELECT b->>'batch_lot' FROM jsonb_array_elements(v_batches) b))
     ORDER BY i.id FOR NO KEY UPDATE;
-
     -- The ledger trigger labels its rows with this; notes is the sender's CRSA (counterPartyCRSA).
-    v_movement := jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
-                                     'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor);
-    INSERT INTO public.ocs_inventory AS i (store_id, sku, batch_lot, expiry_date, quantity_on_hand, quantity_available,
-                                          movement)
-    SELECT v_store_id, l.sku, l.batch_lot, l.expiry_date, l.units, l.units, v_movement
-    FROM unnest(v_skus, v_lots, v_units, v_dates) AS l(sku, batch_lot, units, expiry_date)
-    ON CONFLICT ON CONSTRAINT ocs_inventory_one_row_per_batch DO UPDATE
-    SET quantity_on_hand = i.quantity_on_hand + excluded.quantity_on_hand,
-        -- A searched CASE: Citus mis-plans a simple CASE x WHEN ... in DML (its issue 2862).
-        quantity_available = i.quantity_available + CASE WHEN i.status = 'active' THEN excluded.quantity_on_hand ELSE 0 END,
-        expiry_date = coalesce(i.expiry_date, excluded.expiry_date),
-        updated_at = excluded.updated_at,   -- the column's default, now(): Citus refuses now() here
-        movement = excluded.movement;
+    PERFORM posledger_private.stock_batches(v_store_id, coalesce(v_batches, '[]'),
+        jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
+                           'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor),
+        format('transfer %s from %s', p_header.reference, p_header.from_crsa));
 
     SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
                                         'variance', l.quantity - l.sent) ORDER BY l.sku, l.batch_lot)

@@ -116,11 +116,13 @@ BEGIN
             movement = v_movement
         FROM unnest(v_skus, v_lots, v_units) AS l(sku, batch_lot, quantity)
         WHERE i.store_id = v_store_id AND i.sku = l.sku AND i.batch_lot = l.batch_lot
-        RETURNING i.id, i.sku, i.batch_lot, l.quantity, i.expiry_date, i.packaged_on_date, i.each_gtin, i.case_gtin
+        RETURNING i.id, i.sku, i.batch_lot, l.quantity, i.expiry_date, i.packaged_on_date, i.each_gtin, i.case_gtin,
+                  i.unit_cost
     )
     SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                'sku', sku, 'batch_lot', batch_lot, 'quantity', quantity, 'expiry_date', expiry_date,
-               'packaged_on_date', packaged_on_date, 'each_gtin', each_gtin, 'case_gtin', case_gtin)) ORDER BY id)
+               'packaged_on_date', packaged_on_date, 'each_gtin', each_gtin, 'case_gtin', case_gtin,
+               'unit_cost', unit_cost)) ORDER BY id)
     INTO v_lines FROM moved;
 
     v_result := jsonb_build_object(
