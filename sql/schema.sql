@@ -4322,8 +4322,9 @@ CREATE TABLE public.products (
 COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
 
 CREATE VIEW public.monthly_report AS
- WITH by_sku AS (
+ WITH by_batch AS (
          SELECT t.store_id,
+            t.inventory_id,
             t.sku,
             (date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date AS month,
             t.transaction_type,
@@ -4332,7 +4333,19 @@ CREATE VIEW public.monthly_report AS
             ((now() AT TIME ZONE s.time_zone))::date AS today
            FROM (public.ocs_inventory_transactions t
              JOIN public.stores s ON ((s.id = t.store_id)))
-          GROUP BY t.store_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code, s.time_zone
+          GROUP BY t.store_id, t.inventory_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code, s.time_zone
+        ), by_sku AS (
+         SELECT b.store_id,
+            b.sku,
+            b.month,
+            b.transaction_type,
+            b.reason_code,
+            b.today,
+            sum(b.units) AS units,
+            sum(((b.units)::numeric * COALESCE(i.unit_cost, (0)::numeric))) AS value
+           FROM (by_batch b
+             LEFT JOIN public.ocs_inventory i ON (((i.store_id = b.store_id) AND (i.id = b.inventory_id))))
+          GROUP BY b.store_id, b.sku, b.month, b.transaction_type, b.reason_code, b.today
         ), by_reason AS (
          SELECT b.store_id,
             COALESCE(p.product_class, 'uncatalogued'::text) AS product_class,
@@ -4340,11 +4353,12 @@ CREATE VIEW public.monthly_report AS
             b.transaction_type,
             b.reason_code,
             sum(b.units) AS units,
-            sum(((b.units)::numeric *
+            sum((b.units *
                 CASE
                     WHEN (c.counts_toward = 'dried_grams'::text) THEN COALESCE(p.stated_dried_grams, (p.net_content / f.amount_per_dried_gram), (0)::numeric)
                     ELSE (0)::numeric
-                END)) AS grams
+                END)) AS grams,
+            sum(b.value) AS value
            FROM (((by_sku b
              LEFT JOIN public.products p ON ((p.sku = b.sku)))
              LEFT JOIN public.product_classes c ON ((c.product_class = p.product_class)))
@@ -4370,7 +4384,7 @@ CREATE VIEW public.monthly_report AS
             sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type <> ALL (ARRAY['receipt'::text, 'sale'::text, 'return'::text, 'void'::text, 'transfer_in'::text, 'transfer_out'::text, 'adjustment'::text]))) AS other,
             sum(m_1.amount) AS net
            FROM (by_reason
-             CROSS JOIN LATERAL ( VALUES ('units'::text,by_reason.units), ('grams'::text,by_reason.grams), ('value'::text,(0)::numeric)) m_1(measure, amount))
+             CROSS JOIN LATERAL ( VALUES ('units'::text,by_reason.units), ('grams'::text,by_reason.grams), ('value'::text,by_reason.value)) m_1(measure, amount))
           GROUP BY by_reason.store_id, by_reason.product_class, by_reason.month, m_1.measure
         ), months AS (
          SELECT f.store_id,
@@ -4406,7 +4420,7 @@ CREATE VIEW public.monthly_report AS
      LEFT JOIN moved m USING (store_id, product_class, measure, month))
   WINDOW w AS (PARTITION BY n.store_id, n.product_class, n.measure ORDER BY n.month);
 
-COMMENT ON VIEW public.monthly_report IS 'The monthly report a store files: per store, month (the store''s calendar month a movement happened), product class (''uncatalogued'': not in the catalogue) and measure (units; grams: dried-equivalent, by today''s catalogue and factors; value: 0 until unit costs exist): opening, receipts, sales, returns (and voids), transfers in and out, adjusted (adjustments by reason in adjustments, destruction apart), destructions, other (ledger rows of type opening or manual_adjustment), closing; signed as the ledger (out < 0), opening + movements = closing. Filter by store_id (docs/monthly-report.md).';
+COMMENT ON VIEW public.monthly_report IS 'The monthly report a store files: per store, month (the store''s calendar month a movement happened), product class (''uncatalogued'': not in the catalogue) and measure (units; grams: dried-equivalent, by today''s catalogue and factors; value: at cost, each batch''s units times its unit_cost, 0 where no receipt priced it): opening, receipts, sales, returns (and voids), transfers in and out, adjusted (adjustments by reason in adjustments, destruction apart), destructions, other (ledger rows of type opening or manual_adjustment), closing; signed as the ledger (out < 0), opening + movements = closing. Filter by store_id (docs/monthly-report.md).';
 
 CREATE VIEW public.negative_inventory AS
  SELECT ocs_inventory.store_id,
