@@ -1292,21 +1292,26 @@ BEGIN
     SELECT coalesce(jsonb_agg(e.event ORDER BY e.outbox_id), '[]') INTO v_events
     FROM posledger_private.ocs_events(v_store_id, ARRAY(
         SELECT o.id FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.day = p_day)) e;
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
-               'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
-    INTO v_position
-    FROM posledger_private.ocs_day_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
-    -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
-    SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
-                                                 'position', d.on_hand) ORDER BY d.sku), '[]')
-    INTO v_differ
-    FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events, coalesce(t.on_hand, 0) AS on_hand
-          FROM posledger_private.ocs_day_position(p_store, p_day) t
-          FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
-          FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
-                     FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
-    WHERE d.previous + d.events <> d.on_hand;
+    -- The day's position is read once (it sums the store's ledger up to the day) and serves both the list and
+    -- the check.
+    WITH today AS MATERIALIZED (
+        SELECT * FROM posledger_private.ocs_day_position(p_store, p_day)
+    )
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
+                       'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
+            FROM today p WHERE p.on_hand <> 0 OR p.moved),
+           -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
+                                                         'position', d.on_hand) ORDER BY d.sku), '[]')
+            FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
+                         coalesce(t.on_hand, 0) AS on_hand
+                  FROM today t
+                  FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
+                  FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
+                             FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
+            WHERE d.previous + d.events <> d.on_hand)
+    INTO v_position, v_differ;
     RETURN jsonb_build_object('store_id', v_store_id, 'crsa', p_store.crsa, 'crol', p_store.crol, 'day', p_day,
                               'events', jsonb_build_object('inventoryEventList', v_events),
                               'position', jsonb_build_object(
@@ -4331,8 +4336,9 @@ CREATE TABLE public.products (
 COMMENT ON TABLE public.products IS 'The product catalogue, the same for every store: sku, class, net content, stated dried-equivalent grams. Loaded by load_catalogue().';
 
 CREATE VIEW public.monthly_report AS
- WITH by_sku AS (
+ WITH by_batch AS (
          SELECT t.store_id,
+            t.inventory_id,
             t.sku,
             (date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date AS month,
             t.transaction_type,
@@ -4341,7 +4347,19 @@ CREATE VIEW public.monthly_report AS
             ((now() AT TIME ZONE s.time_zone))::date AS today
            FROM (public.ocs_inventory_transactions t
              JOIN public.stores s ON ((s.id = t.store_id)))
-          GROUP BY t.store_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code, s.time_zone
+          GROUP BY t.store_id, t.inventory_id, t.sku, ((date_trunc('month'::text, (COALESCE(t.occurred_at, t.created_at) AT TIME ZONE s.time_zone)))::date), t.transaction_type, t.reason_code, s.time_zone
+        ), by_sku AS (
+         SELECT b.store_id,
+            b.sku,
+            b.month,
+            b.transaction_type,
+            b.reason_code,
+            b.today,
+            sum(b.units) AS units,
+            sum(((b.units)::numeric * COALESCE(i.unit_cost, (0)::numeric))) AS value
+           FROM (by_batch b
+             LEFT JOIN public.ocs_inventory i ON (((i.store_id = b.store_id) AND (i.id = b.inventory_id))))
+          GROUP BY b.store_id, b.sku, b.month, b.transaction_type, b.reason_code, b.today
         ), by_reason AS (
          SELECT b.store_id,
             COALESCE(p.product_class, 'uncatalogued'::text) AS product_class,
@@ -4349,11 +4367,12 @@ CREATE VIEW public.monthly_report AS
             b.transaction_type,
             b.reason_code,
             sum(b.units) AS units,
-            sum(((b.units)::numeric *
+            sum((b.units *
                 CASE
                     WHEN (c.counts_toward = 'dried_grams'::text) THEN COALESCE(p.stated_dried_grams, (p.net_content / f.amount_per_dried_gram), (0)::numeric)
                     ELSE (0)::numeric
-                END)) AS grams
+                END)) AS grams,
+            sum(b.value) AS value
            FROM (((by_sku b
              LEFT JOIN public.products p ON ((p.sku = b.sku)))
              LEFT JOIN public.product_classes c ON ((c.product_class = p.product_class)))
@@ -4379,7 +4398,7 @@ CREATE VIEW public.monthly_report AS
             sum(m_1.amount) FILTER (WHERE (by_reason.transaction_type <> ALL (ARRAY['receipt'::text, 'sale'::text, 'return'::text, 'void'::text, 'transfer_in'::text, 'transfer_out'::text, 'adjustment'::text]))) AS other,
             sum(m_1.amount) AS net
            FROM (by_reason
-             CROSS JOIN LATERAL ( VALUES ('units'::text,by_reason.units), ('grams'::text,by_reason.grams), ('value'::text,(0)::numeric)) m_1(measure, amount))
+             CROSS JOIN LATERAL ( VALUES ('units'::text,by_reason.units), ('grams'::text,by_reason.grams), ('value'::text,by_reason.value)) m_1(measure, amount))
           GROUP BY by_reason.store_id, by_reason.product_class, by_reason.month, m_1.measure
         ), months AS (
          SELECT f.store_id,
@@ -4415,7 +4434,7 @@ CREATE VIEW public.monthly_report AS
      LEFT JOIN moved m USING (store_id, product_class, measure, month))
   WINDOW w AS (PARTITION BY n.store_id, n.product_class, n.measure ORDER BY n.month);
 
-COMMENT ON VIEW public.monthly_report IS 'The monthly report a store files: per store, month (the store''s calendar month a movement happened), product class (''uncatalogued'': not in the catalogue) and measure (units; grams: dried-equivalent, by today''s catalogue and factors; value: 0 until unit costs exist): opening, receipts, sales, returns (and voids), transfers in and out, adjusted (adjustments by reason in adjustments, destruction apart), destructions, other (ledger rows of type opening or manual_adjustment), closing; signed as the ledger (out < 0), opening + movements = closing. Filter by store_id (docs/monthly-report.md).';
+COMMENT ON VIEW public.monthly_report IS 'The monthly report a store files: per store, month (the store''s calendar month a movement happened), product class (''uncatalogued'': not in the catalogue) and measure (units; grams: dried-equivalent, by today''s catalogue and factors; value: at cost, each batch''s units times its unit_cost, 0 where no receipt priced it): opening, receipts, sales, returns (and voids), transfers in and out, adjusted (adjustments by reason in adjustments, destruction apart), destructions, other (ledger rows of type opening or manual_adjustment), closing; signed as the ledger (out < 0), opening + movements = closing. Filter by store_id (docs/monthly-report.md).';
 
 CREATE VIEW public.negative_inventory AS
  SELECT ocs_inventory.store_id,

@@ -1,6 +1,7 @@
-"""The monthly report a store files (issue 18, migration 0025, docs/monthly-report.md): per product class,
-opening, receipts, sales, returns, transfers, adjustments by reason, destructions and closing, in units, grams
-and value; it balances per class and against the ledger, and the CSV, the workbook and the CLI say the same."""
+"""The monthly report a store files (issue 18, migrations 0025 and 0027, docs/monthly-report.md): per product
+class, opening, receipts, sales, returns, transfers, adjustments by reason, destructions and closing, in units,
+grams and value at cost; it balances per class and against the ledger, and the CSV, the workbook and the CLI say
+the same."""
 
 import csv
 import datetime
@@ -24,6 +25,8 @@ from posledger.pgserver import server_kind
 # 2022-12-02); an accessory counts nothing; an uncatalogued sku counts 0 g.
 GRAMS = {"DRY-1": Decimal("3.5"), "BEV-1": Decimal(355) / Decimal(570), "ACC-1": Decimal(0), "LOOSE-1": Decimal(0)}
 CLASSES = {"DRY-1": "dried", "BEV-1": "beverage", "ACC-1": "accessory", "LOOSE-1": "uncatalogued"}
+# What one unit of a batch cost, as its receipt said (a_month_of_activity); every other batch is unpriced.
+UNIT_COSTS = {"LOT-R": Decimal("4.25"), "LOT-B": Decimal("2.5")}
 SECTIONS = {"receipt": "receipts", "sale": "sales", "return": "returns", "void": "returns",
             "transfer_in": "transfers_in", "transfer_out": "transfers_out", "opening": "other",
             "manual_adjustment": "other"}
@@ -43,13 +46,15 @@ def _adjust(db, store, reason, sku, batch, quantity):
 
 
 def a_month_of_activity(db):
-    """Last month: offline sales that happened then, recorded now. This month: stock entered, a receipt, sales,
-    a return, adjustments under three reasons and a destruction, in four classes (one not in the catalogue)."""
+    """Last month: offline sales that happened then, recorded now. This month: stock entered (unpriced) and
+    received (priced), a receipt, sales, a return, adjustments under three reasons and a destruction, in four
+    classes (one not in the catalogue). Priced: the beverage's batch, and the dried batch received, sold from and
+    returned to; the dried stock entered, the accessory and the uncatalogued sku are not."""
     store = new_store(db)
     catalogue(db, "DRY-1", "dried", net_content=3.5, net_unit="g")
     catalogue(db, "BEV-1", "beverage", net_content=355, net_unit="mL")
     add_stock(db, store, "DRY-1", 20, "LOT-D")
-    add_stock(db, store, "BEV-1", 12, "LOT-B")
+    receive(db, store, shipment_line("BEV-1", 12, "LOT-B", unit_cost=float(UNIT_COSTS["LOT-B"])))
     add_stock(db, store, "ACC-1", 30, "LOT-A")
     db.execute("INSERT INTO ocs_inventory (store_id, sku, batch_lot, quantity_on_hand, quantity_available)"
                " VALUES (%s, 'LOOSE-1', 'LOT-L', 5, 5)", [store])   # a sku the catalogue does not know
@@ -61,8 +66,8 @@ def a_month_of_activity(db):
         occurred_at = datetime.datetime.combine(last_day, datetime.time(hour), zone)
         record_sale(db, sale_payload(store, *items, policy="offline", terminal_id="T1", terminal_sequence=sequence,
                                      occurred_at=occurred_at.isoformat(timespec="seconds")))
-    receive(db, store, shipment_line("DRY-1", 10, "LOT-R"))
-    sold = record_sale(db, sale_payload(store, item("DRY-1", 3, "LOT-D"), item("ACC-1", 4)))
+    receive(db, store, shipment_line("DRY-1", 10, "LOT-R", unit_cost=float(UNIT_COSTS["LOT-R"])))
+    sold = record_sale(db, sale_payload(store, item("DRY-1", 3, "LOT-R"), item("ACC-1", 4)))
     return_sale(db, {"store_id": store, "reference": "RET-1", "order_id": sold["id"],
                      "lines": [{"line_no": 1, "quantity": 1}]})
     _adjust(db, store, "cycle_count", "ACC-1", "LOT-A", 2)
@@ -73,19 +78,21 @@ def a_month_of_activity(db):
 
 
 def expected_from_the_ledger(db, store, zone):
-    """Each (month, class, measure)'s movements, summed here from the raw ledger rows, apart from the view."""
+    """Each (month, class, measure)'s movements, summed here from the raw ledger rows, apart from the view: value
+    is each row's quantity at the cost its batch's receipt gave (UNIT_COSTS), 0 for a batch no receipt priced."""
     moved = defaultdict(lambda: defaultdict(Decimal))
-    rows = db.execute("SELECT sku, transaction_type, reason_code, quantity, coalesce(occurred_at, created_at)"
+    rows = db.execute("SELECT sku, batch_lot, transaction_type, reason_code, quantity,"
+                      " coalesce(occurred_at, created_at)"
                       " FROM ocs_inventory_transactions WHERE store_id = %s ORDER BY id", [store]).fetchall()
     db.commit()
-    for sku, kind, reason, quantity, when in rows:
+    for sku, batch, kind, reason, quantity, when in rows:
         month = when.astimezone(zone).date().replace(day=1)
         if kind == "adjustment":
             column = "destructions" if reason == "destruction" else f"adjustment:{reason}"
         else:
             column = SECTIONS[kind]
         for measure, amount in (("units", Decimal(quantity)), ("grams", quantity * GRAMS[sku]),
-                                ("value", Decimal(0))):
+                                ("value", quantity * UNIT_COSTS.get(batch, Decimal(0)))):
             moved[(month, CLASSES[sku], measure)][column] += amount
     return moved
 
@@ -113,16 +120,27 @@ def test_the_monthly_report_balances_per_class_and_equals_the_ledger(db):
                 assert row[f"adjustment:{reason}"] == pytest.approx(expected[f"adjustment:{reason}"])
             assert row["adjusted"] == pytest.approx(sum(row[f"adjustment:{r}"] for r in report["reasons"]))
             closing[(product_class, measure)] = row["closing"]
-            if measure == "value":
-                assert all(row[c] == 0 for c in reports.MONTHLY_SUMMARY)   # no unit costs yet
+            if measure == "value" and product_class in ("accessory", "uncatalogued"):
+                assert all(row[c] == 0 for c in reports.MONTHLY_SUMMARY)   # unpriced batches count 0
     this = {(row["product_class"], row["measure"]): row for row in reports.monthly(db, store, this_month)["rows"]}
     # Last month's offline sales, recorded this month, show there and not here.
     assert this[("dried", "units")]["sales"] == -3 and moved[(last_month, "dried", "units")]["sales"] == -2
     assert this[("dried", "units")]["returns"] == 1 and this[("dried", "units")]["receipts"] == 10
     assert this[("beverage", "units")]["destructions"] == -1
+    # Value at cost: a priced receipt, a sale and a return from its batch are quantity x its unit cost, and the
+    # dried stock entered unpriced (20 units, sold and lost from) adds nothing beside them.
+    dried, beverage = this[("dried", "value")], this[("beverage", "value")]
+    assert (dried["receipts"], dried["sales"], dried["returns"]) == (Decimal("42.5"), Decimal("-12.75"),
+                                                                   Decimal("4.25"))
+    assert (dried["other"], dried["adjustment:loss_theft"], dried["opening"]) == (0, 0, 0)
+    assert (beverage["opening"], beverage["receipts"], beverage["adjustment:data_entry_error"],
+            beverage["destructions"], beverage["closing"]) == (Decimal("-2.5"), 30, -5, Decimal("-2.5"), 20)
     # The closing of this month is the ledger's balance and the stock on hand, per class, in units and grams.
     on_hand = db.execute("SELECT sku, sum(quantity_on_hand) FROM ocs_inventory WHERE store_id = %s GROUP BY sku",
                          [store]).fetchall()
+    # In value: each batch's on hand at its unit cost, 0 unpriced, summed per class.
+    book = db.execute("SELECT sku, sum(quantity_on_hand * coalesce(unit_cost, 0)) FROM ocs_inventory"
+                      " WHERE store_id = %s GROUP BY sku", [store]).fetchall()
     balance = db.execute("SELECT DISTINCT ON (inventory_id) sku, quantity_after FROM ocs_inventory_transactions"
                          " WHERE store_id = %s ORDER BY inventory_id, id DESC", [store]).fetchall()
     db.commit()
@@ -135,6 +153,12 @@ def test_the_monthly_report_balances_per_class_and_equals_the_ledger(db):
         assert {c: this[(c, "grams")]["closing"] for c in grams} == pytest.approx(grams)
     assert units == {"dried": 20 + 10 - 2 - 3 + 1 - 1, "beverage": 12 - 1 - 2 - 1, "accessory": 30 - 5 - 4 + 2,
                      "uncatalogued": 5}
+    value = defaultdict(Decimal)
+    for sku, amount in book:
+        value[CLASSES[sku]] += amount
+    assert {c: this[(c, "value")]["closing"] for c in value} == value
+    assert value == {"dried": (10 - 3 + 1) * UNIT_COSTS["LOT-R"], "beverage": (12 - 1 - 2 - 1) * UNIT_COSTS["LOT-B"],
+                     "accessory": 0, "uncatalogued": 0}
 
 
 def test_a_class_that_did_not_move_reports_its_stock_and_a_month_before_any_is_empty(db):
@@ -218,7 +242,8 @@ def test_posledger_report_monthly_writes_the_csv_and_the_workbook(db, dsn, tmp_p
 
 def test_a_stores_report_reads_that_stores_ledger_only(db):
     """The view reads the movements twice (the months and the sums): both reads must take the store's filter,
-    not sum every store's ledger first (a materialised CTE would)."""
+    not sum every store's ledger first (a materialised CTE would); so must both reads of the batches' unit costs
+    (migration 0027), not read every store's stock rows."""
     if server_kind() == "citus":
         pytest.skip("the coordinator's plan is one Citus scan: a worker's plan is what this reads")
     store = new_store(db)
@@ -226,13 +251,15 @@ def test_a_stores_report_reads_that_stores_ledger_only(db):
     plan = db.execute("EXPLAIN (FORMAT JSON) SELECT * FROM monthly_report WHERE store_id = %s AND month = %s",
                       [store, datetime.date(2026, 1, 1)]).fetchone()[0]
     db.commit()
-    scans = []
+    scans = defaultdict(list)
 
     def walk(node):
-        if node.get("Relation Name") == "ocs_inventory_transactions":
-            scans.append(json.dumps(node))
+        if node.get("Relation Name") in ("ocs_inventory_transactions", "ocs_inventory"):
+            scans[node["Relation Name"]].append(json.dumps(node))
         for child in node.get("Plans", []):
             walk(child)
 
     walk(plan[0]["Plan"])
-    assert len(scans) == 2 and all(store in scan for scan in scans), scans
+    assert set(scans) == {"ocs_inventory_transactions", "ocs_inventory"}, scans
+    for table in scans.values():
+        assert len(table) == 2 and all(store in scan for scan in table), scans

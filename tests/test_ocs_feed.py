@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from conftest import add_stock, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
 from posledger import InvalidSale, adjust_inventory, return_sale
 from posledger.asn import read_asn
+from posledger.pgserver import server_kind
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
@@ -150,3 +151,20 @@ def test_the_asn_unit_price_is_the_unit_cost_per_each():
         "9001,C1,SKU-3,Three,,OCS,B,,09/01/2025 12:00:00 AM,LOT-C,,,1,EA,EA,1\n")
     lines = read_asn(asn, "5071d685-00dc-4e56-bb11-36e31b305c50")[0]["lines"]
     assert [(line["quantity_shipped"], line.get("unit_cost")) for line in lines] == [(5, 6.5), (24, 5.0), (1, None)]
+
+
+def test_a_days_report_sums_the_ledger_for_the_day_once(db):
+    """The day's position (the store's ledger summed up to the day's end) serves both the position list and the
+    check: read once for the day and once for the day before, not a third time."""
+    if server_kind() == "citus":
+        pytest.skip("the call runs on a worker: the coordinator's session counts no calls")
+    store = new_store(db)
+    add_stock(db, store, "SKU-1", 10, "LOT-A")
+    _, today = today_of(db, store)
+    db.execute("SET LOCAL track_functions = 'pl'")
+    day = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store, "day": str(today)})]).fetchone()[0]
+    calls = db.execute("SELECT calls FROM pg_stat_xact_user_functions"
+                       " WHERE schemaname = 'posledger_private' AND funcname = 'ocs_day_position'").fetchall()
+    db.rollback()
+    assert day["check"]["balanced"] and len(day["position"]["inventoryPositionList"]) == 1
+    assert calls == [(2,)]

@@ -39,21 +39,26 @@ BEGIN
     SELECT coalesce(jsonb_agg(e.event ORDER BY e.outbox_id), '[]') INTO v_events
     FROM posledger_private.ocs_events(v_store_id, ARRAY(
         SELECT o.id FROM public.ocs_outbox o WHERE o.store_id = v_store_id AND o.day = p_day)) e;
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
-               'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
-    INTO v_position
-    FROM posledger_private.ocs_day_position(p_store, p_day) p WHERE p.on_hand <> 0 OR p.moved;
-    -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
-    SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
-                                                 'position', d.on_hand) ORDER BY d.sku), '[]')
-    INTO v_differ
-    FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events, coalesce(t.on_hand, 0) AS on_hand
-          FROM posledger_private.ocs_day_position(p_store, p_day) t
-          FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
-          FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
-                     FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
-    WHERE d.previous + d.events <> d.on_hand;
+    -- The day's position is read once (it sums the store's ledger up to the day) and serves both the list and
+    -- the check.
+    WITH today AS MATERIALIZED (
+        SELECT * FROM posledger_private.ocs_day_position(p_store, p_day)
+    )
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'ocsSku', p.sku, 'upcAndBarcode', p.barcode, 'inventoryQuantityOnHand', p.on_hand::text,
+                       'inventoryBookValue', p.book_value::numeric(14, 2)::text) ORDER BY p.sku), '[]')
+            FROM today p WHERE p.on_hand <> 0 OR p.moved),
+           -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
+                                                         'position', d.on_hand) ORDER BY d.sku), '[]')
+            FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
+                         coalesce(t.on_hand, 0) AS on_hand
+                  FROM today t
+                  FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
+                  FULL JOIN (SELECT ev->>'ocsSku' AS sku, sum((ev->>'inventoryQuantityChange')::integer) AS events
+                             FROM jsonb_array_elements(v_events) ev GROUP BY 1) e USING (sku)) d
+            WHERE d.previous + d.events <> d.on_hand)
+    INTO v_position, v_differ;
     RETURN jsonb_build_object('store_id', v_store_id, 'crsa', p_store.crsa, 'crol', p_store.crol, 'day', p_day,
                               'events', jsonb_build_object('inventoryEventList', v_events),
                               'position', jsonb_build_object(
