@@ -1304,7 +1304,7 @@ BEGIN
            -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
            (SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
                                                          'position', d.on_hand) ORDER BY d.sku), '[]')
-            FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
+            FROM (SELECT sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
                          coalesce(t.on_hand, 0) AS on_hand
                   FROM today t
                   FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
@@ -1416,6 +1416,32 @@ BEGIN
     WHERE o.store_id = p_store_id AND o.id = ANY (p_ids)
     ORDER BY o.id;
 END $$;
+
+CREATE FUNCTION posledger_private.ocs_resend_problems(p_request jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $_$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
+    FROM (SELECT CASE jsonb_typeof(p_request) WHEN 'object' THEN p_request ELSE '{}' END AS d) r,
+    LATERAL (VALUES
+        (0, '$', 'the payload must be a JSON object', jsonb_typeof(p_request) IS DISTINCT FROM 'object'),
+        (1, 'store_id', 'is required and must be a uuid', NOT posledger_private.json_is_uuid(d->'store_id')),
+        (2, 'from_day', 'is required and must be a date (YYYY-MM-DD)', NOT posledger_private.json_is_date(d->'from_day')),
+        (3, 'to_day', 'must be a date (YYYY-MM-DD) when given', posledger_private.json_is_given(d->'to_day')
+            AND NOT posledger_private.json_is_date(d->'to_day')),
+        (4, 'to_day', 'must not be before from_day', posledger_private.json_is_date(d->'from_day')
+            AND posledger_private.json_is_date(d->'to_day') AND (d->>'to_day')::date < (d->>'from_day')::date),
+        (5, 'transaction_types', 'must be a non-empty array of ledger types (sale, receipt, ...) when given',
+            posledger_private.json_is_given(d->'transaction_types')
+            AND NOT coalesce(jsonb_typeof(d->'transaction_types') = 'array'
+                             AND jsonb_array_length(d->'transaction_types') > 0
+                             AND NOT EXISTS (SELECT FROM jsonb_array_elements(d->'transaction_types') t
+                                             WHERE NOT posledger_private.json_is_text(t)), false)),
+        (6, 'reason', 'is required and must be a non-empty string: why the platform must hear these again',
+            NOT posledger_private.json_is_text(d->'reason')),
+        (7, 'actor', 'is required and must be a non-empty string: who asked', NOT posledger_private.json_is_text(d->'actor'))
+    ) AS c(ord, field, problem, failed)
+    WHERE c.failed
+$_$;
 
 CREATE FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -3810,6 +3836,55 @@ END $$;
 
 COMMENT ON FUNCTION public.ocs_report(p_request jsonb) IS 'A store''s day for the OCS data platform: {store_id, crsa, crol, day, events: {inventoryEventList}, position: {inventoryPositionList}, check: {balanced, differences}}.';
 
+CREATE FUNCTION public.ocs_resend_events(p_request jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET lock_timeout TO '3s'
+    AS $$
+DECLARE
+    v_store_id uuid;
+    v_from     date;
+    v_to       date;
+    v_types    text[];
+    v_ids      bigint[];
+    v_resend   public.ocs_resends;
+BEGIN
+    PERFORM posledger_private.apply_lock_timeout();
+    PERFORM posledger_private.refuse_problems(posledger_private.ocs_resend_problems(p_request), 'resend');
+    v_store_id := (p_request->>'store_id')::uuid;
+    v_from := (p_request->>'from_day')::date;
+    v_to := coalesce((p_request->>'to_day')::date, v_from);
+    v_types := CASE WHEN posledger_private.json_is_given(p_request->'transaction_types')
+                    THEN ARRAY(SELECT jsonb_array_elements_text(p_request->'transaction_types')) END;
+    PERFORM posledger_private.existing_store(v_store_id);
+
+    -- In id order, as ocs_record_delivery locks them: a sender recording an answer and a resend take turns.
+    WITH named AS (
+        SELECT o.id FROM public.ocs_outbox o
+        WHERE o.store_id = v_store_id AND o.day BETWEEN v_from AND v_to AND o.sent_at IS NOT NULL
+          AND (v_types IS NULL OR EXISTS (
+                SELECT FROM public.ocs_inventory_transactions t
+                WHERE t.store_id = v_store_id AND t.id = o.ledger_id AND t.transaction_type = ANY (v_types)))
+        ORDER BY o.id FOR UPDATE
+    ), requeued AS (
+        UPDATE public.ocs_outbox o SET sent_at = NULL
+        FROM named n WHERE o.store_id = v_store_id AND o.id = n.id
+        RETURNING o.id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_ids FROM requeued;
+    INSERT INTO public.ocs_resends (store_id, from_day, to_day, transaction_types, reason, actor, outbox_ids)
+    VALUES (v_store_id, v_from, v_to, v_types, p_request->>'reason', p_request->>'actor', v_ids)
+    RETURNING * INTO v_resend;
+    RETURN jsonb_build_object('resend_id', v_resend.id, 'store_id', v_store_id, 'from_day', v_from, 'to_day', v_to,
+                              'transaction_types', to_jsonb(v_types), 'requeued', cardinality(v_ids),
+                              'outbox_ids', to_jsonb(v_ids));
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM posledger_private.refuse_busy(SQLERRM);
+    RETURN NULL;  -- not reached: refuse_busy raises
+END $$;
+
+COMMENT ON FUNCTION public.ocs_resend_events(p_request jsonb) IS 'Marks a store''s accepted OCS events of the days from_day..to_day (of the ledger types named, else all) unsent again, so the sender delivers them once more under their own ids: a correction ({store_id, from_day, to_day, transaction_types, reason, actor}). Kept in ocs_resends.';
+
 CREATE FUNCTION public.receive_inventory(p_shipment jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
@@ -4536,6 +4611,32 @@ ALTER TABLE public.ocs_outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.ocs_resends (
+    store_id uuid NOT NULL,
+    id bigint NOT NULL,
+    from_day date NOT NULL,
+    to_day date NOT NULL,
+    transaction_types text[],
+    reason text NOT NULL,
+    actor text NOT NULL,
+    outbox_ids bigint[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ocs_resends_actor_check CHECK ((actor <> ''::text)),
+    CONSTRAINT ocs_resends_days_in_order CHECK ((from_day <= to_day)),
+    CONSTRAINT ocs_resends_reason_check CHECK ((reason <> ''::text))
+);
+
+COMMENT ON TABLE public.ocs_resends IS 'Requests to send accepted OCS events again (a correction, under the same ids): the store''s days and ledger types named (NULL: every type), who asked and why, and the outbox rows marked unsent. Written by ocs_resend_events only.';
+
+ALTER TABLE public.ocs_resends ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.ocs_resends_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.ocs_shipment_lines (
     id bigint NOT NULL,
     store_id uuid NOT NULL,
@@ -4927,6 +5028,9 @@ ALTER TABLE ONLY public.ocs_outbox
 ALTER TABLE ONLY public.ocs_outbox
     ADD CONSTRAINT ocs_outbox_store_id_ledger_id_key UNIQUE (store_id, ledger_id);
 
+ALTER TABLE ONLY public.ocs_resends
+    ADD CONSTRAINT ocs_resends_pkey PRIMARY KEY (store_id, id);
+
 ALTER TABLE ONLY public.ocs_shipment_lines
     ADD CONSTRAINT ocs_shipment_lines_pkey PRIMARY KEY (store_id, id);
 
@@ -5118,6 +5222,9 @@ ALTER TABLE ONLY public.ocs_inventory_transactions
 
 ALTER TABLE ONLY public.ocs_outbox
     ADD CONSTRAINT ocs_outbox_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
+
+ALTER TABLE ONLY public.ocs_resends
+    ADD CONSTRAINT ocs_resends_store_id_fkey FOREIGN KEY (store_id) REFERENCES public.stores(id);
 
 ALTER TABLE ONLY public.ocs_shipment_lines
     ADD CONSTRAINT ocs_shipment_lines_store_id_inventory_id_fkey FOREIGN KEY (store_id, inventory_id) REFERENCES public.ocs_inventory(store_id, id);
@@ -5311,6 +5418,8 @@ REVOKE ALL ON FUNCTION posledger_private.ocs_delivery_problems(p_delivery jsonb)
 
 REVOKE ALL ON FUNCTION posledger_private.ocs_events(p_store_id uuid, p_ids bigint[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION posledger_private.ocs_resend_problems(p_request jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION posledger_private.ocs_unbalanced_days(p_store public.stores, p_ids bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.placed_elsewhere(p_table regclass, p_store_id uuid) FROM PUBLIC;
@@ -5495,6 +5604,9 @@ GRANT ALL ON FUNCTION public.ocs_record_delivery(p_delivery jsonb) TO posledger_
 REVOKE ALL ON FUNCTION public.ocs_report(p_request jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ocs_report(p_request jsonb) TO posledger_app;
 
+REVOKE ALL ON FUNCTION public.ocs_resend_events(p_request jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ocs_resend_events(p_request jsonb) TO posledger_app;
+
 REVOKE ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.receive_inventory(p_shipment jsonb) TO posledger_app;
 
@@ -5577,6 +5689,8 @@ GRANT SELECT ON TABLE public.ocs_deliveries TO posledger_readonly;
 GRANT SELECT ON TABLE public.ocs_event_types TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_outbox TO posledger_readonly;
+
+GRANT SELECT ON TABLE public.ocs_resends TO posledger_readonly;
 
 GRANT SELECT ON TABLE public.ocs_shipment_lines TO posledger_readonly;
 

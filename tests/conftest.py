@@ -5,20 +5,27 @@ use. After every test that used a database, the books must balance (see check_in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
 
 import posledger.migrations
 from posledger import receive_inventory, record_sale, return_sale
@@ -319,6 +326,96 @@ def batches_of(db: psycopg.Connection, store_id: str, sku: str) -> dict[str | No
     return {batch: tuple(rest) for batch, *rest in rows}
 
 
-__all__ = ["add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store", "quarantine_by_return",
-           "readme_block", "readme_sql", "receive", "record_sale", "sale_payload", "shipment_line", "stock_of"]
+def posledger_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+                  cwd: Path | str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it: `python -m posledger ARGS` in a subprocess. Without COLUMNS, output to a pipe
+    is as wide as its tables: nothing is cut off for the assertions."""
+    env = {key: value for key, value in (env or os.environ).items() if key != "COLUMNS"}
+    return subprocess.run([sys.executable, "-m", "posledger", *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
+
+# The OCS feed (issue 18): its JSON Schema, the day's report validated against it, and the platform's stand-in.
+OCS_FEED_SCHEMA = json.loads((ROOT / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
+
+
+def ocs_valid(document: dict[str, Any]) -> None:
+    """Raises unless `document` (an event list, a position list) has the platform's shape."""
+    jsonschema.validate(document, OCS_FEED_SCHEMA)
+
+
+def validated_report(db: psycopg.Connection, store_id: str, day: Any) -> dict[str, Any]:
+    """ocs_report of a store's day, its events and its position validated against the feed's JSON Schema."""
+    result = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store_id, "day": str(day)})]).fetchone()[0]
+    db.commit()
+    ocs_valid(result["events"])
+    ocs_valid(result["position"])
+    return result
+
+
+class Platform:
+    """An HTTP server standing in for the platform: answers[i] is the answer to the i-th request (then 200):
+    a status code, ("sleep", seconds, status), or "stall" (no answer until release())."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.answers: list = []
+        self.delay = 0.0
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        platform = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:   # only a sender that followed a redirect would GET: recorded, refused
+                with platform.lock:
+                    platform.requests.append({"method": "GET", "path": urllib.parse.urlsplit(self.path).path})
+                self.send_error(405)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                url = urllib.parse.urlsplit(self.path)
+                with platform.lock:
+                    platform.requests.append({"path": url.path, "query": urllib.parse.parse_qs(url.query),
+                                              "authorization": self.headers["Authorization"],
+                                              "content_type": self.headers["Content-Type"], "body": body})
+                    answer = platform.answers.pop(0) if platform.answers else 200
+                time.sleep(platform.delay)
+                if answer == "stall":
+                    platform.released.wait(60)
+                    answer = 200
+                if isinstance(answer, tuple):
+                    time.sleep(answer[1])
+                    answer = answer[2]
+                payload = json.dumps({"status": answer}).encode()
+                try:
+                    self.send_response(answer)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    if 300 <= answer < 400:
+                        self.send_header("Location", "/moved")
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass   # the sender gave up (its timeout) or was killed
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inventory-events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> list[dict]:
+        return [event for request in self.requests for event in request["body"]["inventoryEventList"]]
+
+
+__all__ = ["OCS_FEED_SCHEMA", "Platform", "add_stock", "batches_of", "count_rows", "item", "ledger_of", "new_store",
+           "ocs_valid", "posledger_cli", "quarantine_by_return", "readme_block", "readme_sql", "receive", "record_sale",
+           "sale_payload", "shipment_line", "stock_of", "validated_report"]
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from conftest import login_as
+from conftest import login_as, posledger_cli
 from posledger import InvalidSale, NotFound, catalogue_product, load_catalogue
 from posledger.catalogue import CatalogueFormatError, read_catalogue
 from posledger.migrations import SQL_DIR
-from test_cli import ok_json, posledger
+from test_cli import ok_json
 
 SAMPLE = SQL_DIR / "demo" / "ocs_catalogue_sample.csv"
 HEADER = "Variant Number,GTIN,Brand,Product Name,Category,Net Content,Net Content Unit of Measure"
@@ -186,10 +186,10 @@ def test_a_file_without_the_catalogues_columns_names_the_missing_ones():
 # The command line, as a real subprocess.
 
 def test_catalogue_load_prints_the_counts_and_loading_again_changes_nothing(db, dsn):
-    done = posledger("catalogue", "load", str(SAMPLE), "--dsn", dsn)
+    done = posledger_cli("catalogue", "load", str(SAMPLE), "--dsn", dsn)
     assert done.returncode == 0, done.stderr
     assert "│ 9    │ 9        │ 0       │ 0         │ 0       │" in done.stdout, done.stdout
-    again = ok_json("catalogue", "load", "-", "--dsn", dsn, stdin=posledger("example", "catalogue").stdout)
+    again = ok_json("catalogue", "load", "-", "--dsn", dsn, stdin=posledger_cli("example", "catalogue").stdout)
     assert (again["inserted"], again["unchanged"]) == (0, 9)
 
 
@@ -197,13 +197,13 @@ def test_catalogue_load_with_bad_rows_prints_one_line_per_row_and_exits_1(db, ds
                                                                          owner_of_the_oils_gtin):
     bad = tmp_path / "catalogue.csv"
     bad.write_text(BAD_FILE)
-    done = posledger("catalogue", "load", str(bad), "--dsn", dsn)
+    done = posledger_cli("catalogue", "load", str(bad), "--dsn", dsn)
     assert done.returncode == 1
     assert "IV400 InvalidSale" in done.stderr
     for line, (sku, field) in BAD_LINES.items():
         assert f"  line {line} (sku {sku}): {field}: " in done.stderr, done.stderr
     assert products(db) == owner_of_the_oils_gtin
-    skipped = posledger("catalogue", "load", str(bad), "--skip-bad", "--dsn", dsn)
+    skipped = posledger_cli("catalogue", "load", str(bad), "--skip-bad", "--dsn", dsn)
     assert skipped.returncode == 0, skipped.stderr
     assert "skipped line 8 (sku BAD-FACTOR): stated_dried_grams: is required" in skipped.stdout
     assert set(products(db)) == {"GOOD-1", "GOOD-2", "OIL-1"}
@@ -212,7 +212,7 @@ def test_catalogue_load_with_bad_rows_prints_one_line_per_row_and_exits_1(db, ds
 def test_catalogue_load_of_a_file_that_is_not_a_catalogue_exits_1_naming_the_columns(dsn, tmp_path):
     wrong = tmp_path / "asn.csv"
     wrong.write_text((SQL_DIR / "demo" / "ocs_asn_sample.csv").read_text())
-    done = posledger("catalogue", "load", str(wrong), "--dsn", dsn)
+    done = posledger_cli("catalogue", "load", str(wrong), "--dsn", dsn)
     assert done.returncode == 1
     assert done.stderr == ("error CatalogueFormatError: not a provincial item catalogue: missing columns "
                            "GTIN, Product Name, Category, Net Content, Net Content Unit of Measure\n")   # SKU is there
@@ -220,9 +220,9 @@ def test_catalogue_load_of_a_file_that_is_not_a_catalogue_exits_1_naming_the_col
 
 def test_catalogue_show_by_gtin_and_an_unknown_one_exits_1(db, dsn):
     ok_json("catalogue", "load", str(SAMPLE), "--dsn", dsn)
-    shown = posledger("catalogue", "show", "627701000032", "--dsn", dsn)
+    shown = posledger_cli("catalogue", "show", "627701000032", "--dsn", dsn)
     assert shown.returncode == 0, shown.stderr
     assert "sku: OCS-VAPE-05" in shown.stdout and "dried_grams_per_unit: 2" in shown.stdout
-    unknown = posledger("catalogue", "show", "NOPE", "--dsn", dsn, "--json")
+    unknown = posledger_cli("catalogue", "show", "NOPE", "--dsn", dsn, "--json")
     assert unknown.returncode == 1
     assert json.loads(unknown.stderr)["detail"] == {"missing": [{"product": "NOPE"}]}

@@ -18,6 +18,7 @@ from conftest import (
     holding_the_migrate_lock,
     item,
     new_store,
+    posledger_cli,
     sale_payload,
     stock_of,
 )
@@ -28,15 +29,8 @@ DEMO = SQL_DIR / "demo"
 README_STORE = "5071d685-00dc-4e56-bb11-36e31b305c50"   # the store of sql/demo's payloads
 
 
-def posledger(*args, stdin=None, env=None, cwd=None):
-    # Without COLUMNS, output to a pipe is as wide as its tables: nothing is cut off for the assertions.
-    env = {key: value for key, value in (env or os.environ).items() if key != "COLUMNS"}
-    return subprocess.run([sys.executable, "-m", "posledger", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, env=env, cwd=cwd)
-
-
 def ok_json(*args, **kwargs):
-    done = posledger(*args, "--json", **kwargs)
+    done = posledger_cli(*args, "--json", **kwargs)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -51,7 +45,7 @@ def store(store, db):
 def test_sale_from_a_file_prints_a_table_of_what_it_took(db, dsn, store, tmp_path):
     payload = tmp_path / "sale.json"
     payload.write_text(json.dumps(sale_payload(store, item("SKU", 2), receipt_number="R-42")))
-    done = posledger("sale", str(payload), "--dsn", dsn)
+    done = posledger_cli("sale", str(payload), "--dsn", dsn)
     assert done.returncode == 0, done.stderr
     assert "sale R-42: completed" in done.stdout
     assert re.search(r"SKU\s+│\s+-\s+│\s+2\s+│\s+3", done.stdout)   # sku, batch, deducted, remaining
@@ -66,7 +60,7 @@ def test_sale_from_stdin_with_the_dsn_from_the_environment_prints_json(db, dsn, 
 
 
 def test_a_refused_sale_names_its_code_and_every_problem_and_exits_1(db, dsn, store):
-    done = posledger("sale", "-", "--dsn", dsn, stdin=json.dumps({"store_id": store, "items": []}))
+    done = posledger_cli("sale", "-", "--dsn", dsn, stdin=json.dumps({"store_id": store, "items": []}))
     assert done.returncode == 1
     assert "IV400 InvalidSale" in done.stderr
     for field in ("receipt_number", "total", "items"):
@@ -75,7 +69,7 @@ def test_a_refused_sale_names_its_code_and_every_problem_and_exits_1(db, dsn, st
 
 
 def test_a_refused_sale_with_json_prints_the_detail_as_json(db, dsn, store):
-    done = posledger("sale", "-", "--dsn", dsn, "--json", stdin=json.dumps(sale_payload(store, item("SKU", 9))))
+    done = posledger_cli("sale", "-", "--dsn", dsn, "--json", stdin=json.dumps(sale_payload(store, item("SKU", 9))))
     assert done.returncode == 1
     error = json.loads(done.stderr)
     assert (error["error"], error["sqlstate"]) == ("InsufficientStock", "IV409")
@@ -84,24 +78,24 @@ def test_a_refused_sale_with_json_prints_the_detail_as_json(db, dsn, store):
 
 
 def test_a_payload_that_is_not_json_exits_1_naming_the_file(dsn, tmp_path):
-    done = posledger("sale", "-", "--dsn", dsn, "--json", stdin="{not json")
+    done = posledger_cli("sale", "-", "--dsn", dsn, "--json", stdin="{not json")
     assert done.returncode == 1
     assert json.loads(done.stderr)["error"] == "InvalidJSON"
     not_json = tmp_path / "sale.json"
     not_json.write_text("{not json")
-    done = posledger("sale", str(not_json), "--dsn", dsn)
+    done = posledger_cli("sale", str(not_json), "--dsn", dsn)
     assert done.returncode == 1
     assert done.stderr.startswith(f"error InvalidJSON: {not_json} is not JSON: ")
     not_text = tmp_path / "sale.json"
     not_text.write_bytes(b"\xff\xfe\x00{")
-    done = posledger("sale", str(not_text), "--dsn", dsn)
+    done = posledger_cli("sale", str(not_text), "--dsn", dsn)
     assert (done.returncode, done.stderr.split(":")[0]) == (1, "error UnicodeDecodeError")
 
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_an_unreachable_database_exits_3_without_a_traceback(as_json):
-    done = posledger("migrate", "--dsn", "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2",
-                     *(["--json"] if as_json else []))
+    done = posledger_cli("migrate", "--dsn", "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2",
+                         *(["--json"] if as_json else []))
     assert done.returncode == 3
     assert "Traceback" not in done.stderr
     assert (json.loads(done.stderr)["error"] if as_json else done.stderr.split(":")[0]) in (
@@ -109,20 +103,20 @@ def test_an_unreachable_database_exits_3_without_a_traceback(as_json):
 
 
 def test_a_database_that_was_never_migrated_says_so(pg_server):
-    done = posledger("stock", "--store-id", README_STORE, "--dsn", pg_server.dsn())
+    done = posledger_cli("stock", "--store-id", README_STORE, "--dsn", pg_server.dsn())
     assert done.returncode == 3
     assert "UndefinedTable" in done.stderr and "posledger migrate" in done.stderr
 
 
 def test_wrong_usage_exits_2_with_the_usage(dsn):
-    done = posledger("stock", "--store-id", "not-a-uuid", "--dsn", dsn)
+    done = posledger_cli("stock", "--store-id", "not-a-uuid", "--dsn", dsn)
     assert done.returncode == 2
     assert "is not a valid UUID" in done.stderr
 
 
 @pytest.mark.parametrize("malformed", ["not a dsn", "postgresql+psycopg://localhost/posledger"])
 def test_a_malformed_dsn_is_wrong_usage_not_an_unreachable_database(malformed):
-    done = posledger("migrate", "--dsn", malformed)
+    done = posledger_cli("migrate", "--dsn", malformed)
     assert done.returncode == 2
     assert "Invalid value for '--dsn': not a PostgreSQL DSN or URI" in done.stderr
 
@@ -130,7 +124,7 @@ def test_a_malformed_dsn_is_wrong_usage_not_an_unreachable_database(malformed):
 @pytest.mark.parametrize("as_json", [False, True])
 def test_migrate_blocked_by_a_held_lock_exits_3_naming_the_holder(dsn, as_json):
     with holding_the_migrate_lock(dsn) as pid:
-        done = posledger("migrate", "--dsn", dsn, "--lock-wait", "1", *(["--json"] if as_json else []))
+        done = posledger_cli("migrate", "--dsn", dsn, "--lock-wait", "1", *(["--json"] if as_json else []))
     assert done.returncode == 3
     assert "Traceback" not in done.stderr
     if as_json:
@@ -145,7 +139,7 @@ def test_migrate_blocked_by_a_held_lock_exits_3_naming_the_holder(dsn, as_json):
 
 def test_migrate_twice_applies_nothing_the_second_time(dsn):
     assert ok_json("migrate", "--dsn", dsn) == {"applied": []}
-    done = posledger("migrate", "--dsn", dsn)
+    done = posledger_cli("migrate", "--dsn", dsn)
     assert done.stdout.startswith("applied 0 migration(s)")
 
 
@@ -153,9 +147,9 @@ def test_every_command_has_help_with_an_example_that_works_from_any_folder():
     commands = sorted(main.commands)
     assert commands == ["adjust", "batch-status", "catalogue", "count", "demo", "digest", "distribute", "example",
                         "exceptions", "ledger", "migrate", "psql", "receive", "reconcile", "report", "return", "sale",
-                        "send", "stock", "stop", "verify", "version"]
+                        "send", "stock", "stop", "transfer", "verify", "version"]
     for command in commands:
-        done = posledger(command, "--help")
+        done = posledger_cli(command, "--help")
         assert done.returncode == 0, command
         assert "Example" in done.stdout or command == "stop", command
         assert "sql/" not in done.stdout, f"{command}'s help names a file of the checkout"
@@ -165,27 +159,27 @@ def test_example_prints_each_commands_sample_input_as_shipped_and_its_help_lists
     names = {"sale": "sale.json", "return": "return.json", "adjust": "adjustment.json", "count": "count.json",
              "batch-status": "recall.json", "receive": "ocs_asn_sample.csv", "catalogue": "ocs_catalogue_sample.csv"}
     for name, file in names.items():
-        assert posledger("example", name).stdout == (DEMO / file).read_text(), name
-    listed = " ".join(posledger("example", "--help").stdout.split())
+        assert posledger_cli("example", name).stdout == (DEMO / file).read_text(), name
+    listed = " ".join(posledger_cli("example", "--help").stdout.split())
     assert "NAME is one of: adjust, batch-status, catalogue, count, receive, return, sale." in listed
-    assert posledger("example", "nope").returncode == 2
+    assert posledger_cli("example", "nope").returncode == 2
 
 
 def test_the_samples_piped_into_their_commands_from_another_folder_stock_and_sell(db, dsn, tmp_path):
     new_store(db, id=README_STORE)
     env = {**os.environ, "POSLEDGER_DSN": dsn}
-    catalogue = posledger("example", "catalogue", cwd=tmp_path).stdout
-    assert posledger("catalogue", "load", "-", stdin=catalogue, env=env, cwd=tmp_path).returncode == 0
+    catalogue = posledger_cli("example", "catalogue", cwd=tmp_path).stdout
+    assert posledger_cli("catalogue", "load", "-", stdin=catalogue, env=env, cwd=tmp_path).returncode == 0
     for name, *args in (("receive", "--store-id", README_STORE), ("sale",)):
-        sample = posledger("example", name, cwd=tmp_path).stdout
-        done = posledger(name, "-", *args, "--json", stdin=sample, env=env, cwd=tmp_path)
+        sample = posledger_cli("example", name, cwd=tmp_path).stdout
+        done = posledger_cli(name, "-", *args, "--json", stdin=sample, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["inventory_updates"]["updated_count"] == 3
 
 
 def test_version_is_the_packages_and_names_the_server(dsn, pg_server, embedded_env):
-    assert posledger("--version").stdout.startswith(f"posledger: {version('posledger')}\n")
-    assert posledger("--version", env=embedded_env).stdout == posledger("version", env=embedded_env).stdout
+    assert posledger_cli("--version").stdout.startswith(f"posledger: {version('posledger')}\n")
+    assert posledger_cli("--version", env=embedded_env).stdout == posledger_cli("version", env=embedded_env).stdout
     found = ok_json("version", "--dsn", dsn)
     assert found["posledger"] == version("posledger")
     assert found["server"] == f"PostgreSQL {pg_server.version}"
@@ -217,7 +211,7 @@ def test_a_stores_day_through_the_cli_with_the_sample_payloads(db, dsn):
     ledger = ok_json("ledger", "--store-id", README_STORE, "--limit", "2", "--dsn", dsn)
     assert [(row["transaction_type"], row["reason_code"], row["quantity"]) for row in ledger] == [
         ("adjustment", "destruction", -1), ("adjustment", "cycle_count", -1)]
-    table = posledger("stock", "--store-id", README_STORE, "--dsn", dsn)
+    table = posledger_cli("stock", "--store-id", README_STORE, "--dsn", dsn)
     assert re.search(r"OCS-VAPE-05\s+│\s+LOT-V-0701\s+│\s+recalled", table.stdout), table.stdout
 
 
@@ -240,14 +234,14 @@ def behind_the_ledgers_back(db, store):
 
 
 def test_reconcile_says_the_books_balance_and_exits_4_when_they_do_not(db, dsn, store):
-    done = posledger("reconcile", "--dsn", dsn)
+    done = posledger_cli("reconcile", "--dsn", dsn)
     assert (done.returncode, done.stdout.strip()) == (0, "books balance: 0 discrepancies")
     with behind_the_ledgers_back(db, store):
-        done = posledger("reconcile", "--store-id", store, "--dsn", dsn)
+        done = posledger_cli("reconcile", "--store-id", store, "--dsn", dsn)
         assert done.returncode == 4
         assert "books do not balance: 1 row differs from its ledger, 0 rows below zero" in done.stdout
         assert "below zero (negative_inventory)" not in done.stdout   # no table of nothing beside the count
-        report = json.loads(posledger("reconcile", "--dsn", dsn, "--json").stdout)
+        report = json.loads(posledger_cli("reconcile", "--dsn", dsn, "--json").stdout)
         assert [(row["sku"], row["difference"]) for row in report["discrepancies"]] == [("SKU", 2)]
         assert ok_json("reconcile", "--store-id", new_store(db), "--dsn", dsn)["balanced"] is True
 
@@ -286,7 +280,7 @@ def test_the_demo_tells_a_stores_day_against_a_given_database(db, dsn):
 
 def test_the_demo_for_people_runs_twice_on_one_database_each_time_with_a_store_of_its_own_name(db, dsn):
     for _ in range(2):
-        done = posledger("demo", "--dsn", dsn)
+        done = posledger_cli("demo", "--dsn", dsn)
         assert done.returncode == 0, done.stderr
         assert "refused, as it should be IV409 InsufficientStock" in done.stdout
         assert "refused, as it should be IV422 LimitExceeded" in done.stdout
@@ -302,26 +296,26 @@ def test_the_demos_books_are_the_whole_databases(db, dsn, store):
     with behind_the_ledgers_back(db, store):
         day = ok_json("demo", "--dsn", dsn)
         assert [row["store_id"] for row in day["reconciliation"]["discrepancies"]] == [store]
-        done = posledger("demo", "--dsn", dsn)
+        done = posledger_cli("demo", "--dsn", dsn)
     assert done.returncode == 0, done.stderr
     assert "books balance" not in done.stdout and "books do not balance: 1 row differs" in done.stdout
 
 
 def test_the_demo_without_a_dsn_runs_on_an_embedded_server_kept_for_psql(embedded_env):
-    done = posledger("demo", "--keep", env=embedded_env)
+    done = posledger_cli("demo", "--keep", env=embedded_env)
     assert done.returncode == 0, done.stderr
     assert "is still running: posledger psql opens it" in done.stdout
-    query = posledger("psql", "-At", "-c", "SELECT count(*) FROM pos_orders", env=embedded_env)
+    query = posledger_cli("psql", "-At", "-c", "SELECT count(*) FROM pos_orders", env=embedded_env)
     assert (query.returncode, query.stdout.strip()) == (0, "5")
     assert ok_json("version", env=embedded_env)["server"].startswith("PostgreSQL 18.")
-    assert posledger("stop", env=embedded_env).stdout.endswith("stopped\n")
+    assert posledger_cli("stop", env=embedded_env).stdout.endswith("stopped\n")
     assert "server" not in ok_json("version", env=embedded_env)   # nothing running to ask
 
 
 def test_a_command_without_a_dsn_stops_the_embedded_server_it_started(embedded_env):
-    done = posledger("migrate", env=embedded_env)
+    done = posledger_cli("migrate", env=embedded_env)
     assert done.returncode == 0, done.stderr
-    assert posledger("stop", env=embedded_env).stdout.endswith("was not running\n")
+    assert posledger_cli("stop", env=embedded_env).stdout.endswith("was not running\n")
 
 
 SAMPLE_ASN = DEMO / "ocs_asn_sample.csv"
@@ -329,7 +323,7 @@ SAMPLE_ASN = DEMO / "ocs_asn_sample.csv"
 
 def test_receive_reads_the_sample_ocs_asn_and_prints_a_summary_table(db, dsn):
     store = new_store(db)
-    done = posledger("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--dsn", dsn)
+    done = posledger_cli("receive", str(SAMPLE_ASN), "--store-id", store, "--received-by", "receiver-1", "--dsn", dsn)
     assert done.returncode == 0, done.stderr
     assert re.search(r"9001234\s+│\s+4\s+│\s+47", done.stdout), done.stdout
     assert batches_of(db, store, "OCS-PREROLL-1G") == {"LOT-2025-09-A": (5, 5, 0, "active"),
@@ -349,7 +343,7 @@ def test_receive_splits_a_file_by_shipment_and_reports_a_bad_line_with_its_code(
     second = lines[1].replace("9001234", "9001235").replace("0627701000018,5,EA", "0627701000019,5,EA")
     asn = tmp_path / "asn.csv"
     asn.write_text("\n".join([lines[0], *lines[1:], second]) + "\n")
-    done = posledger("receive", str(asn), "--store-id", store, "--json", "--dsn", dsn)
+    done = posledger_cli("receive", str(asn), "--store-id", store, "--json", "--dsn", dsn)
     assert done.returncode == 1
     error = json.loads(done.stderr)
     assert (error["sqlstate"], error["detail"]["problems"][0]["field"]) == ("IV400", "lines[0].each_gtin")
@@ -359,18 +353,18 @@ def test_receive_splits_a_file_by_shipment_and_reports_a_bad_line_with_its_code(
 def test_receive_refuses_a_file_that_is_not_an_asn(db, dsn, tmp_path):
     not_asn = tmp_path / "sale.csv"
     not_asn.write_text("sku,quantity\nA,1\n")
-    done = posledger("receive", str(not_asn), "--store-id", new_store(db), "--dsn", dsn)
+    done = posledger_cli("receive", str(not_asn), "--store-id", new_store(db), "--dsn", dsn)
     assert done.returncode == 1
     assert done.stderr.startswith("error AsnFormatError: not an OCS ASN export: missing columns ShipmentID")
 
 
 def test_python_dash_m_and_the_console_script_are_the_same_cli():
     script = os.path.join(os.path.dirname(sys.executable), "posledger")
-    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == posledger("--help").stdout
+    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == posledger_cli("--help").stdout
 
 
 def test_psql_passes_its_arguments_and_exit_code_through(dsn):
-    done = posledger("psql", "--dsn", dsn, "-v", "ON_ERROR_STOP=1", "-c", "SELECT no_such_column FROM stores")
+    done = posledger_cli("psql", "--dsn", dsn, "-v", "ON_ERROR_STOP=1", "-c", "SELECT no_such_column FROM stores")
     assert done.returncode != 0 and "no_such_column" in done.stderr
-    assert posledger("psql", "--dsn", dsn, "-At", "-c", "SELECT 6 * 7").stdout.strip() == "42"
+    assert posledger_cli("psql", "--dsn", dsn, "-At", "-c", "SELECT 6 * 7").stdout.strip() == "42"
 

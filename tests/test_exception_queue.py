@@ -5,7 +5,6 @@ each new exception is announced on the channel posledger_inventory_exceptions on
 `posledger exceptions` lists the queue, `--watch` prints each new one as it comes."""
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -18,7 +17,17 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from conftest import add_stock, catalogue, count_rows, item, new_store, record_sale, sale_payload, stock_of
+from conftest import (
+    add_stock,
+    catalogue,
+    count_rows,
+    item,
+    new_store,
+    posledger_cli,
+    record_sale,
+    sale_payload,
+    stock_of,
+)
 from posledger import (
     IdempotencyConflict,
     InvalidSale,
@@ -245,12 +254,6 @@ def test_a_rolled_back_exception_is_never_announced(db, dsn, store):
 
 # The command line, as real subprocesses.
 
-def posledger(*args, stdin=None):
-    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
-    return subprocess.run([sys.executable, "-m", "posledger", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env=env)
-
-
 class Watch:
     """`posledger exceptions --watch ...` running in the background; threads read its lines, so that a test waits
     for a line with a timeout instead of hanging."""
@@ -290,33 +293,33 @@ def test_the_cli_lists_the_queue_and_resolves_from_a_payload(db, dsn, store):
     add_stock(db, store, "SKU-1", 2, "LOT-A")
     sale = short_sale(db, store)
     over_the_limit(db, store)
-    listed = json.loads(posledger("exceptions", "--store-id", store, "--dsn", dsn, "--json").stdout)
+    listed = json.loads(posledger_cli("exceptions", "--store-id", store, "--dsn", dsn, "--json").stdout)
     assert [(row["kind"], row["receipt_number"], row["who"]) for row in listed] == [
         ("shortfall", sale["receipt_number"], "manager-7"), ("over_limit", listed[1]["receipt_number"], "cashier-2")]
-    table = posledger("exceptions", "--store-id", store, "--dsn", dsn)
+    table = posledger_cli("exceptions", "--store-id", store, "--dsn", dsn)
     assert table.returncode == 0, table.stderr
     assert table.stdout.startswith("open exceptions (oldest first)")
     for shown in (sale["receipt_number"], "manager-7", "lenient sale: 3", "over_limit", "cashier-2"):
         assert shown in table.stdout, shown
     # Every store's (on the distributed pass, other tests' stores too): this store's among them.
-    everyone = json.loads(posledger("exceptions", "--dsn", dsn, "--json").stdout)
+    everyone = json.loads(posledger_cli("exceptions", "--dsn", dsn, "--json").stdout)
     assert {row["id"] for row in listed} <= {row["id"] for row in everyone if row["store_id"] == store}
-    other = posledger("exceptions", "--store-id", new_store(db), "--dsn", dsn)
+    other = posledger_cli("exceptions", "--store-id", new_store(db), "--dsn", dsn)
     assert other.stdout.strip() == "open exceptions (oldest first): none"
 
     resolution = json.dumps({"store_id": store, "exception_id": listed[1]["id"], "resolved_by": "compliance-1",
                              "reason": "reported to the regulator"})
-    done = posledger("exceptions", "resolve", "-", "--dsn", dsn, stdin=resolution)
+    done = posledger_cli("exceptions", "resolve", "-", "--dsn", dsn, stdin=resolution)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"exception {listed[1]['id']} (over_limit): resolved by compliance-1")
-    again = posledger("exceptions", "resolve", "-", "--dsn", dsn, "--json", stdin=resolution)
+    again = posledger_cli("exceptions", "resolve", "-", "--dsn", dsn, "--json", stdin=resolution)
     assert json.loads(again.stdout)["replayed"] is True
-    refused = posledger("exceptions", "resolve", "-", "--dsn", dsn, stdin=json.dumps(
+    refused = posledger_cli("exceptions", "resolve", "-", "--dsn", dsn, stdin=json.dumps(
         {"store_id": store, "exception_id": listed[0]["id"], "resolved_by": "m", "reason": "r"}))
     assert refused.returncode == 1 and "IV400 InvalidSale" in refused.stderr and "field=adjustment" in refused.stderr
     assert [row["kind"] for row in open_exceptions(db, store)] == ["shortfall"]
-    assert posledger("exceptions", "--count", "2", "--dsn", dsn).returncode == 2      # --count goes with --watch
-    assert posledger("exceptions", "--json", "resolve", "-", "--dsn", dsn).returncode == 2
+    assert posledger_cli("exceptions", "--count", "2", "--dsn", dsn).returncode == 2      # --count goes with --watch
+    assert posledger_cli("exceptions", "--json", "resolve", "-", "--dsn", dsn).returncode == 2
 
 
 def test_watch_prints_each_new_exception_as_it_commits_and_stops_after_count(db, dsn, store):

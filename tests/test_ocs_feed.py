@@ -6,28 +6,26 @@ against sql/ocs/ocs_feed.schema.json, written from the platform's published shap
 import datetime
 import io
 import json
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jsonschema
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, count_rows, item, new_store, receive, record_sale, sale_payload, shipment_line
+from conftest import (
+    add_stock,
+    count_rows,
+    item,
+    new_store,
+    receive,
+    record_sale,
+    sale_payload,
+    shipment_line,
+    validated_report,
+)
 from posledger import InvalidSale, adjust_inventory, return_sale
 from posledger.asn import read_asn
 from posledger.pgserver import server_kind
-
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
-
-
-def report(db, store, day):
-    result = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store, "day": str(day)})]).fetchone()[0]
-    db.commit()
-    jsonschema.validate(result["events"], SCHEMA)
-    jsonschema.validate(result["position"], SCHEMA)
-    return result
 
 
 def today_of(db, store):
@@ -47,7 +45,7 @@ def test_a_day_of_movements_is_reported_as_the_platforms_events_and_position_and
                           "actor": "a", "lines": [{"sku": "SKU-2", "batch_lot": "LOT-B", "quantity": -1}]})
     assert count_rows(db, "ocs_outbox") == count_rows(db, "ocs_inventory_transactions") == 5
     _, today = today_of(db, store)
-    day = report(db, store, today)
+    day = validated_report(db, store, today)
     assert (day["crsa"], day["crol"]) == ("CRSA-TEST-1", "CROL-TEST")
     assert day["check"] == {"balanced": True, "differences": []}
     events = day["events"]["inventoryEventList"]
@@ -71,7 +69,7 @@ def test_an_offline_sale_belongs_to_the_day_it_happened_and_every_day_still_bala
     record_sale(db, sale_payload(store, item("SKU-1", 2), policy="offline", terminal_id="T1", terminal_sequence=1,
                                  occurred_at=datetime.datetime.combine(yesterday, datetime.time(12), zone).isoformat()))
     record_sale(db, sale_payload(store, item("SKU-1", 1)))
-    before, after = report(db, store, yesterday), report(db, store, today)
+    before, after = validated_report(db, store, yesterday), validated_report(db, store, today)
     assert [e["inventoryQuantityChange"] for e in before["events"]["inventoryEventList"]] == ["-2"]
     assert before["events"]["inventoryEventList"][0]["posTransactionTimeStamp"].startswith(f"{yesterday}T12:00:00")
     assert [e["inventoryQuantityChange"] for e in after["events"]["inventoryEventList"]] == ["10", "-1"]
@@ -87,7 +85,7 @@ def test_the_check_fails_and_shows_the_difference_when_a_movement_has_no_event(d
     db.execute("UPDATE ocs_inventory SET quantity_on_hand = 7, quantity_available = 7 WHERE store_id = %s", [store])
     db.execute("ALTER TABLE ocs_inventory_transactions ENABLE TRIGGER ocs_inventory_transactions_outbox")
     db.commit()
-    day = report(db, store, today)
+    day = validated_report(db, store, today)
     assert day["check"] == {"balanced": False, "differences": [
         {"ocsSku": "SKU-1", "previous": 0, "events": 10, "position": 7}]}
 
@@ -97,10 +95,10 @@ def test_the_mapping_is_data_a_corrected_event_type_keeps_its_ids(db):
     add_stock(db, store, "SKU-1", 10, "LOT-A")
     record_sale(db, sale_payload(store, item("SKU-1", 1)))
     _, today = today_of(db, store)
-    first = report(db, store, today)["events"]["inventoryEventList"]
+    first = validated_report(db, store, today)["events"]["inventoryEventList"]
     db.execute("UPDATE ocs_event_types SET event_type = 'OPENING_BALANCE' WHERE transaction_type = 'opening'")
     try:
-        again = report(db, store, today)["events"]["inventoryEventList"]   # commits the correction
+        again = validated_report(db, store, today)["events"]["inventoryEventList"]   # commits the correction
     finally:
         db.execute("UPDATE ocs_event_types SET event_type = 'ADJUSTMENT' WHERE transaction_type = 'opening'")
         db.commit()
@@ -124,7 +122,7 @@ def test_values_are_at_the_unit_cost_the_receipt_gave(db):
             shipment_line("SKU-1", 4, "LOT-B", unit_cost=7.25), shipment_line("SKU-2", 3, "LOT-C"))
     record_sale(db, sale_payload(store, item("SKU-1", 12)))   # FEFO: all of LOT-A, 2 of LOT-B
     _, today = today_of(db, store)
-    day = report(db, store, today)
+    day = validated_report(db, store, today)
     values = [(e["ocsSku"], e["inventoryEventType"], e["inventoryValueChange"])
               for e in day["events"]["inventoryEventList"]]
     assert values == [("SKU-1", "RECEIVING", "65.00"), ("SKU-1", "RECEIVING", "29.00"), ("SKU-2", "RECEIVING", "0.00"),

@@ -10,79 +10,32 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import jsonschema
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, count_rows, item, new_store, record_sale, sale_payload
-from posledger import ocs
+from conftest import (
+    Platform,
+    add_stock,
+    count_rows,
+    item,
+    new_store,
+    ocs_valid,
+    posledger_cli,
+    record_sale,
+    sale_payload,
+)
+from posledger import InvalidSale, NotFound, ocs
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 TOKEN = "test-token-1"
-
-
-class Platform:
-    """An HTTP server standing in for the platform: answers[i] is the answer to the i-th request (then 200):
-    a status code, ("sleep", seconds, status), or "stall" (no answer until release())."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.answers: list = []
-        self.delay = 0.0
-        self.released = threading.Event()
-        self.lock = threading.Lock()
-        platform = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                url = urllib.parse.urlsplit(self.path)
-                with platform.lock:
-                    platform.requests.append({"path": url.path, "query": urllib.parse.parse_qs(url.query),
-                                              "authorization": self.headers["Authorization"],
-                                              "content_type": self.headers["Content-Type"], "body": body})
-                    answer = platform.answers.pop(0) if platform.answers else 200
-                time.sleep(platform.delay)
-                if answer == "stall":
-                    platform.released.wait(60)
-                    answer = 200
-                if isinstance(answer, tuple):
-                    time.sleep(answer[1])
-                    answer = answer[2]
-                payload = json.dumps({"status": answer}).encode()
-                try:
-                    self.send_response(answer)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass   # the sender gave up (its timeout) or was killed
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inventory-events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict]:
-        return [event for request in self.requests for event in request["body"]["inventoryEventList"]]
 
 
 @pytest.fixture
 def platform():
     server = Platform()
     yield server
-    server.released.set()
-    server.server.shutdown()
-    server.server.server_close()
+    server.close()
 
 
 def movements(db, sales=2, **store_columns):
@@ -123,7 +76,7 @@ def test_the_sender_posts_the_events_as_json_with_the_bearer_token_and_the_store
     assert request["authorization"] == f"Bearer {TOKEN}"
     assert request["content_type"] == "application/json"
     assert request["query"] == {"crsa": ["CRSA-1"], "crol": ["CROL-1"]}
-    jsonschema.validate(request["body"], SCHEMA)
+    ocs_valid(request["body"])
     assert [e["posTransactionLineId"] for e in platform.events()] == ledger_ids(db, store)   # oldest first
     assert outbox(db, store) == [(True, 1)] * 3
     assert deliveries(db, store) == [("events", 3, 1, 200, False, True)]
@@ -227,12 +180,6 @@ def test_two_senders_at_once_deliver_every_event_exactly_once(db, dsn, platform)
     db.commit()
 
 
-def posledger(*args, env=None, **kwargs):
-    env = {key: value for key, value in (env or os.environ).items() if key != "COLUMNS"}
-    return subprocess.run([sys.executable, "-m", "posledger", *args], capture_output=True, text=True, timeout=120,
-                          env=env, **kwargs)
-
-
 def test_a_sender_killed_mid_batch_releases_its_rows_and_the_next_sender_delivers_them_all(db, dsn, platform):
     store = movements(db, sales=4)
     platform.answers = ["stall"]
@@ -272,18 +219,19 @@ def test_send_ocs_on_the_command_line_exits_0_when_accepted_and_1_when_refused(d
     store = movements(db)
     env = {**os.environ, "OCS_TOKEN_FOR_TEST": TOKEN}
     platform.answers = [400]
-    refused = posledger("send", "ocs", "--store-id", store, "--url", platform.url, "--token-env", "OCS_TOKEN_FOR_TEST",
-                        "--dsn", dsn, "--json", env=env)
+    refused = posledger_cli("send", "ocs", "--store-id", store, "--url", platform.url,
+                            "--token-env", "OCS_TOKEN_FOR_TEST", "--dsn", dsn, "--json", env=env)
     assert refused.returncode == 1, refused.stderr
     assert json.loads(refused.stdout)["refused"]["status"] == 400
-    done = posledger("send", "ocs", "--store-id", store, "--url", platform.url, "--token-env", "OCS_TOKEN_FOR_TEST",
-                     "--dsn", dsn, env=env)
+    done = posledger_cli("send", "ocs", "--store-id", store, "--url", platform.url, "--token-env", "OCS_TOKEN_FOR_TEST",
+                         "--dsn", dsn, env=env)
     assert done.returncode == 0, done.stderr
     assert "sent: 3" in done.stdout
     assert [r["authorization"] for r in platform.requests] == [f"Bearer {TOKEN}"] * 2
     assert outbox(db, store) == [(True, 2)] * 3
-    no_token = posledger("send", "ocs", "--store-id", store, "--url", platform.url, "--token-env", "NO_SUCH_TOKEN_VAR",
-                         "--dsn", dsn, env={k: v for k, v in os.environ.items() if k != "NO_SUCH_TOKEN_VAR"})
+    no_token = posledger_cli("send", "ocs", "--store-id", store, "--url", platform.url,
+                             "--token-env", "NO_SUCH_TOKEN_VAR", "--dsn", dsn,
+                             env={k: v for k, v in os.environ.items() if k != "NO_SUCH_TOKEN_VAR"})
     assert no_token.returncode == 2
 
 
@@ -291,19 +239,19 @@ def test_report_ocs_writes_the_days_files_that_validate_and_check_only_checks(db
     store = movements(db)
     day = db.execute("SELECT DISTINCT day FROM ocs_outbox WHERE store_id = %s", [store]).fetchone()[0]
     db.commit()
-    checked = posledger("report", "ocs", "--store-id", store, "--day", str(day), "--check", "--out", str(tmp_path),
-                        "--dsn", dsn)
+    checked = posledger_cli("report", "ocs", "--store-id", store, "--day", str(day), "--check", "--out", str(tmp_path),
+                            "--dsn", dsn)
     assert checked.returncode == 0, checked.stderr
     assert "balanced: True" in checked.stdout
     assert list(tmp_path.iterdir()) == []
-    written = posledger("report", "ocs", "--store-id", store, "--day", str(day), "--out", str(tmp_path / "feed"),
-                        "--dsn", dsn, "--json")
+    written = posledger_cli("report", "ocs", "--store-id", store, "--day", str(day), "--out", str(tmp_path / "feed"),
+                            "--dsn", dsn, "--json")
     assert written.returncode == 0, written.stderr
     feed = tmp_path / "feed"
     events, position = feed / f"events-CRSA-1-{day}.json", feed / f"position-CRSA-1-{day}.json"
     assert sorted(json.loads(written.stdout)["written"]) == sorted([str(events), str(position)])
     for path in (events, position):
-        jsonschema.validate(json.loads(path.read_text()), SCHEMA)
+        ocs_valid(json.loads(path.read_text()))
     assert len(json.loads(events.read_text())["inventoryEventList"]) == 3
     assert json.loads(position.read_text())["inventoryPositionList"][0]["inventoryQuantityOnHand"] == "98"
 
@@ -316,14 +264,14 @@ def test_report_ocs_of_an_unbalanced_day_exits_1_with_the_differences_and_writes
     day = db.execute("SELECT DISTINCT day FROM ocs_outbox WHERE store_id = %s", [store]).fetchone()[0]
     db.commit()
     for extra in (["--check"], []):
-        found = posledger("report", "ocs", "--store-id", store, "--day", str(day), "--out", str(tmp_path), "--dsn", dsn,
-                          "--json", *extra)
+        found = posledger_cli("report", "ocs", "--store-id", store, "--day", str(day), "--out", str(tmp_path),
+                              "--dsn", dsn, "--json", *extra)
         assert found.returncode == 1, found.stderr
         assert json.loads(found.stdout)["differences"] == [
             {"ocsSku": "SKU-1", "previous": 0, "events": 100, "position": 97}]
     assert list(tmp_path.iterdir()) == []
-    balanced_day = posledger("report", "ocs", "--store-id", store, "--day", "2001-01-01", "--out", str(tmp_path),
-                             "--dsn", dsn)
+    balanced_day = posledger_cli("report", "ocs", "--store-id", store, "--day", "2001-01-01", "--out", str(tmp_path),
+                                 "--dsn", dsn)
     assert balanced_day.returncode == 0   # a day with nothing: empty files named by the store (no CRSA)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"events-{store}-2001-01-01.json",
                                                           f"position-{store}-2001-01-01.json"]
@@ -368,7 +316,7 @@ def test_the_days_position_is_sent_and_recorded_and_an_unbalanced_day_is_held(db
     assert (outcome["sent"], outcome["held"]) == (1, [])
     [first, request] = platform.requests
     assert request["query"] == {"crsa": ["CRSA-1"], "crol": ["CROL-1"]}
-    jsonschema.validate(request["body"], SCHEMA)
+    ocs_valid(request["body"])
     assert request["body"]["inventoryPositionList"][0]["inventoryQuantityOnHand"] == "98"
     assert db.execute("SELECT kind, day, attempt, status_code, accepted FROM ocs_deliveries WHERE store_id = %s"
                       " ORDER BY id", [store]).fetchall() == [("position", day, 1, 503, False),
@@ -380,8 +328,76 @@ def test_the_days_position_is_sent_and_recorded_and_an_unbalanced_day_is_held(db
     db.execute("ALTER TABLE ocs_inventory_transactions ENABLE TRIGGER ocs_inventory_transactions_outbox")
     db.commit()
     env = {**os.environ, "POSLEDGER_OCS_TOKEN": TOKEN}
-    held = posledger("send", "ocs", "--store-id", store, "--url", platform.url, "--position-day", str(day),
-                     "--dsn", dsn, "--json", env=env)
+    held = posledger_cli("send", "ocs", "--store-id", store, "--url", platform.url, "--position-day", str(day),
+                         "--dsn", dsn, "--json", env=env)
     assert held.returncode == 1, held.stderr
     assert json.loads(held.stdout)["held"][0]["differences"][0]["position"] == 90
     assert len(platform.requests) == 2
+
+
+def test_a_resend_requeues_the_accepted_events_it_names_once_and_they_go_again_under_their_ids(db, dsn, platform):
+    store = movements(db, sales=2)
+    add_stock(db, store, "SKU-2", 3, "LOT-B")   # an opening, not a sale: left out of the resend below
+    ocs.send(dsn, store, platform.url, TOKEN)
+    first = platform.events()
+    today = db.execute("SELECT day FROM ocs_outbox WHERE store_id = %s LIMIT 1", [store]).fetchone()[0]
+    db.commit()
+    request = {"store_id": store, "from_day": str(today), "transaction_types": ["sale"], "reason": "mapping fixed",
+               "actor": "dba"}
+    resent = ocs.resend(db, request)
+    db.commit()
+    assert resent["requeued"] == 2 and resent["transaction_types"] == ["sale"]
+    assert ocs.resend(db, request)["requeued"] == 0   # already unsent: nothing more to requeue
+    db.commit()
+    assert ocs.send(dsn, store, platform.url, TOKEN)["sent"] == 2
+    again = platform.events()[len(first):]
+    assert again == [e for e in first if e["inventoryEventType"] == "PURCHASE"]   # the same ids, the same events
+    kept = db.execute("SELECT reason, actor, cardinality(outbox_ids) FROM ocs_resends WHERE store_id = %s ORDER BY id",
+                      [store]).fetchall()
+    db.commit()
+    assert kept == [("mapping fixed", "dba", 2), ("mapping fixed", "dba", 0)]
+
+
+def test_a_bad_resend_names_every_problem_and_changes_nothing(db, dsn, platform):
+    store = movements(db, sales=1)
+    ocs.send(dsn, store, platform.url, TOKEN)
+    with pytest.raises(InvalidSale) as refused:
+        ocs.resend(db, {"store_id": store, "from_day": "2026-11-31", "to_day": "2026-01-01", "transaction_types": [],
+                        "actor": ""})
+    db.rollback()
+    assert [(p["field"]) for p in refused.value.detail["problems"]] == [
+        "from_day", "transaction_types", "reason", "actor"]
+    with pytest.raises(InvalidSale) as backwards:
+        ocs.resend(db, {"store_id": store, "from_day": "2026-02-01", "to_day": "2026-01-01", "reason": "r",
+                        "actor": "a"})
+    db.rollback()
+    assert backwards.value.detail["problems"][0]["field"] == "to_day"
+    with pytest.raises(NotFound):
+        ocs.resend(db, {"store_id": "00000000-0000-4000-8000-000000000000", "from_day": "2026-01-01", "reason": "r",
+                        "actor": "a"})
+    db.rollback()
+    assert count_rows(db, "ocs_resends") == 0 and outbox(db, store) == [(True, 1)] * 2
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_recorded_as_a_refusal_and_never_followed(db, dsn, platform, status):
+    """urllib would follow a 301 or 302 with a GET and lose the events; the sender records it and stops."""
+    store = movements(db, sales=0)
+    platform.answers = [status]
+    outcome = ocs.send(dsn, store, platform.url, TOKEN, sleep=lambda _: pytest.fail("a redirect is not retried"))
+    assert outcome["refused"]["status"] == status and outcome["sent"] == 0
+    assert [request["path"] for request in platform.requests] == ["/inventory-events"]
+    assert deliveries(db, store) == [("events", 1, 1, status, False, False)]
+    assert outbox(db, store) == [(False, 1)]
+
+
+def test_posledger_send_ocs_again_requeues_from_a_payload_file(db, dsn, platform, tmp_path):
+    store = movements(db, sales=1)
+    ocs.send(dsn, store, platform.url, TOKEN)
+    day = db.execute("SELECT max(day) FROM ocs_outbox WHERE store_id = %s", [store]).fetchone()[0]
+    db.commit()
+    request = tmp_path / "again.json"
+    request.write_text(json.dumps({"store_id": store, "from_day": str(day), "reason": "wrong type", "actor": "dba"}))
+    done = posledger_cli("send", "ocs-again", str(request), "--dsn", dsn, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["requeued"] == 2 and outbox(db, store) == [(False, 1)] * 2

@@ -8,9 +8,8 @@ import psycopg
 import pytest
 import yoyo
 
-from conftest import item, new_store, receive, record_sale, sale_payload, shipment_line
+from conftest import item, new_store, posledger_cli, receive, record_sale, sale_payload, shipment_line
 from posledger.migrations import SQL_DIR, migrate, yoyo_uri
-from test_cli import posledger
 
 
 def problems(db, kind="broken"):
@@ -152,9 +151,9 @@ def test_posledger_verify_exits_4_on_a_broken_link_and_digest_prints_each_store(
     if tampered:
         as_owner_without_guards(db, "UPDATE ocs_inventory_transactions SET quantity_after = 99 WHERE id = %s",
                                 rows[1][1])
-    done = posledger("verify", "--json", "--dsn", dsn)
+    done = posledger_cli("verify", "--json", "--dsn", dsn)
     assert done.returncode == (4 if tampered else 0), done.stderr
     assert ('"altered' in done.stdout) == tampered
-    digest = posledger("digest", "--json", "--dsn", dsn, "--store-id", store)
+    digest = posledger_cli("digest", "--json", "--dsn", dsn, "--store-id", store)
     assert digest.returncode == 0 and store in digest.stdout
-    assert posledger("digest", "--as-of", "yesterday", "--dsn", dsn).returncode == 2
+    assert posledger_cli("digest", "--as-of", "yesterday", "--dsn", dsn).returncode == 2

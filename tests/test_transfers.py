@@ -8,15 +8,13 @@ import datetime
 import json
 import threading
 import uuid
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import jsonschema
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import batches_of, new_store, receive, shipment_line
+from conftest import batches_of, new_store, posledger_cli, receive, shipment_line, validated_report
 from posledger import (
     IdempotencyConflict,
     InsufficientStock,
@@ -27,8 +25,6 @@ from posledger import (
     transfer_in,
     transfer_out,
 )
-
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "sql" / "ocs" / "ocs_feed.schema.json").read_text())
 
 
 def two_stores(db, crol="CROL-1"):
@@ -199,14 +195,6 @@ def test_transfers_to_itself_to_another_retailer_to_an_unknown_store_or_beyond_s
     db.commit()
 
 
-def report(db, store, day):
-    result = db.execute("SELECT ocs_report(%s)", [Jsonb({"store_id": store, "day": str(day)})]).fetchone()[0]
-    db.commit()
-    jsonschema.validate(result["events"], SCHEMA)
-    jsonschema.validate(result["position"], SCHEMA)
-    return result
-
-
 def test_the_ocs_feed_reports_both_sides_with_the_counterparty_and_each_day_balances(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -216,7 +204,7 @@ def test_the_ocs_feed_reports_both_sides_with_the_counterparty_and_each_day_bala
     zone = db.execute("SELECT time_zone FROM stores WHERE id = %s", [sender]).fetchone()[0]
     db.commit()
     today = datetime.datetime.now(ZoneInfo(zone)).date()
-    out, into = report(db, sender, today), report(db, receiver, today)
+    out, into = validated_report(db, sender, today), validated_report(db, receiver, today)
     assert out["check"]["balanced"] and into["check"]["balanced"]
     transfers = [(e["ocsSku"], e["inventoryEventType"], e["inventoryQuantityChange"], e["counterPartyCRSA"])
                  for e in out["events"]["inventoryEventList"] if "counterPartyCRSA" in e]
@@ -300,3 +288,21 @@ def test_a_receipt_and_a_cancel_of_one_transfer_at_once_one_wins_and_no_unit_is_
         received += results["in"] == "done"
     assert batches_of(db, sender, "SKU-1")["LOT-A"][:2] == (10 - received, 10 - received)
     assert batches_of(db, receiver, "SKU-1").get("LOT-A", (0,))[0] == received
+
+
+def test_the_cli_sends_receives_and_refuses_a_transfer(db, dsn, tmp_path):
+    """`posledger transfer out|in|cancel PAYLOAD`, as subprocesses: the same calls, the same refusals."""
+    sender, receiver = two_stores(db)
+    files = {name: tmp_path / f"{name}.json" for name in ("out", "in", "cancel")}
+    files["out"].write_text(json.dumps(sent(sender, receiver, **{"SKU-1": ("LOT-A", 3)})))
+    files["in"].write_text(json.dumps(arrived(receiver, sender, **{"SKU-1": ("LOT-A", 3, 3)})))
+    files["cancel"].write_text(json.dumps({"store_id": sender, "reference": "TR-1", "actor": "manager"}))
+    out = posledger_cli("transfer", "out", str(files["out"]), "--dsn", dsn, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "in_transit"
+    arrived_now = posledger_cli("transfer", "in", str(files["in"]), "--dsn", dsn)
+    assert arrived_now.returncode == 0, arrived_now.stderr
+    assert f"transfer TR-1 from {crsa_of(db, sender)}: balanced" in arrived_now.stdout
+    refused = posledger_cli("transfer", "cancel", "-", "--dsn", dsn, stdin=files["cancel"].read_text())
+    assert refused.returncode == 1 and "IV400" in refused.stderr and "has received" in refused.stderr
+    assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (3, 3)

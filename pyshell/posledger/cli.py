@@ -29,6 +29,7 @@ from posledger.asn import AsnFormatError, read_asn, receive_shipments
 from posledger.calls import (
     Call,
     adjust_inventory,
+    cancel_transfer,
     catalogue_product,
     count_inventory,
     load_catalogue,
@@ -36,6 +37,8 @@ from posledger.calls import (
     resolve_exception,
     return_sale,
     set_batch_status,
+    transfer_in,
+    transfer_out,
 )
 from posledger.catalogue import CatalogueFormatError, read_catalogue
 from posledger.connection import (
@@ -247,6 +250,30 @@ _payload_command("batch-status", set_batch_status, render.batch_status,
     Example:
       posledger example batch-status | posledger batch-status -
     """)
+
+
+@main.group("transfer")
+def transfer_group() -> None:
+    """Stock between two stores of one retailer (docs/transfers.md): out at the sender, in at the receiver,
+    cancel while in transit. Each payload is a JSON file, or - for standard input; sending one again is safe.
+
+    \b
+    Example:
+      posledger transfer out transfer.json
+      posledger transfer in arrival.json --json
+    """
+
+
+_payload_command("out", transfer_out, render.transfer,
+                 """Units leave the sending store by batch, in transit (transfer_out): {"store_id", "reference",
+    "to_store_id", "actor", "lines": [{"sku", "batch_lot", "quantity"}]}.""", group=transfer_group)
+_payload_command("in", transfer_in, render.transfer,
+                 """The transfer arrives at the receiving store, per line sent and received (transfer_in):
+    {"store_id", "reference", "from_store_id", "actor", "lines": [{"sku", "batch_lot", "sent", "received"}]}.""",
+                 group=transfer_group)
+_payload_command("cancel", cancel_transfer, render.transfer,
+                 """A transfer still in transit is called off and its units come back (cancel_transfer):
+    {"store_id", "reference", "actor"}.""", group=transfer_group)
 
 
 @main.command("example", help=f"""Print the sample input of the command NAME, shipped with posledger: to read,
@@ -654,6 +681,18 @@ def send_ocs_command(store_id: Any, url: str, token_env: str, batch: int, timeou
     _show(outcome, as_json, lambda found: render.ocs({**found, "deliveries": len(found["deliveries"])}))
     if outcome["refused"] or outcome["failed"] or outcome["held"]:
         sys.exit(EXIT_REFUSED)
+
+
+_payload_command("ocs-again", ocs.resend, render.ocs,
+                 """Send a store's accepted OCS events of some days again, under their own ids: a correction,
+    after the mapping (ocs_event_types) was corrected (ocs_resend_events). PAYLOAD: {"store_id", "from_day",
+    "to_day" (default from_day), "transaction_types" (default every type), "reason", "actor"}. The events are
+    marked unsent; the next `posledger send ocs` delivers them.
+
+    \b
+    Example:
+      posledger send ocs-again correction.json
+    """, group=send_group)
 
 
 @main.command("demo")

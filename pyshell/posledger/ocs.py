@@ -39,6 +39,12 @@ def report(conn: psycopg.Connection, store_id: str, day: date | str) -> dict[str
     return call(conn, "ocs_report", {"store_id": str(store_id), "day": str(day)})
 
 
+def resend(conn: psycopg.Connection, request: dict[str, Any]) -> dict[str, Any]:
+    """Mark a store's accepted events of some days unsent again, to be delivered once more under their own ids:
+    a correction (ocs_resend_events; {store_id, from_day, to_day, transaction_types, reason, actor})."""
+    return call(conn, "ocs_resend_events", request)
+
+
 def write_report(day_report: dict[str, Any], out: Path) -> list[Path]:
     """The day's events and position files, events-<crsa or store>-<day>.json and position-..., in ``out``."""
     name = f"{day_report['crsa'] or day_report['store_id']}-{day_report['day']}"
@@ -51,6 +57,17 @@ def write_report(day_report: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, recorded like a refusal: urllib would follow a 301, 302 or 303 with a GET and
+    drop the events, and a moved endpoint is for a person to look at, not for the sender to guess."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post(url: str, token: str, params: dict[str, str], body: dict[str, Any],
          timeout: float) -> tuple[int | None, str | None, str | None]:
     """One POST of ``body`` as JSON: (status, response body, error). error stands for the answer that did
@@ -60,7 +77,7 @@ def post(url: str, token: str, params: dict[str, str], body: dict[str, Any],
         f"{url}{'&' if '?' in url else '?'}{query}" if query else url, data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/json", "Accept": "application/json", "Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace"), None
     except urllib.error.HTTPError as answer:
         with closing(answer):
@@ -75,7 +92,7 @@ def post(url: str, token: str, params: dict[str, str], body: dict[str, Any],
 
 def worth_retrying(status: int | None) -> bool:
     """No answer (a timeout, a connection error) or a server error (5xx): the next attempt may succeed.
-    A 4xx is the platform refusing what was sent; sending it again would be refused again."""
+    A 4xx is the platform refusing what was sent, a 3xx an endpoint that moved: sending again changes nothing."""
     return status is None or status >= 500
 
 

@@ -68,13 +68,15 @@ def _binary_version(postgres: Path) -> str:
 class SystemCluster:
     """A cluster of the system binaries in a temporary folder, which a test may stop and start again.
 
-    durable=False turns fsync off for speed; a test that kills the server keeps it on.
+    durable=False turns fsync off for speed; a test that kills the server keeps it on. environment: variables
+    the server starts with (e.g. libfaketime's, for a server whose clock a test moves).
     """
 
-    def __init__(self, durable: bool = False) -> None:
+    def __init__(self, durable: bool = False, environment: dict[str, str] | None = None) -> None:
         self.bindir = _bindir()
         self.base = Path(tempfile.mkdtemp(prefix="posledger-pg-"))
         self.run_as: list[str] = []
+        self.environment = dict(environment or {})
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(self.base, owner.pw_uid, owner.pw_gid)
@@ -85,7 +87,9 @@ class SystemCluster:
         self._pg("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 
     def _pg(self, program: str, *args: str | Path) -> None:
-        subprocess.run([*self.run_as, str(self.bindir / program), *map(str, args)], check=True, capture_output=True)
+        variables = [f"{name}={value}" for name, value in self.environment.items()]
+        subprocess.run([*self.run_as, *(["env", *variables] if variables else []), str(self.bindir / program),
+                        *map(str, args)], check=True, capture_output=True)
 
     def start(self) -> None:
         self._pg("pg_ctl", "-D", self.data, "-l", self.base / "server.log", "-w", "start", "-o",
@@ -100,10 +104,11 @@ class SystemCluster:
 
 
 @contextmanager
-def running_cluster(durable: bool = False, settings: str = "") -> Iterator[SystemCluster]:
-    """A started SystemCluster with extra server settings (e.g. "-c track_functions=all"); stopped and
-    removed afterwards, the folder also when the stop fails (a test may have crashed the server)."""
-    cluster = SystemCluster(durable)
+def running_cluster(durable: bool = False, settings: str = "",
+                    environment: dict[str, str] | None = None) -> Iterator[SystemCluster]:
+    """A started SystemCluster with extra server settings (e.g. "-c track_functions=all") and environment;
+    stopped and removed afterwards, the folder also when the stop fails (a test may have crashed the server)."""
+    cluster = SystemCluster(durable, environment)
     cluster.settings += f" {settings}"
     cluster.start()
     try:

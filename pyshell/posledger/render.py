@@ -179,6 +179,14 @@ def facts(found: dict[str, Any]) -> None:
         out.print(f"{key}: {', '.join(value) or 'none' if isinstance(value, list) else value}")
 
 
+def transfer(result: dict[str, Any]) -> None:
+    """A transfer's side: its reference, where it stands, the other store, then its lines."""
+    other = (f"to {result['to_crsa']}" if "to_crsa" in result else f"from {result['from_crsa']}")
+    state = result.get("status") or ("balanced" if result["balanced"] else "received with variances")
+    out.print(f"[bold]transfer {result['reference']}[/] {other}: {state}" + _replayed(result), highlight=False)
+    rows("lines", result["lines"])
+
+
 def ocs(found: dict[str, Any]) -> None:
     """One "key: value" line each, a list or object as its JSON (not read as markup: it has brackets)."""
     for key, value in found.items():

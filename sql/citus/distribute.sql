@@ -29,7 +29,7 @@ FROM unnest(ARRAY['ocs_inventory', 'ocs_inventory_transactions', 'pos_orders', '
                   'inventory_adjustments', 'inventory_exceptions', 'pos_returns', 'pos_return_lines',
                   'loyalty_accounts', 'loyalty_transactions', 'ocs_shipments', 'ocs_shipment_lines',
                   'batch_status_changes', 'reservation_holds', 'ocs_outbox', 'ocs_deliveries', 'transfers',
-                  'transfer_receipts'])
+                  'transfer_receipts', 'ocs_resends'])
      WITH ORDINALITY AS d(t, n)
 WHERE NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass)
 ORDER BY n;

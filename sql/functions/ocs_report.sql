@@ -51,7 +51,7 @@ BEGIN
            -- The platform's reconciliation, per SKU: yesterday's position + today's events = today's position.
            (SELECT coalesce(jsonb_agg(jsonb_build_object('ocsSku', d.sku, 'previous', d.previous, 'events', d.events,
                                                          'position', d.on_hand) ORDER BY d.sku), '[]')
-            FROM (SELECT t.sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
+            FROM (SELECT sku, coalesce(y.on_hand, 0) AS previous, coalesce(e.events, 0) AS events,
                          coalesce(t.on_hand, 0) AS on_hand
                   FROM today t
                   FULL JOIN posledger_private.ocs_day_position(p_store, p_day - 1) y USING (sku)
