@@ -80,8 +80,10 @@ DROP FUNCTION IF EXISTS posledger_private.pos_sale_complete(pos_orders, posledge
 -- change what a function returns).
 DROP FUNCTION IF EXISTS posledger_private.ocs_position(stores, date);
 
--- Issue 18: transfer_in and cancel_transfer read the other store's side everywhere (on Citus they run on
--- the coordinator), and a transfer arrives through stock_batches as a receipt does (standing holds apply).
+-- Issue 18: a receipt of a transfer reads and marks the sender's transfer everywhere (on Citus it runs on
+-- the coordinator), so a cancel decides on its own row; a transfer arrives through stock_batches as a
+-- receipt does (standing holds apply).
 DROP FUNCTION IF EXISTS posledger_private.transfer_other_side_visible();
 DROP FUNCTION IF EXISTS posledger_private.transfer_in_check_sender(transfer_receipts);
+DROP FUNCTION IF EXISTS posledger_private.transfer_cancel_check_receiver(transfers);
 DROP FUNCTION IF EXISTS posledger_private.transfer_in_complete(transfer_receipts, text);

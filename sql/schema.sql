@@ -1418,7 +1418,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION posledger_private.ocs_resend_problems(p_request jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     AS $_$
     SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
     FROM (SELECT CASE jsonb_typeof(p_request) WHEN 'object' THEN p_request ELSE '{}' END AS d) r,
@@ -1430,15 +1430,20 @@ CREATE FUNCTION posledger_private.ocs_resend_problems(p_request jsonb) RETURNS j
             AND NOT posledger_private.json_is_date(d->'to_day')),
         (4, 'to_day', 'must not be before from_day', posledger_private.json_is_date(d->'from_day')
             AND posledger_private.json_is_date(d->'to_day') AND (d->>'to_day')::date < (d->>'from_day')::date),
-        (5, 'transaction_types', 'must be a non-empty array of ledger types (sale, receipt, ...) when given',
+        (5, 'transaction_types', 'must be a non-empty array of ledger types the feed maps (ocs_event_types: sale, '
+            'receipt, ...) when given',
             posledger_private.json_is_given(d->'transaction_types')
             AND NOT coalesce(jsonb_typeof(d->'transaction_types') = 'array'
                              AND jsonb_array_length(d->'transaction_types') > 0
                              AND NOT EXISTS (SELECT FROM jsonb_array_elements(d->'transaction_types') t
-                                             WHERE NOT posledger_private.json_is_text(t)), false)),
-        (6, 'reason', 'is required and must be a non-empty string: why the platform must hear these again',
-            NOT posledger_private.json_is_text(d->'reason')),
-        (7, 'actor', 'is required and must be a non-empty string: who asked', NOT posledger_private.json_is_text(d->'actor'))
+                                             WHERE NOT posledger_private.json_is_text(t)
+                                                OR NOT EXISTS (SELECT FROM public.ocs_event_types e
+                                                               WHERE e.transaction_type = t->>0)), false)),
+        (6, 'reason', 'is required and must be a non-empty string of at most 200 characters: why the platform must '
+            'hear these again',
+            NOT posledger_private.json_is_text(d->'reason') OR posledger_private.json_is_long(d->'reason')),
+        (7, 'actor', 'is required and must be a non-empty string of at most 200 characters: who asked',
+            NOT posledger_private.json_is_text(d->'actor') OR posledger_private.json_is_long(d->'actor'))
     ) AS c(ord, field, problem, failed)
     WHERE c.failed
 $_$;
@@ -2571,15 +2576,10 @@ BEGIN
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
-    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then
-    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
-    -- receipts of the same new batches wait for each other instead of deadlocking.
+    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then the rows
+    -- (stock_batches).
     PERFORM posledger_private.lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
                                        false);
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id
-      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
-    ORDER BY i.id FOR NO KEY UPDATE;
     RETURN posledger_private.receiving_complete(v_shipment);
 END $$;
 
@@ -2898,6 +2898,11 @@ CREATE FUNCTION posledger_private.stock_batches(p_store_id uuid, p_batches jsonb
 DECLARE
     v_stocked jsonb;
 BEGIN
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = p_store_id
+      AND i.sku = ANY (ARRAY(SELECT b->>'sku' FROM jsonb_array_elements(p_batches) b))
+      AND i.batch_lot = ANY (ARRAY(SELECT b->>'batch_lot' FROM jsonb_array_elements(p_batches) b))
+    ORDER BY i.id FOR NO KEY UPDATE;
     WITH batch AS (
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM jsonb_to_recordset(p_batches) AS b(sku text, batch_lot text, units integer, case_gtin text,
@@ -2976,6 +2981,7 @@ CREATE TABLE public.transfers (
     cancel_result jsonb,
     cancelled_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    received_at timestamp with time zone,
     CONSTRAINT transfers_cancel_recorded CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
     CONSTRAINT transfers_not_to_itself CHECK ((to_store_id <> store_id)),
     CONSTRAINT transfers_reference_check CHECK ((reference <> ''::text)),
@@ -2984,19 +2990,7 @@ CREATE TABLE public.transfers (
 
 COMMENT ON TABLE public.transfers IS 'Transfers out of a store (the sender''s record, by its store_id): the lines sent by batch (payload), in transit until received at to_store_id or cancelled (docs/transfers.md).';
 
-CREATE FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_to_id uuid := p_header.to_store_id;   -- a plain variable: Citus prunes shards by a scalar only
-BEGIN
-    IF EXISTS (SELECT FROM public.transfer_receipts r
-                   WHERE r.store_id = v_to_id AND r.from_store_id = p_header.store_id AND r.reference = p_header.reference) THEN
-        PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object('field', 'reference',
-            'problem', format('names a transfer %s has received: its units are there; send them back by a transfer',
-                              p_header.to_crsa))), 'transfer');
-    END IF;
-END $$;
+COMMENT ON COLUMN public.transfers.received_at IS 'When the receiving store recorded this transfer (transfer_in); a received transfer cannot be cancelled.';
 
 CREATE FUNCTION posledger_private.transfer_cancel_complete(p_header public.transfers, p_cancel jsonb) RETURNS jsonb
     LANGUAGE plpgsql
@@ -3061,7 +3055,10 @@ BEGIN
             'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header.cancel_result || '{"replayed": true}';
     END IF;
-    PERFORM posledger_private.transfer_cancel_check_receiver(v_header);
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_header.received_at IS NOT NULL
+        THEN jsonb_build_array(jsonb_build_object('field', 'reference', 'problem', format(
+            'names a transfer %s has received: its units are there; send them back by a transfer', v_header.to_crsa)))
+        ELSE '[]' END, 'transfer');
     RETURN posledger_private.transfer_cancel_complete(v_header, p_cancel);
 END $$;
 
@@ -3088,6 +3085,7 @@ DECLARE
     -- A plain variable, not p_header.store_id: Citus prunes shards by a scalar parameter only.
     v_store_id uuid := p_header.store_id;
     v_batches  jsonb;
+    v_stocked  jsonb;
     v_lines    jsonb;
     v_result   jsonb;
 BEGIN
@@ -3098,20 +3096,19 @@ BEGIN
     FROM posledger_private.transfer_lines(p_header.payload) l
     LEFT JOIN jsonb_array_elements(p_sent) s(line) ON s.line->>'sku' = l.sku AND s.line->>'batch_lot' = l.batch_lot
     WHERE l.quantity > 0;
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id
-      AND i.sku = ANY (ARRAY(SELECT b->>'sku' FROM jsonb_array_elements(v_batches) b))
-      AND i.batch_lot = ANY (ARRAY(SELECT b->>'batch_lot' FROM jsonb_array_elements(v_batches) b))
-    ORDER BY i.id FOR NO KEY UPDATE;
     -- The ledger trigger labels its rows with this; notes is the sender's CRSA (counterPartyCRSA).
-    PERFORM posledger_private.stock_batches(v_store_id, coalesce(v_batches, '[]'),
+    v_stocked := posledger_private.stock_batches(v_store_id, coalesce(v_batches, '[]'),
         jsonb_build_object('type', 'transfer_in', 'reference_type', 'store_transfer_receipt',
                            'reference_id', p_header.id, 'notes', p_header.from_crsa, 'actor', p_header.actor),
         format('transfer %s from %s', p_header.reference, p_header.from_crsa));
 
-    SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
-                                        'variance', l.quantity - l.sent) ORDER BY l.sku, l.batch_lot)
-    INTO v_lines FROM posledger_private.transfer_lines(p_header.payload) l;
+    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'sku', l.sku, 'batch_lot', l.batch_lot, 'sent', l.sent, 'received', l.quantity,
+               'variance', l.quantity - l.sent, 'status', s->'status', 'held_by', s->'held_by'))
+           ORDER BY l.sku, l.batch_lot)
+    INTO v_lines
+    FROM posledger_private.transfer_lines(p_header.payload) l
+    LEFT JOIN jsonb_array_elements(v_stocked) s ON s->>'sku' = l.sku AND s->>'batch_lot' = l.batch_lot;
     v_result := jsonb_build_object(
         'id', p_header.id, 'store_id', v_store_id, 'crsa', p_own_crsa, 'reference', p_header.reference,
         'from_store_id', p_header.from_store_id, 'from_crsa', p_header.from_crsa, 'timestamp', p_header.created_at,
@@ -3148,7 +3145,7 @@ BEGIN
         RETURN v_header.result || '{"replayed": true}';
     END IF;
     -- The lots first (a status change of one takes turns with its arrivals: lock_lots), then the sender's
-    -- transfer, then existing rows in id order (transfer_in_complete).
+    -- transfer, then existing rows in id order (stock_batches).
     PERFORM posledger_private.lock_lots(ARRAY(SELECT l.batch_lot FROM posledger_private.transfer_lines(p_receipt) l), false);
     RETURN posledger_private.transfer_in_complete(v_header, v_parties.own_crsa, posledger_private.transfer_in_sent(v_header));
 END $$;
@@ -3158,17 +3155,19 @@ CREATE FUNCTION posledger_private.transfer_in_sent(p_header public.transfer_rece
     AS $$
 DECLARE
     v_from_id uuid := p_header.from_store_id;   -- a plain variable: Citus prunes shards by a scalar only
+    v_at      timestamptz := p_header.created_at;   -- a value: Citus refuses now() beside a column in an UPDATE
     v_sent    public.transfers;
 BEGIN
     SELECT * INTO v_sent FROM public.transfers t
     WHERE t.store_id = v_from_id AND t.reference = p_header.reference AND t.to_store_id = p_header.store_id
-    FOR SHARE;   -- a cancel of it waits for this receipt, then sees it (cancel_transfer)
+    FOR NO KEY UPDATE;
     PERFORM posledger_private.refuse_missing(CASE WHEN v_sent.id IS NULL
         THEN jsonb_build_array(jsonb_build_object('transfer', p_header.reference, 'from_store_id', v_from_id))
         ELSE '[]' END, 'Receive a transfer the sending store sent to this store, by its reference.');
     PERFORM posledger_private.refuse_problems(CASE WHEN v_sent.status = 'cancelled'
         THEN '[{"field": "reference", "problem": "names a transfer the sending store cancelled: its units are back there"}]'::jsonb
         ELSE '[]' END, 'transfer');
+    UPDATE public.transfers SET received_at = v_at WHERE store_id = v_from_id AND id = v_sent.id;
     RETURN v_sent.result->'lines';
 END $$;
 
@@ -3432,7 +3431,7 @@ EXCEPTION WHEN lock_not_available THEN
     RETURN NULL;  -- not reached: refuse_busy raises
 END $$;
 
-COMMENT ON FUNCTION public.cancel_transfer(p_cancel jsonb) IS 'A transfer in transit is called off at the sending store: its units come back to their batches. Refused once received (where the receiver can be read). Idempotent.';
+COMMENT ON FUNCTION public.cancel_transfer(p_cancel jsonb) IS 'A transfer in transit is called off at the sending store: its units come back to their batches. Refused once received. Idempotent.';
 
 CREATE FUNCTION public.cancel_transfer(p_store_id uuid, p_cancel jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3858,17 +3857,19 @@ BEGIN
                     THEN ARRAY(SELECT jsonb_array_elements_text(p_request->'transaction_types')) END;
     PERFORM posledger_private.existing_store(v_store_id);
 
-    -- In id order, as ocs_record_delivery locks them: a sender recording an answer and a resend take turns.
-    WITH named AS (
-        SELECT o.id FROM public.ocs_outbox o
-        WHERE o.store_id = v_store_id AND o.day BETWEEN v_from AND v_to AND o.sent_at IS NOT NULL
-          AND (v_types IS NULL OR EXISTS (
-                SELECT FROM public.ocs_inventory_transactions t
-                WHERE t.store_id = v_store_id AND t.id = o.ledger_id AND t.transaction_type = ANY (v_types)))
-        ORDER BY o.id FOR UPDATE
-    ), requeued AS (
+    -- Every row named, sent or not, in id order as ocs_record_delivery locks them: a batch a sender has
+    -- claimed (rendered under the old mapping, not yet marked sent) is waited for, not skipped, so it too
+    -- goes again once its sender has committed. The requeue is a second statement, which sees that commit.
+    SELECT array_agg(o.id ORDER BY o.id) INTO v_ids
+    FROM (SELECT o.id FROM public.ocs_outbox o
+          WHERE o.store_id = v_store_id AND o.day BETWEEN v_from AND v_to
+            AND (v_types IS NULL OR EXISTS (
+                  SELECT FROM public.ocs_inventory_transactions t
+                  WHERE t.store_id = v_store_id AND t.id = o.ledger_id AND t.transaction_type = ANY (v_types)))
+          ORDER BY o.id FOR UPDATE) o;
+    WITH requeued AS (
         UPDATE public.ocs_outbox o SET sent_at = NULL
-        FROM named n WHERE o.store_id = v_store_id AND o.id = n.id
+        WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) AND o.sent_at IS NOT NULL
         RETURNING o.id
     )
     SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_ids FROM requeued;
@@ -4106,7 +4107,7 @@ BEGIN
     RETURN public.transfer_in(p_receipt);
 END $$;
 
-COMMENT ON FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) IS 'transfer_in routed by its (receiving) store (the form Citus distributes).';
+COMMENT ON FUNCTION public.transfer_in(p_store_id uuid, p_receipt jsonb) IS 'transfer_in routed by its (receiving) store; on Citus it runs on the coordinator, not delegated.';
 
 CREATE FUNCTION public.transfer_out(p_transfer jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5517,8 +5518,6 @@ REVOKE ALL ON FUNCTION posledger_private.store_date(p_store public.stores, p_at 
 REVOKE ALL ON FUNCTION posledger_private.store_today(p_store public.stores) FROM PUBLIC;
 
 GRANT SELECT ON TABLE public.transfers TO posledger_readonly;
-
-REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION posledger_private.transfer_cancel_complete(p_header public.transfers, p_cancel jsonb) FROM PUBLIC;
 

@@ -7,8 +7,6 @@ the cluster is of the system binaries either way."""
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -16,7 +14,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from conftest import FIGURES
+from conftest import FIGURES, posledger_cli
 from posledger import receive_inventory, record_sale
 from posledger.distribution import distribute
 from posledger.migrations import migrate
@@ -80,18 +78,14 @@ def test_a_distributed_table_is_placed_on_both_workers(citus_cluster):
         conn.execute("DROP TABLE probe")   # posledger's own tables come next
 
 
-def posledger_command(*args):
-    return subprocess.run([sys.executable, "-m", "posledger", *args], capture_output=True, text=True, timeout=600)
-
-
 def test_posledger_distribute_runs_twice_and_every_function_reaches_every_worker(citus_cluster):
     dsn = citus_cluster.dsn()
-    assert posledger_command("migrate", "--dsn", dsn).returncode == 0
-    runs = [posledger_command("distribute", "--dsn", dsn, "--shard-count", "4", "--json") for _ in range(2)]
+    assert posledger_cli("migrate", "--dsn", dsn, timeout=600).returncode == 0
+    runs = [posledger_cli("distribute", "--dsn", dsn, "--shard-count", "4", "--json", timeout=600) for _ in range(2)]
     assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
     layouts = [json.loads(run.stdout) for run in runs]
     assert layouts[0] == layouts[1] == {"reference_tables": 10, "distributed_tables": 19,
-                                        "distributed_functions": 9, "workers": 2}
+                                        "distributed_functions": 10, "workers": 2}
     ours = ("SELECT p.oid::regprocedure::text FROM pg_proc p"
             " WHERE p.pronamespace IN ('public'::regnamespace, 'posledger_private'::regnamespace)")
     with psycopg.connect(dsn) as conn:
@@ -108,6 +102,17 @@ def test_posledger_distribute_runs_twice_and_every_function_reaches_every_worker
             # custom plans (release_expired_reservations) are what Citus needs, and stay.
             assert conn.execute("SELECT count(*) FROM pg_proc WHERE proconfig::text LIKE '%force_generic_plan%'"
                                 ).fetchone() == (0,)
+
+    # A cluster distributed while transfer_in was still delegated: distributing again runs it on the coordinator.
+    delegated = ("SELECT distribution_argument_index FROM pg_dist_object"
+                 " WHERE objid = 'transfer_in(uuid, jsonb)'::regprocedure")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT create_distributed_function('transfer_in(uuid, jsonb)'::regprocedure, 'p_store_id',"
+                     " colocate_with => 'ocs_inventory')")
+        assert conn.execute(delegated).fetchone() == (0,)
+    assert posledger_cli("distribute", "--dsn", dsn, "--json", timeout=600).returncode == 0
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(delegated).fetchone() == (None,)
 
 
 CUSTOMER = "0c3d0c7e-4d1f-4a51-9a39-2f5d6a1b7c11"
@@ -130,6 +135,7 @@ def outgrown_cluster():
                 receive_inventory(conn, {"store_id": store, "shipment_id": f"ASN-{store[:8]}", "lines": [
                     {"sku": "SKU", "batch_lot": "LOT", "quantity_shipped": 100000, "quantity_received": 100000}]})
         yield cluster, stores
+
 
 
 def test_a_third_worker_takes_shards_while_sales_run_and_no_acknowledged_sale_is_lost(outgrown_cluster):

@@ -95,9 +95,9 @@ def test_posledger_distribute_distributes_every_table_and_entry_the_catalog_has(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
         " AND proargtypes = '2950 3802'::oidvector"   # (uuid, jsonb)
         " AND has_function_privilege('posledger_app', oid, 'EXECUTE')")}   # an entry, not a helper
-    # receive_inventory stays on the coordinator, with the recalls it takes turns with; a transfer's receipt and
-    # cancel too, reading both stores' shards (docs/scaling.md).
-    assert set(undelegated) == {"transfer_in", "cancel_transfer"}
+    # receive_inventory stays on the coordinator, with the recalls it takes turns with; a transfer's receipt too,
+    # reading and marking the sender's transfer (docs/scaling.md).
+    assert set(undelegated) == {"transfer_in"}
     assert set(functions) == two_argument - {"receive_inventory", *undelegated} and "record_pos_sale" in functions
 
 

@@ -7,9 +7,6 @@ import csv
 import datetime
 import io
 import json
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,7 +14,17 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from conftest import add_stock, catalogue, item, new_store, receive, record_sale, sale_payload, shipment_line
+from conftest import (
+    add_stock,
+    catalogue,
+    item,
+    new_store,
+    posledger_cli,
+    receive,
+    record_sale,
+    sale_payload,
+    shipment_line,
+)
 from posledger import adjust_inventory, reports, return_sale
 from posledger.pgserver import server_kind
 
@@ -216,11 +223,9 @@ def test_the_csv_and_the_workbook_hold_the_views_numbers(db, tmp_path):
 def test_posledger_report_monthly_writes_the_csv_and_the_workbook(db, dsn, tmp_path):
     store, this_month, _ = a_month_of_activity(db)
     csv_path, xlsx_path = tmp_path / "m.csv", tmp_path / "m.xlsx"
-    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
-    done = subprocess.run([sys.executable, "-m", "posledger", "report", "monthly", "--store-id", store,
-                           "--month", this_month.strftime("%Y-%m"), "--csv", str(csv_path), "--xlsx",
-                           str(xlsx_path), "--dsn", dsn, "--json"], capture_output=True, text=True, timeout=120,
-                          env=env)
+    month = this_month.strftime("%Y-%m")
+    done = posledger_cli("report", "monthly", "--store-id", store, "--month", month, "--csv", str(csv_path),
+                         "--xlsx", str(xlsx_path), "--dsn", dsn, "--json")
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["store_id"] == store and printed["month"] == this_month.strftime("%Y-%m")
@@ -231,12 +236,9 @@ def test_posledger_report_monthly_writes_the_csv_and_the_workbook(db, dsn, tmp_p
     summary = openpyxl.load_workbook(xlsx_path)["Summary"]
     header, *body = summary.iter_rows(values_only=True)
     assert len(body) == len(report["rows"]) == 12
-    people = subprocess.run([sys.executable, "-m", "posledger", "report", "monthly", "--store-id", store,
-                             "--month", this_month.strftime("%Y-%m"), "--dsn", dsn], capture_output=True, text=True,
-                            timeout=120, env=env)
+    people = posledger_cli("report", "monthly", "--store-id", store, "--month", month, "--dsn", dsn)
     assert people.returncode == 0 and "dried" in people.stdout, people.stderr
-    bad = subprocess.run([sys.executable, "-m", "posledger", "report", "monthly", "--store-id", store,
-                          "--month", "2026-13", "--dsn", dsn], capture_output=True, text=True, timeout=120, env=env)
+    bad = posledger_cli("report", "monthly", "--store-id", store, "--month", "2026-13", "--dsn", dsn)
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
 
 

@@ -367,6 +367,11 @@ def test_a_bad_resend_names_every_problem_and_changes_nothing(db, dsn, platform)
     db.rollback()
     assert [(p["field"]) for p in refused.value.detail["problems"]] == [
         "from_day", "transaction_types", "reason", "actor"]
+    with pytest.raises(InvalidSale) as misspelt:
+        ocs.resend(db, {"store_id": store, "from_day": "2026-01-01", "transaction_types": ["sales"], "reason": "r",
+                        "actor": "a"})
+    db.rollback()
+    assert [p["field"] for p in misspelt.value.detail["problems"]] == ["transaction_types"]
     with pytest.raises(InvalidSale) as backwards:
         ocs.resend(db, {"store_id": store, "from_day": "2026-02-01", "to_day": "2026-01-01", "reason": "r",
                         "actor": "a"})
@@ -401,3 +406,30 @@ def test_posledger_send_ocs_again_requeues_from_a_payload_file(db, dsn, platform
     done = posledger_cli("send", "ocs-again", str(request), "--dsn", dsn, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["requeued"] == 2 and outbox(db, store) == [(False, 1)] * 2
+
+
+def test_a_resend_waits_for_a_batch_a_sender_holds_and_requeues_it_once_it_is_sent(db, dsn):
+    """A sender has claimed the day's events (rendered under the old mapping) and not yet committed: the resend
+    waits for it instead of skipping its rows, and requeues them once they are marked sent."""
+    store = movements(db, sales=1)
+    day = db.execute("SELECT max(day) FROM ocs_outbox WHERE store_id = %s", [store]).fetchone()[0]
+    db.commit()
+    resent = {}
+
+    def ask():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            resent.update(ocs.resend(conn, {"store_id": store, "from_day": str(day), "reason": "mapping fixed",
+                                            "actor": "dba"}))
+
+    with psycopg.connect(dsn) as sender:
+        claim = sender.execute("SELECT ocs_claim_events(%s)", [Jsonb({"store_id": store, "limit": 10})]).fetchone()[0]
+        asking = threading.Thread(target=ask)
+        asking.start()
+        time.sleep(0.5)
+        assert asking.is_alive() and resent == {}   # waiting on the sender's rows
+        sender.execute("SELECT ocs_record_delivery(%s)", [Jsonb({
+            "store_id": store, "outbox_ids": claim["outbox_ids"], "attempt": 1, "status": 200})])
+        sender.commit()
+        asking.join(10)
+    assert resent["requeued"] == len(claim["outbox_ids"]) == 2
+    assert outbox(db, store) == [(False, 1)] * 2

@@ -121,8 +121,6 @@ def test_every_call_is_idempotent_by_its_reference_and_refuses_another_payload(d
     assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (3, 3)
 
 
-# On Citus each call reads its own store's shard only: the refusals that need the other side are not made
-# there, and transfers_to_watch shows what they would have refused (docs/transfers.md, "The limits").
 def test_a_cancel_brings_the_units_back_once(db):
     sender, receiver = two_stores(db)
     transfer_out(db, sent(sender, receiver, **{"SKU-1": ("LOT-A", 4)}))
@@ -154,7 +152,7 @@ def test_a_received_transfer_cannot_be_cancelled_and_an_unknown_one_cannot_be_re
     transfer_in(db, arrived(receiver, sender, **{"SKU-1": ("LOT-A", 4, 4)}))
     with pytest.raises(InvalidSale) as refused:
         cancel_transfer(db, {"store_id": sender, "reference": "TR-1", "actor": "manager"})
-    assert "has received" in refused.value.detail["problems"][0]["problem"]
+    assert [problem["field"] for problem in refused.value.detail["problems"]] == ["reference"]
     with pytest.raises(NotFound):
         cancel_transfer(db, {"store_id": sender, "reference": "TR-NONE", "actor": "manager"})
     with pytest.raises(NotFound):
@@ -303,6 +301,8 @@ def test_the_cli_sends_receives_and_refuses_a_transfer(db, dsn, tmp_path):
     arrived_now = posledger_cli("transfer", "in", str(files["in"]), "--dsn", dsn)
     assert arrived_now.returncode == 0, arrived_now.stderr
     assert f"transfer TR-1 from {crsa_of(db, sender)}: balanced" in arrived_now.stdout
-    refused = posledger_cli("transfer", "cancel", "-", "--dsn", dsn, stdin=files["cancel"].read_text())
-    assert refused.returncode == 1 and "IV400" in refused.stderr and "has received" in refused.stderr
+    refused = posledger_cli("transfer", "cancel", "-", "--dsn", dsn, "--json", stdin=files["cancel"].read_text())
+    assert refused.returncode == 1
+    error = json.loads(refused.stderr)
+    assert error["sqlstate"] == "IV400" and [p["field"] for p in error["detail"]["problems"]] == ["reference"]
     assert batches_of(db, receiver, "SKU-1")["LOT-A"][:2] == (3, 3)

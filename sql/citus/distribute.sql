@@ -38,19 +38,19 @@ ORDER BY n;
 -- parameter of the function, never by a field inside its jsonb, hence the two-argument forms. Not
 -- receive_inventory: a receipt takes turns with a recall of its lot on an advisory lock, which holds on
 -- one node only, and a recall runs on the coordinator; so a receipt runs there too (docs/scaling.md).
--- Nor transfer_in and cancel_transfer, below.
+-- Nor transfer_in, below.
 SELECT create_distributed_function((f || '(uuid, jsonb)')::regprocedure, 'p_store_id',
                                    colocate_with => 'ocs_inventory')
 FROM unnest(ARRAY['record_pos_sale', 'return_pos_sale', 'adjust_inventory', 'count_inventory',
                   'complete_reservation', 'cancel_reservation', 'resolve_inventory_exception',
-                  'transfer_out']) AS f;
+                  'transfer_out', 'cancel_transfer']) AS f;
 
--- A transfer's receipt reads the sender's transfer and a cancel the receiver's receipt: another store's
--- shard, which a call delegated to one worker cannot reach; a receipt also takes its lots' advisory locks,
--- as receive_inventory does. Both run on the coordinator, then. Distributed with no argument: not
--- delegated, and no longer delegated on a cluster distributed before this line existed.
+-- A transfer's receipt reads and marks the sender's transfer, on another store's shard, which a call
+-- delegated to one worker cannot reach; it also takes its lots' advisory locks, as receive_inventory does.
+-- So it runs on the coordinator: distributed with no argument, not delegated (and no longer delegated on a
+-- cluster distributed before this line existed).
 SELECT create_distributed_function((f || '(uuid, jsonb)')::regprocedure)
-FROM unnest(ARRAY['transfer_in', 'cancel_transfer']) AS f;
+FROM unnest(ARRAY['transfer_in']) AS f;
 
 -- The scheduler's call is per store too (release_expired_reservations.sql).
 SELECT create_distributed_function('release_expired_reservations(uuid, integer)'::regprocedure, 'p_store_id',

@@ -5,8 +5,8 @@
 -- hold when several scopes cover it) is created held - on hand, not available - with a history row that
 -- says why it was never sellable; an existing row keeps its status (a release narrower than the hold left
 -- it active on purpose), and adds to available only if active. The caller has taken the lots (lock_lots,
--- shared) and locked the existing rows in id order; new rows go in sku+batch order, so two arrivals of
--- the same new batches wait for each other instead of deadlocking.
+-- shared); the existing rows are locked here in id order, as a sale locks them, and new rows go in
+-- sku+batch order, so two arrivals of the same new batches wait for each other instead of deadlocking.
 -- p_batches: [{sku, batch_lot, units, case_gtin, each_gtin, packaged_on_date, expiry_date, unit_cost}];
 -- p_movement labels the ledger rows (_triggers.sql) and names the actor; p_why ends the history's reason.
 -- Returns the rows as they now stand: [{id, sku, batch_lot, quantity_on_hand, quantity_available, status,
@@ -17,6 +17,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_stocked jsonb;
 BEGIN
+    PERFORM FROM public.ocs_inventory i
+    WHERE i.store_id = p_store_id
+      AND i.sku = ANY (ARRAY(SELECT b->>'sku' FROM jsonb_array_elements(p_batches) b))
+      AND i.batch_lot = ANY (ARRAY(SELECT b->>'batch_lot' FROM jsonb_array_elements(p_batches) b))
+    ORDER BY i.id FOR NO KEY UPDATE;
     WITH batch AS (
         SELECT b.*, h.status AS held, h.reference AS held_by
         FROM jsonb_to_recordset(p_batches) AS b(sku text, batch_lot text, units integer, case_gtin text,

@@ -1,7 +1,8 @@
 -- The helpers of transfers between the stores of one retailer (transfer_out.sql, transfer_in.sql,
 -- cancel_transfer.sql; docs/transfers.md). Each call writes its own store's rows only: the sender's
--- transfers row and stock, or the receiver's transfer_receipts row and stock. A receipt and a cancel also
--- read the other side (the transfer sent, the receipt made), so on Citus those two run on the coordinator.
+-- transfers row and stock, or the receiver's transfer_receipts row and stock - but for one column: a receipt
+-- marks the sender's transfer received (received_at), under the lock a cancel takes too, so the two decide
+-- on that one row. On Citus a receipt therefore runs on the coordinator, which reaches both stores.
 
 -- Every problem of a transfer's payload at once, as [{field, problem}]. p_kind: 'out' (lines of
 -- quantity), 'in' (lines of sent and received), 'cancel' (no lines). Lines name their batch: a transfer

@@ -17,7 +17,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION cancel_transfer(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cancel_transfer(jsonb) TO posledger_app;
-COMMENT ON FUNCTION cancel_transfer(jsonb) IS 'A transfer in transit is called off at the sending store: its units come back to their batches. Refused once received (where the receiver can be read). Idempotent.';
+COMMENT ON FUNCTION cancel_transfer(jsonb) IS 'A transfer in transit is called off at the sending store: its units come back to their batches. Refused once received. Idempotent.';
 
 -- The entry Citus distributes by store (docs/scaling.md; routed in _shared.sql). On one
 -- server it is the same call as the one-argument form.
@@ -36,8 +36,10 @@ REVOKE ALL ON FUNCTION cancel_transfer(uuid, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cancel_transfer(uuid, jsonb) TO posledger_app;
 COMMENT ON FUNCTION cancel_transfer(uuid, jsonb) IS 'cancel_transfer routed by its (sending) store (the form Citus distributes).';
 
--- The transfer is locked first (a second cancel, a receipt reading it, wait), then its stock rows in id
--- order. A cancel already made is replayed (the same payload) or refused (IV412, another).
+-- The transfer is locked first (a second cancel, a receipt of it, wait), then its stock rows in id order.
+-- A cancel already made is replayed (the same payload) or refused (IV412, another); a transfer the
+-- receiver recorded (received_at, set by transfer_in under the same row lock) is refused (IV400): its
+-- units are on the receiver's shelf.
 CREATE OR REPLACE FUNCTION posledger_private.transfer_cancel_record(p_cancel jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -56,23 +58,11 @@ BEGIN
             'store_id', v_store_id, 'reference', v_header.reference, 'id', v_header.id));
         RETURN v_header.cancel_result || '{"replayed": true}';
     END IF;
-    PERFORM posledger_private.transfer_cancel_check_receiver(v_header);
+    PERFORM posledger_private.refuse_problems(CASE WHEN v_header.received_at IS NOT NULL
+        THEN jsonb_build_array(jsonb_build_object('field', 'reference', 'problem', format(
+            'names a transfer %s has received: its units are there; send them back by a transfer', v_header.to_crsa)))
+        ELSE '[]' END, 'transfer');
     RETURN posledger_private.transfer_cancel_complete(v_header, p_cancel);
-END $$;
-
--- The receiver's side: a transfer it received cannot be cancelled (IV400): its units are on the
--- receiver's shelf. On Citus this runs on the coordinator, which reaches both stores' shards.
-CREATE OR REPLACE FUNCTION posledger_private.transfer_cancel_check_receiver(p_header public.transfers) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_to_id uuid := p_header.to_store_id;   -- a plain variable: Citus prunes shards by a scalar only
-BEGIN
-    IF EXISTS (SELECT FROM public.transfer_receipts r
-                   WHERE r.store_id = v_to_id AND r.from_store_id = p_header.store_id AND r.reference = p_header.reference) THEN
-        PERFORM posledger_private.refuse_problems(jsonb_build_array(jsonb_build_object('field', 'reference',
-            'problem', format('names a transfer %s has received: its units are there; send them back by a transfer',
-                              p_header.to_crsa))), 'transfer');
-    END IF;
 END $$;
 
 -- The sender's writes: each line's units back on its batch (available again if the batch is active, as

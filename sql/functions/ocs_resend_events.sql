@@ -26,17 +26,19 @@ BEGIN
                     THEN ARRAY(SELECT jsonb_array_elements_text(p_request->'transaction_types')) END;
     PERFORM posledger_private.existing_store(v_store_id);
 
-    -- In id order, as ocs_record_delivery locks them: a sender recording an answer and a resend take turns.
-    WITH named AS (
-        SELECT o.id FROM public.ocs_outbox o
-        WHERE o.store_id = v_store_id AND o.day BETWEEN v_from AND v_to AND o.sent_at IS NOT NULL
-          AND (v_types IS NULL OR EXISTS (
-                SELECT FROM public.ocs_inventory_transactions t
-                WHERE t.store_id = v_store_id AND t.id = o.ledger_id AND t.transaction_type = ANY (v_types)))
-        ORDER BY o.id FOR UPDATE
-    ), requeued AS (
+    -- Every row named, sent or not, in id order as ocs_record_delivery locks them: a batch a sender has
+    -- claimed (rendered under the old mapping, not yet marked sent) is waited for, not skipped, so it too
+    -- goes again once its sender has committed. The requeue is a second statement, which sees that commit.
+    SELECT array_agg(o.id ORDER BY o.id) INTO v_ids
+    FROM (SELECT o.id FROM public.ocs_outbox o
+          WHERE o.store_id = v_store_id AND o.day BETWEEN v_from AND v_to
+            AND (v_types IS NULL OR EXISTS (
+                  SELECT FROM public.ocs_inventory_transactions t
+                  WHERE t.store_id = v_store_id AND t.id = o.ledger_id AND t.transaction_type = ANY (v_types)))
+          ORDER BY o.id FOR UPDATE) o;
+    WITH requeued AS (
         UPDATE public.ocs_outbox o SET sent_at = NULL
-        FROM named n WHERE o.store_id = v_store_id AND o.id = n.id
+        WHERE o.store_id = v_store_id AND o.id = ANY (v_ids) AND o.sent_at IS NOT NULL
         RETURNING o.id
     )
     SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO v_ids FROM requeued;
@@ -55,9 +57,10 @@ REVOKE ALL ON FUNCTION ocs_resend_events(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ocs_resend_events(jsonb) TO posledger_app;
 COMMENT ON FUNCTION ocs_resend_events(jsonb) IS 'Marks a store''s accepted OCS events of the days from_day..to_day (of the ledger types named, else all) unsent again, so the sender delivers them once more under their own ids: a correction ({store_id, from_day, to_day, transaction_types, reason, actor}). Kept in ocs_resends.';
 
--- Every problem of a resend request, as [{field, problem}]; never raises.
+-- Every problem of a resend request, as [{field, problem}]; never raises. The ledger types it may name are
+-- those the feed maps (ocs_event_types): a type misspelt would requeue nothing and look done.
 CREATE OR REPLACE FUNCTION posledger_private.ocs_resend_problems(p_request jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('field', c.field, 'problem', c.problem) ORDER BY c.ord), '[]')
     FROM (SELECT CASE jsonb_typeof(p_request) WHEN 'object' THEN p_request ELSE '{}' END AS d) r,
     LATERAL (VALUES
@@ -68,15 +71,20 @@ LANGUAGE sql IMMUTABLE AS $$
             AND NOT posledger_private.json_is_date(d->'to_day')),
         (4, 'to_day', 'must not be before from_day', posledger_private.json_is_date(d->'from_day')
             AND posledger_private.json_is_date(d->'to_day') AND (d->>'to_day')::date < (d->>'from_day')::date),
-        (5, 'transaction_types', 'must be a non-empty array of ledger types (sale, receipt, ...) when given',
+        (5, 'transaction_types', 'must be a non-empty array of ledger types the feed maps (ocs_event_types: sale, '
+            'receipt, ...) when given',
             posledger_private.json_is_given(d->'transaction_types')
             AND NOT coalesce(jsonb_typeof(d->'transaction_types') = 'array'
                              AND jsonb_array_length(d->'transaction_types') > 0
                              AND NOT EXISTS (SELECT FROM jsonb_array_elements(d->'transaction_types') t
-                                             WHERE NOT posledger_private.json_is_text(t)), false)),
-        (6, 'reason', 'is required and must be a non-empty string: why the platform must hear these again',
-            NOT posledger_private.json_is_text(d->'reason')),
-        (7, 'actor', 'is required and must be a non-empty string: who asked', NOT posledger_private.json_is_text(d->'actor'))
+                                             WHERE NOT posledger_private.json_is_text(t)
+                                                OR NOT EXISTS (SELECT FROM public.ocs_event_types e
+                                                               WHERE e.transaction_type = t->>0)), false)),
+        (6, 'reason', 'is required and must be a non-empty string of at most 200 characters: why the platform must '
+            'hear these again',
+            NOT posledger_private.json_is_text(d->'reason') OR posledger_private.json_is_long(d->'reason')),
+        (7, 'actor', 'is required and must be a non-empty string of at most 200 characters: who asked',
+            NOT posledger_private.json_is_text(d->'actor') OR posledger_private.json_is_long(d->'actor'))
     ) AS c(ord, field, problem, failed)
     WHERE c.failed
 $$;

@@ -61,15 +61,10 @@ BEGIN
         RETURN v_shipment.result || '{"replayed": true}';
     END IF;
 
-    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then
-    -- existing rows in id order, as a sale locks them; new rows are inserted in sku+batch order, so two
-    -- receipts of the same new batches wait for each other instead of deadlocking.
+    -- The lots first (a status change of one takes turns with its receipts: lock_lots), then the rows
+    -- (stock_batches).
     PERFORM posledger_private.lock_lots(ARRAY(SELECT l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l),
                                        false);
-    PERFORM FROM public.ocs_inventory i
-    WHERE i.store_id = v_store_id
-      AND (i.sku, i.batch_lot) IN (SELECT l->>'sku', l->>'batch_lot' FROM jsonb_array_elements(p_shipment->'lines') l)
-    ORDER BY i.id FOR NO KEY UPDATE;
     RETURN posledger_private.receiving_complete(v_shipment);
 END $$;
 
@@ -221,11 +216,11 @@ END $$;
 CREATE OR REPLACE FUNCTION posledger_private.receiving_lines(p_payload jsonb)
 RETURNS TABLE (line_no integer, sku text, batch_lot text, case_gtin text, each_gtin text, packaged_on_date date,
                expiry_date date, unit_cost numeric, shipped integer, received integer)
-LANGUAGE sql IMMUTABLE AS $f$
+LANGUAGE sql IMMUTABLE AS $$
     SELECT l.n::integer, l.line->>'sku', l.line->>'batch_lot',
            posledger_private.gtin14(l.line->>'case_gtin'), posledger_private.gtin14(l.line->>'each_gtin'),
            (l.line->>'packaged_on_date')::date, (l.line->>'expiry_date')::date,
            round((l.line->>'unit_cost')::numeric, 4),
            (l.line->>'quantity_shipped')::numeric::integer, (l.line->>'quantity_received')::numeric::integer
     FROM jsonb_array_elements(p_payload->'lines') WITH ORDINALITY AS l(line, n)
-$f$;
+$$;
