@@ -1,7 +1,7 @@
 -- transfer_in(jsonb) returns jsonb: a transfer arrives at the receiving store, which records per line the
 -- units sent and the units received (the variance, more or less than sent, is theirs to explain). Writes
--- the receiver's rows only: its transfer_receipts row, its stock (a batch new to it is created) and their
--- ledger (docs/transfers.md).
+-- the receiver's rows - its transfer_receipts row, its stock (a batch new to it is created) and their
+-- ledger - and marks the sender's transfer received (docs/transfers.md).
 
 CREATE OR REPLACE FUNCTION transfer_in(p_receipt jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
