@@ -10,19 +10,23 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from conftest import add_stock, catalogue, item, sale_payload, shipment_line, stock_of
+from conftest import add_stock, catalogue, item, new_store, sale_payload, shipment_line, stock_of
 from posledger import (
     cancel_reservation,
+    cancel_transfer,
     complete_reservation,
     record_sale,
     release_expired_reservations,
     resolve_exception,
+    transfer_in,
+    transfer_out,
 )
 from posledger.calls import call
 from posledger.pgserver import server_kind
@@ -128,6 +132,41 @@ def test_the_shell_calls_a_store_scoped_entry_so_that_citus_delegates_it(dsn, st
     # Not delegated, a sale is a two-phase commit: Citus writes its order lines (INSERT ... SELECT) by COPY,
     # which always prepares. So the check above can see one.
     assert any(n.startswith("issuing PREPARE TRANSACTION") for n in notices)
+
+
+def test_a_transfer_out_and_its_cancel_are_delegated_and_a_transfer_receipt_runs_on_the_coordinator(dsn):
+    """transfer_out and cancel_transfer read and write their own store only: delegated, no two-phase commit.
+    transfer_in locks and marks the sender's transfer, on another store's shard: Citus must not delegate it
+    (sql/citus/distribute.sql), and it runs on the coordinator, where both shards can be reached."""
+    if server_kind() != "citus":
+        pytest.skip("delegation is Citus's: the distributed pass checks it")
+    notices = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tag = uuid.uuid4().hex[:8]
+        sender, receiver = (new_store(conn, crsa=f"CRSA-{side}-{tag}", crol="CROL-R") for side in "SR")
+        add_stock(conn, sender, "SKU", 5, "LOT-T")
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+        conn.execute("SET client_min_messages = debug1")
+        conn.execute("SET citus.log_remote_commands = on")
+        lines = [{"sku": "SKU", "batch_lot": "LOT-T", "quantity": 1}]
+        calls = {
+            "transfer_out": lambda: transfer_out(conn, {"store_id": sender, "reference": "T-1", "to_store_id": receiver,
+                                                        "actor": "a", "lines": lines}),
+            "cancel_transfer": lambda: cancel_transfer(conn, {"store_id": sender, "reference": "T-1", "actor": "a"}),
+            "transfer_out again": lambda: transfer_out(conn, {"store_id": sender, "reference": "T-2",
+                                                              "to_store_id": receiver, "actor": "a", "lines": lines}),
+            "transfer_in": lambda: transfer_in(conn, {"store_id": receiver, "reference": "T-2", "from_store_id": sender,
+                                                      "actor": "a", "lines": [{"sku": "SKU", "batch_lot": "LOT-T",
+                                                                               "sent": 1, "received": 1}]}),
+        }
+        routes = {}
+        for name, run in calls.items():
+            notices.clear()
+            run()
+            routes[name] = (notices.count("pushing down the function call"),
+                            any(n.startswith("issuing PREPARE TRANSACTION") for n in notices))
+    assert routes["transfer_out"] == routes["cancel_transfer"] == routes["transfer_out again"] == (1, False), notices
+    assert routes["transfer_in"][0] == 0
 
 
 def test_a_store_scoped_call_on_its_stores_worker_sends_nothing_to_another_node(db, dsn, store):
