@@ -2566,10 +2566,7 @@ DECLARE
 BEGIN
     PERFORM posledger_private.refuse_problems(posledger_private.receiving_problems(p_shipment), 'shipment');
     v_store_id := (p_shipment->>'store_id')::uuid;
-    PERFORM posledger_private.refuse_missing(
-        CASE WHEN NOT EXISTS (SELECT FROM public.stores WHERE id = v_store_id)
-             THEN jsonb_build_array(jsonb_build_object('store_id', v_store_id)) ELSE '[]' END,
-        'Create the store before receiving into it.');
+    PERFORM posledger_private.existing_store(v_store_id);
 
     v_shipment := posledger_private.receiving_claim(v_store_id, p_shipment);
     IF v_shipment.result IS NOT NULL THEN

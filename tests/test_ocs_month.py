@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from conftest import (
     Platform,
+    batches_of,
     catalogue,
     check_invariants,
     item,
@@ -62,6 +63,7 @@ TOKEN = "month-token"
 PRODUCTS = {"DRY-1": ("dried", Decimal("3.5"), "00628000000013", Decimal("21.40")),
             "BEV-1": ("beverage", Decimal(355) / Decimal(570), "00628000000020", Decimal("2.75")),
             "ACC-1": ("accessory", Decimal(0), "00628000000037", Decimal("5.10"))}
+PRICES = {"DRY-1": 39.99, "BEV-1": 5.49, "ACC-1": 12.0}   # shelf prices, for soldAtPrice
 
 
 class Clock:
@@ -112,8 +114,7 @@ class Retailer:
 
     def sell(self, store: str, **fields) -> dict | None:
         skus = self.rng.sample(sorted(PRODUCTS), self.rng.randint(1, 2))
-        items = [{**item(sku, self.rng.randint(1, 2)), "unit_price": {"DRY-1": 39.99, "BEV-1": 5.49,
-                                                                       "ACC-1": 12.0}[sku]} for sku in skus]
+        items = [{**item(sku, self.rng.randint(1, 2)), "unit_price": PRICES[sku]} for sku in skus]
         total = round(sum(line["quantity"] * line["unit_price"] for line in items), 2)
         try:
             sale = record_sale(self.db, sale_payload(store, *items, total=total, **fields))
@@ -143,9 +144,7 @@ class Retailer:
             transfer_in(db, arrival(s3, s2, "TR-S2-S3", {"BEV-1": ("BEV-1-W2", 10)}))
         if n == 15:   # a count at S3 finds two accessories fewer than the books
             self.clock.at(day, 19, 30)
-            on_hand = db.execute("SELECT quantity_on_hand FROM ocs_inventory WHERE store_id = %s"
-                                 " AND batch_lot = 'ACC-1-W3'", [s3]).fetchone()[0]
-            db.commit()
+            _, on_hand, _, _ = batches_of(db, s3, "ACC-1")["ACC-1-W3"]
             count_inventory(db, {"store_id": s3, "reference": "COUNT-15", "reason_code": "cycle_count",
                                  "note": "shelf count", "actor": "clerk-3",
                                  "lines": [{"sku": "ACC-1", "batch_lot": "ACC-1-W3", "counted": on_hand - 2}]})
@@ -162,9 +161,7 @@ class Retailer:
         if n == 22:   # the recalled lot is destroyed where it was
             self.clock.at(day, 13)
             for store in (s1, s2):
-                left = db.execute("SELECT quantity_on_hand FROM ocs_inventory WHERE store_id = %s"
-                                  " AND batch_lot = 'LOT-RECALL'", [store]).fetchone()[0]
-                db.commit()
+                _, left, _, _ = batches_of(db, store, "DRY-1")["LOT-RECALL"]
                 adjust_inventory(db, {"store_id": store, "reference": f"DESTROY-{store[:8]}",
                                       "reason_code": "destruction", "note": "recall RECALL-2026-03",
                                       "actor": "compliance", "lines": [{"sku": "DRY-1", "batch_lot": "LOT-RECALL",
